@@ -1,0 +1,23 @@
+"""What a channel name says about the phone behind it."""
+
+from __future__ import annotations
+
+import re
+
+# PJSIP/agent1001-00000011 -> PJSIP/agent1001 ; Local/1001@agents-00000007;1 -> Local/1001@agents
+_SUFFIX = re.compile(r"-[0-9a-f]{8}(;[12])?$")
+
+
+def device_of(channel: str) -> str:
+    """The device (endpoint) a channel belongs to, without Asterisk's per-call suffix."""
+    return _SUFFIX.sub("", channel)
+
+
+def is_local_outward_half(channel: str) -> bool:
+    """The ``;1`` half of a Local channel pair: the side that was dialled, not the
+    side (``;2``) that runs the dialplan at exten@context. It is never the leg
+    that arrives in a context, so it cannot be the citizen's inbound leg."""
+    return channel.startswith("Local/") and channel.endswith(";1")
+
+
+UNKNOWN_CALLER = ("", "<unknown>")

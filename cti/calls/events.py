@@ -1,0 +1,124 @@
+"""Domain events: what happened to a citizen's call, in the hotline's terms.
+
+The tracker turns AMI events into these; the screen-pop hub, the store and the
+case workflow consume them. Each is frozen and carries the call's Linkedid and
+the time it happened (seconds since the epoch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    kind: ClassVar[str] = "event"
+    linkedid: str
+    at: float
+
+    def data(self) -> dict[str, Any]:
+        """The event's own fields, without the call's id and the time."""
+        values = asdict(self)
+        del values["linkedid"], values["at"]
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered(CallEvent):
+    """A citizen's call reached the PBX (inbound) or a callback was placed (outbound)."""
+
+    kind: ClassVar[str] = "offered"
+    direction: str
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued(CallEvent):
+    kind: ClassVar[str] = "queued"
+    queue: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class LegRinging(CallEvent):
+    """An agent's phone or a remote seat starts ringing for this call."""
+
+    kind: ClassVar[str] = "ringing"
+    device: str
+    name: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegEnded(CallEvent):
+    """A ringing leg stopped ringing: answered, cancelled (answered elsewhere), no answer, busy."""
+
+    kind: ClassVar[str] = "leg_ended"
+    device: str
+    channel: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(CallEvent):
+    kind: ClassVar[str] = "answered"
+    answered_by: str
+    name: str
+    channel: str
+    queue_wait: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred(CallEvent):
+    """The citizen was handed on: ``blind``, ``attended``, ``redirect`` or joined a ``conference``."""
+
+    kind: ClassVar[str] = "transferred"
+    transfer_kind: str
+    target: str
+    transferer: str
+    transferee: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFailed(CallEvent):
+    kind: ClassVar[str] = "transfer_failed"
+    transfer_kind: str
+    target: str
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted(CallEvent):
+    kind: ClassVar[str] = "recording"
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(CallEvent):
+    """The citizen's leg is gone. ``estimated`` when it ended while the AMI link was down."""
+
+    kind: ClassVar[str] = "ended"
+    cause: int | None
+    cause_text: str
+    answered: bool
+    estimated: bool
+
+
+EVENT_TYPES: dict[str, type[CallEvent]] = {
+    cls.kind: cls
+    for cls in (
+        CallOffered, CallQueued, LegRinging, LegEnded, CallAnswered,
+        CallTransferred, TransferFailed, RecordingStarted, CallEnded,
+    )
+}
+
+
+def event_from_data(kind: str, linkedid: str, at: float, data: dict[str, Any]) -> CallEvent:
+    """Rebuild a domain event from its stored form (the inverse of ``data()``)."""
+    cls = EVENT_TYPES[kind]
+    names = {f.name for f in fields(cls)}
+    return cls(linkedid=linkedid, at=at, **{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,101 @@
+"""The call record: one row per citizen call, written when the call ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cti.calls.events import CallEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    kind: str  # blind | attended | redirect | conference
+    target: str  # the number (or conference room, or device) the citizen was handed to
+    at: float
+    transferer: str = ""  # channel that asked for it
+    transferee: str = ""  # channel that was moved
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """A phone rung for the call while it waited for an answer."""
+
+    device: str  # queue member interface (PJSIP/agent1001) or the dialled device
+    name: str  # queue member name, when the queue gives one
+    channel: str
+    rang_at: float
+    outcome: str  # answered | cancel | noanswer | busy | chanunavail | congestion | ringing
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    linkedid: str
+    direction: str  # inbound | outbound
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    arrived_at: float
+    ended_at: float
+    queue: str = ""
+    queued_at: float | None = None
+    answered_at: float | None = None
+    queue_wait: float | None = None  # seconds in the queue (app_queue's HoldTime when it gives one)
+    talk_time: float | None = None
+    answered_by: str = ""  # queue member interface or device that answered the citizen
+    answered_by_name: str = ""
+    answered_channel: str = ""
+    transfers: tuple[Transfer, ...] = ()
+    legs: tuple[Leg, ...] = ()
+    hangup_cause: int | None = None
+    hangup_cause_text: str = ""
+    recording: str = ""
+    estimated: bool = False  # parts were inferred after an AMI outage
+    timeline: tuple[CallEvent, ...] = field(default=(), compare=False)
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+    def to_json(self, zone: ZoneInfo | None = None) -> dict[str, Any]:
+        """The record as plain JSON data (times as ISO 8601 in ``zone``, default UTC)."""
+        return {
+            "linkedid": self.linkedid,
+            "direction": self.direction,
+            "caller_number": self.caller_number,
+            "caller_name": self.caller_name,
+            "dialled_number": self.dialled_number,
+            "queue": self.queue,
+            "arrived_at": iso_time(self.arrived_at, zone),
+            "queued_at": iso_time(self.queued_at, zone),
+            "answered_at": iso_time(self.answered_at, zone),
+            "ended_at": iso_time(self.ended_at, zone),
+            "queue_wait": self.queue_wait,
+            "talk_time": self.talk_time,
+            "duration": round(self.ended_at - self.arrived_at, 3),
+            "answered_by": self.answered_by,
+            "answered_by_name": self.answered_by_name,
+            "transfers": [
+                {"target": t.target, "kind": t.kind, "at": iso_time(t.at, zone),
+                 "transferer": t.transferer, "transferee": t.transferee}
+                for t in self.transfers
+            ],
+            "legs": [
+                {"device": leg.device, "name": leg.name, "outcome": leg.outcome,
+                 "rang_at": iso_time(leg.rang_at, zone), "ended_at": iso_time(leg.ended_at, zone)}
+                for leg in self.legs
+            ],
+            "hangup_cause": self.hangup_cause,
+            "hangup_cause_text": self.hangup_cause_text,
+            "recording": self.recording,
+            "estimated": self.estimated,
+        }
+
+
+def iso_time(value: float | None, zone: ZoneInfo | None = None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, zone or UTC).isoformat(timespec="milliseconds")

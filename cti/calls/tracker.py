@@ -1,0 +1,600 @@
+"""The call tracker: AMI events in, call state and domain events out. Pure: no IO.
+
+A *call* is everything sharing Asterisk's ``Linkedid``; channels are keyed by
+``Uniqueid``. Only the hotline's own calls are recorded:
+
+- **inbound**: a channel arrives in one of the inbound contexts (the carrier
+  trunk's context). That channel is the *citizen's leg*: it is what the queue,
+  the bridges and the transfers act on, and the call ends when it hangs up.
+- **outbound**: a channel runs the dialplan in one of the outbound contexts (the
+  callback context); the phone it dials is the citizen's leg.
+
+Every other channel is followed silently (an agent phone calling another, the
+far ends of a lab's loop) so that it can join a hotline call later, for example
+as the third party of a conference, without becoming a record of its own.
+
+Transfers keep one record: Asterisk keeps the Linkedid across blind, attended
+and redirect transfers, and the citizen's leg stays the same channel.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from cti.ami.message import AmiMessage
+from cti.calls.channels import UNKNOWN_CALLER, device_of, is_local_outward_half
+from cti.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallOffered,
+    CallQueued,
+    CallTransferred,
+    LegEnded,
+    LegRinging,
+    RecordingStarted,
+    TransferFailed,
+)
+from cti.calls.record import CallRecord, Leg, Transfer
+
+# Linkedids of finished calls remembered, so late events of their remaining
+# channels never start a second record for the same call.
+FINISHED_MEMORY = 4096
+
+
+@dataclass(slots=True)
+class Channel:
+    uniqueid: str
+    name: str
+    linkedid: str
+    context: str
+    exten: str
+    caller_number: str = ""
+    caller_name: str = ""
+    bridge: str = ""
+    bridged_at: tuple[str, str] = ("", "")  # (context, exten) when it entered its bridge
+
+
+@dataclass(slots=True)
+class _Leg:
+    device: str
+    name: str
+    channel: str
+    rang_at: float
+    via_queue: bool = False
+    outcome: str = "ringing"
+    ended_at: float | None = None
+
+
+@dataclass(slots=True)
+class Call:
+    """The mutable state of one call in progress."""
+
+    linkedid: str
+    direction: str
+    anchor: str  # uniqueid whose hangup ends the call
+    citizen: str  # uniqueid of the citizen's leg ("" until an outbound call dials)
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    arrived_at: float
+    offered: bool = False
+    queue: str = ""
+    queued_at: float | None = None
+    answered_at: float | None = None
+    answered_by: str = ""
+    answered_by_name: str = ""
+    answered_channel: str = ""  # uniqueid of the answering leg
+    answered_channel_name: str = ""
+    queue_wait: float | None = None
+    talk_time: float | None = None
+    legs: dict[str, _Leg] = field(default_factory=dict)  # by the rung channel's uniqueid
+    transfers: list[Transfer] = field(default_factory=list)
+    expected_moves: dict[str, tuple[str, str]] = field(default_factory=dict)
+    conference_seen: set[str] = field(default_factory=set)
+    recording: str = ""
+    estimated: bool = False
+    citizen_hangup: tuple[int | None, str] | None = None  # outbound: the dialled citizen's own cause
+    timeline: list[CallEvent] = field(default_factory=list)
+
+
+class CallTracker:
+    """Feed AMI events in stream order; collect domain events and finished records."""
+
+    def __init__(self, inbound_contexts: tuple[str, ...] = ("from-carrier",),
+                 outbound_contexts: tuple[str, ...] = ("callback",)) -> None:
+        self.inbound_contexts = frozenset(inbound_contexts)
+        self.outbound_contexts = frozenset(outbound_contexts)
+        self.channels: dict[str, Channel] = {}
+        self.calls: dict[str, Call] = {}
+        self.bridges: dict[str, set[str]] = {}
+        self.finished: list[CallRecord] = []
+        self._events: list[CallEvent] = []
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._snapshot: list[AmiMessage] | None = None
+        self._handlers = {
+            "Newchannel": self._newchannel,
+            "NewCallerid": self._newcallerid,
+            "QueueCallerJoin": self._queue_join,
+            "QueueCallerAbandon": self._queue_abandon,
+            "AgentCalled": self._agent_called,
+            "DialBegin": self._dial_begin,
+            "DialEnd": self._dial_end,
+            "AgentConnect": self._agent_connect,
+            "AgentComplete": self._agent_complete,
+            "BridgeEnter": self._bridge_enter,
+            "BridgeLeave": self._bridge_leave,
+            "BlindTransfer": self._blind_transfer,
+            "AttendedTransfer": self._attended_transfer,
+            "VarSet": self._varset,
+            "Hangup": self._hangup,
+            "CoreShowChannel": self._snapshot_item,
+            "CoreShowChannelsComplete": self._snapshot_complete,
+        }
+
+    # -- public API -----------------------------------------------------------
+
+    def feed(self, message: AmiMessage, at: float) -> list[CallEvent]:
+        """Apply one AMI message; return the domain events it caused."""
+        if message.kind != "event":
+            return []
+        uniqueid = message.fields.get("uniqueid")
+        if uniqueid is not None and message.name != "CoreShowChannel":
+            channel = self.channels.get(uniqueid)
+            if channel is not None:
+                self._update_channel(channel, message, at)
+        handler = self._handlers.get(message.name)
+        if handler is not None:
+            handler(message, at)
+        return self.drain()
+
+    def drain(self) -> list[CallEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def take_finished(self) -> list[CallRecord]:
+        finished, self.finished = self.finished, []
+        return finished
+
+    def link_lost(self, at: float) -> None:
+        """The AMI link dropped: events from now until the next channel list are lost."""
+        self._snapshot = None
+
+    # -- channel identity and location ------------------------------------------
+
+    def _update_channel(self, channel: Channel, message: AmiMessage, at: float) -> None:
+        context = message.fields.get("context")
+        if context is None or context == channel.context:
+            return
+        channel.context = context
+        channel.exten = message.fields.get("exten", channel.exten)
+        if (context in self.outbound_contexts and channel.linkedid not in self.calls
+                and channel.linkedid not in self._done):
+            self._start_outbound(channel, at)
+
+    def _newchannel(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        channel = Channel(
+            uniqueid=f.get("uniqueid", ""), name=f.get("channel", ""), linkedid=f.get("linkedid", ""),
+            context=f.get("context", ""), exten=f.get("exten", ""),
+            caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
+        )
+        if not channel.uniqueid:
+            return
+        self.channels[channel.uniqueid] = channel
+        if self._is_inbound_leg(channel):
+            self._start_inbound(channel, at)
+        elif channel.context in self.outbound_contexts and channel.linkedid not in self.calls:
+            self._start_outbound(channel, at)
+
+    def _is_inbound_leg(self, channel: Channel) -> bool:
+        return (
+            channel.context in self.inbound_contexts
+            and channel.linkedid not in self.calls
+            and channel.linkedid not in self._done
+            and not is_local_outward_half(channel.name)
+        )
+
+    def _start_inbound(self, channel: Channel, at: float) -> Call:
+        call = Call(
+            linkedid=channel.linkedid, direction="inbound", anchor=channel.uniqueid,
+            citizen=channel.uniqueid, caller_number=_known(channel.caller_number),
+            caller_name=_known(channel.caller_name), dialled_number=channel.exten, arrived_at=at,
+        )
+        self.calls[call.linkedid] = call
+        if call.caller_number:
+            self._offer(call, at)
+        return call
+
+    def _start_outbound(self, channel: Channel, at: float) -> None:
+        """A channel runs the callback dialplan: a call the hotline places to a citizen."""
+        call = Call(
+            linkedid=channel.linkedid, direction="outbound", anchor=channel.uniqueid, citizen="",
+            caller_number=_known(channel.caller_number), caller_name=_known(channel.caller_name),
+            dialled_number=channel.exten, arrived_at=at,
+            answered_by=device_of(channel.name), answered_channel=channel.uniqueid,
+            answered_channel_name=channel.name,
+        )
+        self.calls[call.linkedid] = call
+        self._offer(call, at)
+
+    def _offer(self, call: Call, at: float) -> None:
+        call.offered = True
+        anchor = self.channels.get(call.anchor)
+        self._emit(call, CallOffered(
+            call.linkedid, call.arrived_at, call.direction, call.caller_number, call.caller_name,
+            call.dialled_number, anchor.name if anchor else "",
+        ))
+
+    def _call_for(self, message: AmiMessage, at: float) -> Call | None:
+        """The call this message is about, offering it first if it is still unannounced."""
+        call = self.calls.get(message.fields.get("linkedid", ""))
+        if call is not None and not call.offered:
+            self._offer(call, at)
+        return call
+
+    def _newcallerid(self, message: AmiMessage, at: float) -> None:
+        channel = self.channels.get(message.fields.get("uniqueid", ""))
+        if channel is None:
+            return
+        number = message.fields.get("calleridnum", "")
+        name = message.fields.get("calleridname", "")
+        if number not in UNKNOWN_CALLER:
+            channel.caller_number = number
+        if name not in UNKNOWN_CALLER:
+            channel.caller_name = name
+        call = self.calls.get(channel.linkedid)
+        if call is None or call.citizen != channel.uniqueid or call.direction != "inbound":
+            return
+        if call.answered_at is None:
+            call.caller_number = _known(channel.caller_number) or call.caller_number
+            call.caller_name = _known(channel.caller_name) or call.caller_name
+        if not call.offered and call.caller_number:
+            self._offer(call, at)
+
+    # -- queue and ringing ----------------------------------------------------------
+
+    def _queue_join(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is None or message.fields.get("uniqueid") != call.citizen:
+            return
+        call.queue = message.fields.get("queue", "")
+        call.queued_at = at
+        self._emit(call, CallQueued(call.linkedid, at, call.queue, _int(message.fields.get("position"))))
+
+    def _queue_abandon(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is not None:
+            call.queue_wait = _float(message.fields.get("holdtime"))
+
+    def _agent_called(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is None:
+            return
+        f = message.fields
+        self._ring(call, at, f.get("destuniqueid", ""), f.get("destchannel", ""),
+                   f.get("interface", ""), f.get("membername", ""), via_queue=True)
+
+    def _dial_begin(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        source = f.get("uniqueid", "")
+        dest = f.get("destuniqueid", "")
+        call = self._call_for(message, at)
+        if call is None or not dest:
+            return
+        if call.direction == "outbound" and source == call.anchor and not call.citizen:
+            call.citizen = dest  # the callback rings the citizen
+            call.dialled_number = f.get("destexten") or call.dialled_number
+            return
+        if source == call.citizen and call.answered_at is None:
+            self._ring(call, at, dest, f.get("destchannel", ""), device_of(f.get("destchannel", "")), "")
+
+    def _ring(self, call: Call, at: float, dest: str, channel: str, device: str, name: str,
+              via_queue: bool = False) -> None:
+        if not dest or dest in call.legs:
+            return
+        leg = _Leg(device=device, name=name, channel=channel, rang_at=at, via_queue=via_queue)
+        call.legs[dest] = leg
+        self._emit(call, LegRinging(call.linkedid, at, device, name, channel))
+
+    def _dial_end(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is None:
+            return
+        f = message.fields
+        dest = f.get("destuniqueid", "")
+        status = f.get("dialstatus", "").lower()
+        if call.direction == "outbound" and dest == call.citizen:
+            if status == "answer" and call.answered_at is None:
+                call.answered_at = at
+                anchor = self.channels.get(call.anchor)
+                self._emit(call, CallAnswered(call.linkedid, at, call.answered_by, "",
+                                              anchor.name if anchor else "", None))
+            return
+        leg = call.legs.get(dest)
+        if leg is None or leg.outcome != "ringing":
+            return  # Asterisk reports a cancelled ringall leg twice
+        leg.outcome = "answered" if status == "answer" else status
+        leg.ended_at = at
+        self._emit(call, LegEnded(call.linkedid, at, leg.device, leg.channel, leg.outcome))
+        if leg.outcome == "answered" and not leg.via_queue:
+            self._answer(call, at, dest, leg.device, leg.name, leg.channel)
+
+    def _agent_connect(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is None:
+            return
+        f = message.fields
+        call.queue_wait = _float(f.get("holdtime"))
+        self._answer(call, at, f.get("destuniqueid", ""), f.get("interface", ""),
+                     f.get("membername", ""), f.get("destchannel", ""))
+
+    def _answer(self, call: Call, at: float, uniqueid: str, device: str, name: str, channel: str) -> None:
+        if call.answered_at is not None:
+            return
+        call.answered_at = at
+        call.answered_by, call.answered_by_name = device, name
+        call.answered_channel, call.answered_channel_name = uniqueid, channel
+        if call.queue_wait is None and call.queued_at is not None:
+            call.queue_wait = round(at - call.queued_at, 3)
+        self._emit(call, CallAnswered(call.linkedid, at, device, name, channel, call.queue_wait))
+
+    def _agent_complete(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is not None and call.talk_time is None:
+            call.talk_time = _float(message.fields.get("talktime"))
+
+    # -- bridges, transfers, recordings --------------------------------------------------
+
+    def _bridge_enter(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        bridge, uniqueid = f.get("bridgeuniqueid", ""), f.get("uniqueid", "")
+        channel = self.channels.get(uniqueid)
+        if channel is None or not bridge:
+            return
+        channel.bridge = bridge
+        channel.bridged_at = (f.get("context", ""), f.get("exten", ""))
+        members = self.bridges.setdefault(bridge, set())
+        members.add(uniqueid)
+        if len(members) >= 3:
+            self._conference(members, at)
+
+    def _conference(self, members: set[str], at: float) -> None:
+        """Three or more parties in one bridge with a citizen: a three-way call (三方通话)."""
+        for uniqueid in members:
+            channel = self.channels.get(uniqueid)
+            call = self.calls.get(channel.linkedid) if channel else None
+            if call is None or call.citizen != uniqueid or call.answered_at is None:
+                continue
+            for other in sorted(members - {uniqueid, call.answered_channel} - call.conference_seen):
+                call.conference_seen.add(other)
+                joined = self.channels[other].name
+                self._transfer(call, at, "conference", device_of(joined), "", joined)
+
+    def _bridge_leave(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        uniqueid = f.get("uniqueid", "")
+        members = self.bridges.get(f.get("bridgeuniqueid", ""))
+        if members is not None:
+            members.discard(uniqueid)
+            if not members:
+                del self.bridges[f["bridgeuniqueid"]]
+        channel = self.channels.get(uniqueid)
+        if channel is None:
+            return
+        call = self.calls.get(channel.linkedid)
+        location = (f.get("context", ""), f.get("exten", ""))
+        if (call is not None and uniqueid == call.citizen and call.answered_at is not None
+                and location != channel.bridged_at):
+            self._moved_out_of_bridge(call, channel, location, at)
+        channel.bridge, channel.bridged_at = "", ("", "")
+
+    def _moved_out_of_bridge(self, call: Call, channel: Channel, location: tuple[str, str], at: float) -> None:
+        """The citizen's leg left its bridge for another place in the dialplan.
+
+        A blind transfer announced that move beforehand; any other move is an AMI
+        Redirect, for which Asterisk sends no event of its own. BridgeLeave is
+        trusted here, not every event's channel snapshot: Asterisk sends some
+        events (a VarSet, say) from a snapshot taken before the move."""
+        if call.expected_moves.pop(channel.uniqueid, None) == location:
+            return
+        self._transfer(call, at, "redirect", location[1], "", channel.name)
+
+    def _blind_transfer(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        call = self.calls.get(f.get("transfereelinkedid", "")) or self.calls.get(f.get("transfererlinkedid", ""))
+        if call is None:
+            return
+        target = f.get("extension", "")
+        if f.get("result") != "Success":
+            self._emit(call, TransferFailed(call.linkedid, at, "blind", target, f.get("result", "")))
+            return
+        transferee = f.get("transfereeuniqueid", "")
+        call.expected_moves[transferee] = (f.get("context", ""), target)
+        self._transfer(call, at, "blind", target, f.get("transfererchannel", ""), f.get("transfereechannel", ""))
+
+    def _attended_transfer(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        call = self.calls.get(f.get("transfereelinkedid", "")) or self.calls.get(
+            f.get("origtransfererlinkedid", ""))
+        if call is None:
+            return
+        # The consultation leg's number: the target channel's own extension, or,
+        # when the target is a trunk leg still at "s", what the agent dialled.
+        target = f.get("transfertargetexten", "")
+        if target in ("", "s"):
+            target = f.get("secondtransfererexten", "")
+        if f.get("result") != "Success":
+            self._emit(call, TransferFailed(call.linkedid, at, "attended", target, f.get("result", "")))
+            return
+        self._transfer(call, at, "attended", target, f.get("origtransfererchannel", ""),
+                       f.get("transfereechannel", ""))
+
+    def _transfer(self, call: Call, at: float, kind: str, target: str, transferer: str, transferee: str) -> None:
+        call.transfers.append(Transfer(kind, target, at, transferer, transferee))
+        self._emit(call, CallTransferred(call.linkedid, at, kind, target, transferer, transferee))
+
+    def _varset(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        if f.get("variable") != "MIXMONITOR_FILENAME":
+            return
+        call = self._call_for(message, at)
+        if call is not None and not call.recording:
+            call.recording = f.get("value", "")
+            self._emit(call, RecordingStarted(call.linkedid, at, call.recording))
+
+    # -- the end of a call -------------------------------------------------------------
+
+    def _hangup(self, message: AmiMessage, at: float) -> None:
+        f = message.fields
+        uniqueid = f.get("uniqueid", "")
+        channel = self.channels.pop(uniqueid, None)
+        if channel is None:
+            return
+        self._leave_bridge(channel)
+        call = self.calls.get(channel.linkedid)
+        if call is None:
+            return
+        leg = call.legs.get(uniqueid)
+        if leg is not None and leg.outcome == "ringing":
+            leg.outcome, leg.ended_at = "hangup", at
+        if uniqueid == call.citizen and call.direction == "outbound":
+            call.citizen_hangup = (_int_or_none(f.get("cause")), f.get("cause-txt", ""))
+        if uniqueid == call.anchor:
+            cause = _int_or_none(f.get("cause"))
+            self._end(call, at, cause, f.get("cause-txt", ""), estimated=False)
+
+    def _leave_bridge(self, channel: Channel) -> None:
+        if channel.bridge:
+            members = self.bridges.get(channel.bridge)
+            if members is not None:
+                members.discard(channel.uniqueid)
+                if not members:
+                    del self.bridges[channel.bridge]
+
+    def _end(self, call: Call, at: float, cause: int | None, cause_text: str, estimated: bool) -> None:
+        if not call.offered:
+            self._offer(call, at)
+        for leg in call.legs.values():
+            if leg.outcome == "ringing":
+                leg.outcome, leg.ended_at = "hangup", at
+        call.estimated = call.estimated or estimated
+        self._emit(call, CallEnded(call.linkedid, at, cause, cause_text, call.answered_at is not None,
+                                   estimated))
+        del self.calls[call.linkedid]
+        self._done[call.linkedid] = None
+        if len(self._done) > FINISHED_MEMORY:
+            self._done.popitem(last=False)
+        self.finished.append(_record(call, at, cause, cause_text))
+
+    # -- resynchronisation after a reconnect -------------------------------------------
+
+    def _snapshot_item(self, message: AmiMessage, at: float) -> None:
+        if self._snapshot is None:
+            self._snapshot = []
+        self._snapshot.append(message)
+
+    def _snapshot_complete(self, message: AmiMessage, at: float) -> None:
+        listed, self._snapshot = self._snapshot or [], None
+        self.reconcile(listed, at)
+
+    def reconcile(self, listed: list[AmiMessage], at: float) -> None:
+        """Bring the state in line with a CoreShowChannels list taken at ``at``.
+
+        Channels that are no longer listed hung up while the link was down: their
+        calls end now, marked estimated. Listed channels never seen are calls
+        that began meanwhile (or before cti started): they are rebuilt from the
+        list, which carries each leg's Linkedid and BridgeId."""
+        present = {m.fields.get("uniqueid", "") for m in listed}
+        for uniqueid in [u for u in self.channels if u not in present]:
+            channel = self.channels.pop(uniqueid)
+            self._leave_bridge(channel)
+            call = self.calls.get(channel.linkedid)
+            if call is not None and uniqueid == call.anchor:
+                self._end(call, at, None, "ended while the AMI link was down", estimated=True)
+        rebuilt = [self._rebuild_channel(m, at) for m in listed if m.fields.get("uniqueid") not in self.channels]
+        for channel in rebuilt:
+            call = self.calls.get(channel.linkedid)
+            if call is not None and call.estimated and channel.uniqueid == call.citizen:
+                self._rebuild_answer(call, channel, at)
+
+    def _rebuild_channel(self, message: AmiMessage, at: float) -> Channel:
+        f = message.fields
+        channel = Channel(
+            uniqueid=f.get("uniqueid", ""), name=f.get("channel", ""), linkedid=f.get("linkedid", ""),
+            context=f.get("context", ""), exten=f.get("exten", ""),
+            caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
+            bridge=f.get("bridgeid", ""),
+        )
+        self.channels[channel.uniqueid] = channel
+        if channel.bridge:
+            self.bridges.setdefault(channel.bridge, set()).add(channel.uniqueid)
+        if self._is_inbound_leg(channel):
+            call = self._start_inbound(channel, at - _duration(f.get("duration", "")))
+            call.estimated = True
+        return channel
+
+    def _rebuild_answer(self, call: Call, citizen: Channel, at: float) -> None:
+        """A rebuilt call whose citizen shares a bridge with another leg is being answered."""
+        if not citizen.bridge:
+            return
+        others = sorted(self.bridges.get(citizen.bridge, set()) - {citizen.uniqueid})
+        if others:
+            other = self.channels[others[0]]
+            self._answer(call, at, other.uniqueid, device_of(other.name), "", other.name)
+
+    def _emit(self, call: Call, event: CallEvent) -> None:
+        call.timeline.append(event)
+        self._events.append(event)
+
+
+def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRecord:
+    if call.citizen_hangup is not None:
+        cause, cause_text = call.citizen_hangup
+    return CallRecord(
+        linkedid=call.linkedid, direction=call.direction, caller_number=call.caller_number,
+        caller_name=call.caller_name, dialled_number=call.dialled_number, arrived_at=call.arrived_at,
+        ended_at=at, queue=call.queue, queued_at=call.queued_at, answered_at=call.answered_at,
+        queue_wait=call.queue_wait, talk_time=call.talk_time, answered_by=call.answered_by,
+        answered_by_name=call.answered_by_name, answered_channel=call.answered_channel_name,
+        transfers=tuple(call.transfers),
+        legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at)
+                   for leg in call.legs.values()),
+        hangup_cause=cause, hangup_cause_text=cause_text, recording=call.recording,
+        estimated=call.estimated, timeline=tuple(call.timeline),
+    )
+
+
+def _known(value: str) -> str:
+    return "" if value in UNKNOWN_CALLER else value
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _duration(value: str) -> float:
+    """CoreShowChannel's Duration, ``HH:MM:SS``, in seconds."""
+    try:
+        hours, minutes, seconds = (int(part) for part in value.split(":"))
+    except ValueError:
+        return 0.0
+    return float(hours * 3600 + minutes * 60 + seconds)
