@@ -1,0 +1,118 @@
+"""Service settings: a YAML file, overridden by the environment.
+
+Containers configure through the environment, so ``CTI_AMI_HOST``,
+``CTI_AMI_PORT``, ``CTI_AMI_USER``, ``CTI_AMI_SECRET`` and ``CTI_DB_URL`` win
+over the file, and with no file at all the defaults plus the environment are
+enough. The AMI secret belongs in the environment, not in the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
+
+DEFAULT_FILE = "cti.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "cti"
+    secret: str = ""
+    action_timeout: float = 5.0  # seconds an action may wait for its response
+    liveness_interval: float = 10.0  # silence after which the link is probed with a Ping
+    liveness_timeout: float = 5.0  # the Ping's answer must come within this
+    reconnect_min: float = 0.5  # first reconnect delay; doubles up to reconnect_max, with jitter
+    reconnect_max: float = 30.0
+    inbound_contexts: tuple[str, ...] = ("from-carrier",)  # where the carrier trunk's calls arrive
+    outbound_contexts: tuple[str, ...] = ("callback",)  # where callbacks to citizens are dialled
+    pbx_timezone: str = "UTC"  # zone of CEL EventTime values, for replays
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:///cti.db"
+    batch_size: int = 200  # call records written per transaction at most
+    flush_interval: float = 0.2  # seconds a finished record may wait for its batch
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    timezone: str = "Asia/Shanghai"  # how times are shown
+    source: str = field(default="defaults", compare=False)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+_ENVIRONMENT = {
+    "CTI_AMI_HOST": ("ami", "host", str),
+    "CTI_AMI_PORT": ("ami", "port", int),
+    "CTI_AMI_USER": ("ami", "username", str),
+    "CTI_AMI_SECRET": ("ami", "secret", str),
+    "CTI_DB_URL": ("database", "url", str),
+}
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (or ``$CTI_SETTINGS``, or ./cti.yaml when present) and apply the environment."""
+    environ = os.environ if environ is None else environ
+    chosen = path or environ.get("CTI_SETTINGS")
+    if chosen is None and Path(DEFAULT_FILE).exists():
+        chosen = DEFAULT_FILE
+    settings = Settings()
+    if chosen is not None:
+        doc = YamlDoc.load(chosen)
+        problems: list[Problem] = []
+        built = build(Settings, doc.data, doc, (), problems)
+        if built is None:
+            raise ConfigError(problems)
+        settings = dataclasses.replace(built, source=str(chosen))
+    settings = _apply_environment(settings, environ)
+    _check(settings)
+    return settings
+
+
+def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    sections = {"ami": settings.ami, "database": settings.database}
+    problems = []
+    for variable, (section, key, kind) in _ENVIRONMENT.items():
+        if variable not in environ:
+            continue
+        raw = environ[variable]
+        try:
+            value = kind(raw)
+        except ValueError:
+            problems.append(Problem("environment", None, variable, f"expected an integer, got {raw!r}"))
+            continue
+        sections[section] = dataclasses.replace(sections[section], **{key: value})
+    if problems:
+        raise ConfigError(problems)
+    return dataclasses.replace(settings, ami=sections["ami"], database=sections["database"])
+
+
+def _check(settings: Settings) -> None:
+    problems = []
+    where = settings.source
+    for key, zone in (("timezone", settings.timezone), ("ami.pbx_timezone", settings.ami.pbx_timezone)):
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(Problem(where, None, key, f"unknown time zone {zone!r}"))
+    if not 0 < settings.ami.port < 65536:
+        problems.append(Problem(where, None, "ami.port", f"{settings.ami.port} is not a TCP port"))
+    if not settings.database.url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
+        problems.append(Problem(where, None, "database.url",
+                                "expected a sqlite:/// or postgresql:// URL, got " + repr(settings.database.url)))
+    if problems:
+        raise ConfigError(problems)

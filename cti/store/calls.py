@@ -1,0 +1,151 @@
+"""Call records in the database: save idempotently, read back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from cti.calls.events import CallEvent, event_from_data
+from cti.calls.record import CallRecord, Leg, Transfer
+from cti.store.models import Base, CallEventRow, CallRow
+
+
+def async_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs; use the async drivers."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+              "postgres": "postgresql+asyncpg"}.get(scheme, scheme)
+    return f"{driver}://{rest}"
+
+
+def make_engine(url: str, **options: Any) -> AsyncEngine:
+    engine = create_async_engine(async_url(url), **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (cti calls, the desk) work while the service writes;
+    # synchronous=FULL keeps every committed record through a power cut.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class CallStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    async def open(cls, url: str, **engine_options: Any) -> CallStore:
+        """Connect and create the tables that are missing. ``engine_options`` go to
+        SQLAlchemy's create_async_engine (pool sizes, connect_args)."""
+        store = cls(make_engine(url, **engine_options))
+        async with store.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def save(self, records: Sequence[CallRecord]) -> int:
+        """Write finished calls in one transaction; a Linkedid already stored is
+        left as it is, so writing the same call twice is harmless. Returns how
+        many were new."""
+        if not records:
+            return 0
+        by_id = {r.linkedid: r for r in records}
+        async with self._sessions.begin() as session:
+            existing = set(await session.scalars(
+                select(CallRow.linkedid).where(CallRow.linkedid.in_(list(by_id)))))
+            new = [r for r in by_id.values() if r.linkedid not in existing]
+            if not new:
+                return 0
+            await session.execute(
+                self._insert(CallRow).on_conflict_do_nothing(index_elements=["linkedid"]),
+                [_call_row(r) for r in new])
+            rows = [row for r in new for row in _event_rows(r)]
+            if rows:
+                await session.execute(self._insert(CallEventRow).on_conflict_do_nothing(), rows)
+        return len(new)
+
+    async def calls(self, *, limit: int = 50, linkedids: Sequence[str] | None = None,
+                    caller_number: str | None = None) -> list[CallRecord]:
+        """Stored calls, newest first (or in the order of ``linkedids`` when given)."""
+        query = select(CallRow)
+        if linkedids is not None:
+            query = query.where(CallRow.linkedid.in_(list(linkedids)))
+        if caller_number is not None:
+            query = query.where(CallRow.caller_number == caller_number)
+        query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(query))
+        records = [_record(row) for row in rows]
+        if linkedids is not None:
+            order = {linkedid: i for i, linkedid in enumerate(linkedids)}
+            records.sort(key=lambda r: order.get(r.linkedid, len(order)))
+        return records
+
+    async def timeline(self, linkedid: str) -> list[CallEvent]:
+        query = select(CallEventRow).where(CallEventRow.linkedid == linkedid).order_by(CallEventRow.seq)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(query))
+        return [event_from_data(row.kind, row.linkedid, row.at.timestamp(), row.data) for row in rows]
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _call_row(r: CallRecord) -> dict[str, Any]:
+    return {
+        "linkedid": r.linkedid, "direction": r.direction, "caller_number": r.caller_number,
+        "caller_name": r.caller_name, "dialled_number": r.dialled_number, "queue": r.queue,
+        "arrived_at": _time(r.arrived_at), "queued_at": _time(r.queued_at),
+        "answered_at": _time(r.answered_at), "ended_at": _time(r.ended_at),
+        "queue_wait": r.queue_wait, "talk_time": r.talk_time, "answered_by": r.answered_by,
+        "answered_by_name": r.answered_by_name, "answered_channel": r.answered_channel,
+        "transfers": [{"kind": t.kind, "target": t.target, "at": t.at, "transferer": t.transferer,
+                       "transferee": t.transferee} for t in r.transfers],
+        "legs": [{"device": leg.device, "name": leg.name, "channel": leg.channel, "rang_at": leg.rang_at,
+                  "outcome": leg.outcome, "ended_at": leg.ended_at} for leg in r.legs],
+        "hangup_cause": r.hangup_cause, "hangup_cause_text": r.hangup_cause_text,
+        "recording": r.recording, "estimated": r.estimated,
+    }
+
+
+def _event_rows(r: CallRecord) -> list[dict[str, Any]]:
+    return [{"linkedid": r.linkedid, "seq": i, "at": _time(e.at), "kind": e.kind, "data": e.data()}
+            for i, e in enumerate(r.timeline)]
+
+
+def _seconds(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _record(row: CallRow) -> CallRecord:
+    return CallRecord(
+        linkedid=row.linkedid, direction=row.direction, caller_number=row.caller_number,
+        caller_name=row.caller_name, dialled_number=row.dialled_number, queue=row.queue,
+        arrived_at=row.arrived_at.timestamp(), queued_at=_seconds(row.queued_at),
+        answered_at=_seconds(row.answered_at), ended_at=row.ended_at.timestamp(),
+        queue_wait=row.queue_wait, talk_time=row.talk_time, answered_by=row.answered_by,
+        answered_by_name=row.answered_by_name, answered_channel=row.answered_channel,
+        transfers=tuple(Transfer(**t) for t in row.transfers),
+        legs=tuple(Leg(**leg) for leg in row.legs),
+        hangup_cause=row.hangup_cause, hangup_cause_text=row.hangup_cause_text,
+        recording=row.recording, estimated=row.estimated,
+    )

@@ -1,0 +1,85 @@
+"""Database tables. SQLite (the embedded default) and PostgreSQL share them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zones: without this, an aware time would be stored with
+    its offset silently dropped."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class CallRow(Base):
+    """One citizen call, written once when it ends."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    caller_number: Mapped[str] = mapped_column(String(64))
+    caller_name: Mapped[str] = mapped_column(String(128))
+    dialled_number: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    arrived_at: Mapped[datetime]
+    queued_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime]
+    queue_wait: Mapped[float | None]
+    talk_time: Mapped[float | None]
+    answered_by: Mapped[str] = mapped_column(String(128))
+    answered_by_name: Mapped[str] = mapped_column(String(128))
+    answered_channel: Mapped[str] = mapped_column(String(128))
+    transfers: Mapped[list[Any]]
+    legs: Mapped[list[Any]]
+    hangup_cause: Mapped[int | None]
+    hangup_cause_text: Mapped[str] = mapped_column(String(128))
+    recording: Mapped[str] = mapped_column(String(512))
+    estimated: Mapped[bool]
+
+    __table_args__ = (
+        Index("ix_calls_caller_arrived", "caller_number", "arrived_at"),
+        Index("ix_calls_dialled_arrived", "dialled_number", "arrived_at"),
+        Index("ix_calls_arrived", "arrived_at"),
+    )
+
+
+class CallEventRow(Base):
+    """The timeline of a call: its domain events in order."""
+
+    __tablename__ = "call_events"
+
+    linkedid: Mapped[str] = mapped_column(
+        String(64), ForeignKey("calls.linkedid", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]]

@@ -1,0 +1,81 @@
+"""Writes finished call records in batches, off the AMI reading path.
+
+The AMI link must never wait for the database: a slow disk or a PostgreSQL
+failover would otherwise stall every screen-pop. Records wait here in memory
+and are written in batches; a failed write is retried with backoff, so a
+database outage delays records but does not drop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cti.calls.record import CallRecord
+from cti.store.calls import CallStore
+
+log = logging.getLogger(__name__)
+
+
+class RecordWriter:
+    def __init__(self, store: CallStore, *, batch_size: int = 200, flush_interval: float = 0.2,
+                 retry_max: float = 30.0) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_max = retry_max
+        self.written = 0
+        self._pending: list[CallRecord] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="record-writer")
+
+    def put(self, record: CallRecord) -> None:
+        self._pending.append(record)
+        self._idle.clear()
+        if len(self._pending) >= self.batch_size:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Wait until every record put so far is in the database."""
+        self._wake.set()
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        delay = 0.0
+        while True:
+            if not self._pending:
+                self._idle.set()
+                if self._closing:
+                    return
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval if self._pending else None)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self.batch_size]
+                try:
+                    self.written += await self.store.save(batch)
+                except Exception:  # the database is an edge: log, keep the records, retry
+                    delay = min(self.retry_max, max(0.5, delay * 2))
+                    log.exception("writing %d call records failed; retrying in %.1fs", len(batch), delay)
+                    await asyncio.sleep(delay)
+                    continue
+                delay = 0.0
+                del self._pending[: len(batch)]

@@ -1,0 +1,62 @@
+"""Shared fixtures: a real database (SQLite in tmp_path, and PostgreSQL when reachable)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cti.store.calls import CallStore
+
+PG_URL = os.environ.get("CTI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_available() -> bool:
+    async def probe() -> bool:
+        import asyncpg
+
+        try:
+            connection = await asyncio.wait_for(asyncpg.connect(PG_URL), 3)
+        except Exception:
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+_PG = _postgres_available()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[CallStore]:
+    """A fresh, empty call store on each backend; PostgreSQL is skipped when unreachable."""
+    if request.param == "sqlite":
+        opened = await CallStore.open(f"sqlite:///{tmp_path / 'calls.db'}")
+        yield opened
+        await opened.close()
+        return
+    if not _PG:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL} (set CTI_TEST_PG_URL)")
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_URL)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        opened = await CallStore.open(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+        yield opened
+        await opened.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path) -> AsyncIterator[CallStore]:
+    opened = await CallStore.open(f"sqlite:///{tmp_path / 'calls.db'}")
+    yield opened
+    await opened.close()

@@ -1,0 +1,239 @@
+"""A fake Asterisk AMI server on 127.0.0.1, driven by captured transcripts.
+
+It speaks AMI over real TCP: banner, Login (checked against a secret, refused
+with Asterisk's own "Authentication failed"), Ping, Logoff, and then the bytes
+a real Asterisk 22 sent in a captured session, split into random-sized writes.
+Where the capture answers an action our client also sends (CoreShowChannels
+after a reconnect), the server waits for the client's action and answers with
+the captured response under the client's ActionID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ami-traces"
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+_ACTION_ID = re.compile(rb"^ActionID: (.*)\r$", re.MULTILINE)
+
+EMPTY_CHANNEL_LIST = (
+    b"Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n"
+    b"Event: CoreShowChannelsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n"
+)
+
+
+@dataclass
+class Scripted:
+    raw: bytes
+    answers: str = ""  # the client action this message answers ("" = just send it)
+    action_id: bytes = b""  # its captured ActionID, replaced with the client's
+
+
+@dataclass
+class Session:
+    """What the fake Asterisk does on one connection."""
+
+    script: list[Scripted] = field(default_factory=list)
+    answer_resync: bool = True  # answer the client's first CoreShowChannels with an empty list
+    close_at_end: bool = True
+    silent: bool = False  # after login, answer nothing at all (not even Ping)
+    on_action: dict[str, str] = field(default_factory=dict)  # action -> "ignore" | "drop"
+
+
+def transcript(name: str) -> Session:
+    """A session replaying ``fixtures/ami-traces/NAME.jsonl`` after our own login.
+
+    The captured banner and login response are left out (the server does its
+    own). When the captured client resynchronised right after its login
+    (CoreShowChannels, as ours does), that captured answer waits for our
+    client's action and goes out under its ActionID; every other captured
+    response is sent as it was."""
+    with (FIXTURES / f"{name}.jsonl").open(encoding="utf-8") as lines:
+        entries = [json.loads(line) for line in lines]
+    actions = [_fields(e["raw"].encode()) for e in entries if e["dir"] == "out"]
+    names = {a.get(b"ActionID", b""): a.get(b"Action", b"").decode() for a in actions}
+    after_login = [a for a in actions if a.get(b"Action") != b"Login"][:1]
+    resync_id = (after_login[0].get(b"ActionID", b"")
+                 if after_login and after_login[0].get(b"Action") == b"CoreShowChannels" else None)
+    script = []
+    for entry in entries:
+        raw = entry["raw"].encode()
+        if entry["dir"] != "in" or raw.startswith(b"Asterisk Call Manager/"):
+            continue
+        match = _ACTION_ID.search(raw)
+        action_id = match.group(1) if match else b""
+        if names.get(action_id) == "Login":
+            continue
+        if action_id == resync_id:
+            script.append(Scripted(raw, "CoreShowChannels", action_id))
+        else:
+            script.append(Scripted(raw))
+    return Session(script=script, answer_resync=resync_id is None)
+
+
+def _fields(raw: bytes) -> dict[bytes, bytes]:
+    fields = {}
+    for line in raw.split(b"\r\n"):
+        key, sep, value = line.partition(b": ")
+        if sep:
+            fields.setdefault(key, value)
+    return fields
+
+
+class FakeAmi:
+    def __init__(self, sessions: list[Session], *, username: str = "cti", secret: str = "cti-secret",
+                 auth_delay: float = 0.05, seed: int = 7, max_chunk: int = 4096) -> None:
+        self.sessions = sessions
+        self.username = username
+        self.secret = secret
+        self.auth_delay = auth_delay
+        self.max_chunk = max_chunk
+        self.random = random.Random(seed)
+        self.connections = 0
+        self.received: list[list[dict[str, str]]] = []  # actions received, per connection
+        self.finished = asyncio.Event()  # every session played
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> FakeAmi:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    def actions(self, name: str) -> list[dict[str, str]]:
+        return [a for conn in self.received for a in conn if a.get("Action") == name]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        index = self.connections
+        self.connections += 1
+        session = self.sessions[min(index, len(self.sessions) - 1)]
+        received: list[dict[str, str]] = []
+        self.received.append(received)
+        waiting: dict[str, asyncio.Queue[str]] = {}
+        login: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        reading = asyncio.create_task(self._read(reader, writer, session, received, waiting, login))
+        try:
+            writer.write(BANNER)
+            action = await login.get()
+            if action.get("Username") != self.username or action.get("Secret") != self.secret:
+                await asyncio.sleep(self.auth_delay)  # Asterisk answers a bad secret after a pause
+                await self._send(writer, _response(action, b"Error", b"Authentication failed"))
+                return
+            await self._send(writer, _response(action, b"Success", b"Authentication accepted"))
+            if session.answer_resync and not session.silent:
+                try:
+                    resync_id = await asyncio.wait_for(self._queue(waiting, "CoreShowChannels").get(), 2)
+                    await self._send(writer, EMPTY_CHANNEL_LIST.replace(b"{id}", resync_id.encode()))
+                except TimeoutError:
+                    pass
+            if session.silent:
+                await reading
+                return
+            client_ids: dict[bytes, bytes] = {}  # captured ActionID -> the client's
+            for item in session.script:
+                raw = item.raw
+                if item.answers and item.action_id not in client_ids:
+                    client_ids[item.action_id] = (await self._queue(waiting, item.answers).get()).encode()
+                if item.action_id in client_ids:
+                    raw = raw.replace(b"ActionID: " + item.action_id + b"\r\n",
+                                      b"ActionID: " + client_ids[item.action_id] + b"\r\n")
+                await self._send(writer, raw)
+            if not session.close_at_end:
+                await reading
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            reading.cancel()
+            writer.close()
+            if self.connections >= len(self.sessions) and index == len(self.sessions) - 1:
+                self.finished.set()
+
+    @staticmethod
+    def _queue(waiting: dict[str, asyncio.Queue[str]], name: str) -> asyncio.Queue[str]:
+        return waiting.setdefault(name, asyncio.Queue())
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: Session,
+                    received: list[dict[str, str]], waiting: dict[str, asyncio.Queue[str]],
+                    login: asyncio.Queue[dict[str, str]]) -> None:
+        buffer = b""
+        while True:
+            data = await reader.read(4096)
+            if not data:
+                writer.close()
+                return
+            buffer += data
+            while b"\r\n\r\n" in buffer:
+                raw, buffer = buffer.split(b"\r\n\r\n", 1)
+                action = {k.decode(): v.decode() for k, v in _fields(raw + b"\r\n").items()}
+                received.append(action)
+                await self._react(action, writer, session, waiting, login)
+
+    async def _react(self, action: dict[str, str], writer: asyncio.StreamWriter, session: Session,
+                     waiting: dict[str, asyncio.Queue[str]], login: asyncio.Queue[dict[str, str]]) -> None:
+        name = action.get("Action", "")
+        behaviour = session.on_action.get(name)
+        if name == "Login":
+            await login.put(action)
+        elif session.silent or behaviour == "ignore":
+            return
+        elif behaviour == "drop":
+            writer.transport.abort()
+        elif name == "Ping":
+            pong = b"Ping: Pong\r\nTimestamp: 1795281316.245723\r\n"  # as in S10
+            await self._send(writer, _response(action, b"Success", None, pong))
+        elif name == "Logoff":
+            await self._send(writer, _response(action, b"Goodbye", b"Thanks for all the fish."))
+            writer.close()
+        elif name in ("CoreShowChannels",) or any(item.answers == name for item in session.script):
+            await self._queue(waiting, name).put(action.get("ActionID", ""))
+        else:
+            await self._send(writer, _response(action, b"Success", b"Fake reply"))
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write in random-sized pieces, as TCP may deliver them."""
+        start = 0
+        while start < len(data):
+            size = self.random.randint(1, self.max_chunk)
+            writer.write(data[start:start + size])
+            start += size
+            await writer.drain()
+
+
+def _response(action: dict[str, str], status: bytes, message: bytes | None, extra: bytes = b"") -> bytes:
+    out = b"Response: " + status + b"\r\nActionID: " + action.get("ActionID", "").encode() + b"\r\n"
+    if message is not None:
+        out += b"Message: " + message + b"\r\n"
+    return out + extra + b"\r\n"
+
+
+def raw_session(data: bytes, **options: object) -> Session:
+    """A session that sends ``data`` (already framed AMI messages) after login."""
+    return Session(script=[Scripted(data)], **options)  # type: ignore[arg-type]
+
+
+Predicate = Callable[[], bool]
+
+
+async def until(predicate: Predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    """Wait for ``predicate`` to hold, polling the event loop; fail clearly on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.005)
