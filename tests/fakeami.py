@@ -43,7 +43,9 @@ class Session:
     answer_resync: bool = True  # answer the client's first CoreShowChannels with an empty list
     close_at_end: bool = True
     silent: bool = False  # after login, answer nothing at all (not even Ping)
-    on_action: dict[str, str] = field(default_factory=dict)  # action -> "ignore" | "drop"
+    # action -> "ignore" | "drop" | "error:<Message>" | "reply:<Message>"
+    on_action: dict[str, str] = field(default_factory=dict)
+    banner: bool = True  # False: accept and close at once, as Asterisk did 1 ms after a restart
 
 
 def transcript(name: str) -> Session:
@@ -128,6 +130,8 @@ class FakeAmi:
         login: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         reading = asyncio.create_task(self._read(reader, writer, session, received, waiting, login))
         try:
+            if not session.banner:
+                return
             writer.write(BANNER)
             action = await login.get()
             if action.get("Username") != self.username or action.get("Secret") != self.secret:
@@ -193,6 +197,9 @@ class FakeAmi:
             return
         elif behaviour == "drop":
             writer.transport.abort()
+        elif behaviour is not None and behaviour.startswith(("error:", "reply:")):
+            status = b"Error" if behaviour.startswith("error:") else b"Success"
+            await self._send(writer, _response(action, status, behaviour.split(":", 1)[1].encode()))
         elif name == "Ping":
             pong = b"Ping: Pong\r\nTimestamp: 1795281316.245723\r\n"  # as in S10
             await self._send(writer, _response(action, b"Success", None, pong))

@@ -214,3 +214,15 @@ def test_the_timeline_of_a_parallel_ring_call() -> None:
     ]
     ended = {e.device: e.outcome for e in record.timeline if e.kind == "leg_ended"}
     assert ended == {"Local/1001@agents/n": "answered", "Local/2001@agents/n": "cancel"}
+
+
+def test_a_call_already_up_when_cti_starts_is_rebuilt_from_the_channel_list() -> None:
+    """cti starts mid-call: the CoreShowChannels list carries Linkedid and BridgeId."""
+    [record] = replay([FIXTURES / "R1b_ami_client_reconnect_midcall.raw"], AmiSettings()).records
+    assert summary(record) | {"times": None} == dict(
+        linkedid="1795281932.37", direction="inbound", caller=("13800000045", "Citizen"), dialled="12369",
+        queue="", answered_by=("PJSIP/agent1001", ""), queue_wait=None, talk_time=30.0, times=None,
+        transfers=[], legs=[], cause=(16, "Normal Clearing"), recording="", estimated=True)
+    assert [e.kind for e in record.timeline] == ["offered", "answered", "ended"]
+    # the list was taken at 17:25:40.060 (the login's EventTV); the citizen's leg was 7 s old then
+    assert (summary(record)["times"]) == ("17:25:33.060", "17:25:40.060", "17:26:05.000")

@@ -527,6 +527,8 @@ class CallTracker:
             caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
             bridge=f.get("bridgeid", ""),
         )
+        if channel.bridge:
+            channel.bridged_at = (channel.context, channel.exten)
         self.channels[channel.uniqueid] = channel
         if channel.bridge:
             self.bridges.setdefault(channel.bridge, set()).add(channel.uniqueid)

@@ -69,18 +69,14 @@ class CallStore:
             return 0
         by_id = {r.linkedid: r for r in records}
         async with self._sessions.begin() as session:
-            existing = set(await session.scalars(
-                select(CallRow.linkedid).where(CallRow.linkedid.in_(list(by_id)))))
-            new = [r for r in by_id.values() if r.linkedid not in existing]
-            if not new:
-                return 0
-            await session.execute(
-                self._insert(CallRow).on_conflict_do_nothing(index_elements=["linkedid"]),
-                [_call_row(r) for r in new])
-            rows = [row for r in new for row in _event_rows(r)]
+            inserted = set(await session.scalars(
+                self._insert(CallRow).on_conflict_do_nothing(index_elements=["linkedid"])
+                .returning(CallRow.linkedid),
+                [_call_row(r) for r in by_id.values()]))
+            rows = [row for linkedid in inserted for row in _event_rows(by_id[linkedid])]
             if rows:
                 await session.execute(self._insert(CallEventRow).on_conflict_do_nothing(), rows)
-        return len(new)
+        return len(inserted)
 
     async def calls(self, *, limit: int = 50, linkedids: Sequence[str] | None = None,
                     caller_number: str | None = None) -> list[CallRecord]:

@@ -1,0 +1,30 @@
+"""The pure core stays pure: no IO library is imported below the edges."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent / "cti"
+PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py", "calls/events.py",
+        "calls/record.py", "calls/tracker.py", "pipeline.py", "yamlconfig.py"]
+IO = {"asyncio", "aiohttp", "sqlalchemy", "panoramisk", "asyncpg", "aiosqlite", "socket",
+      "cti.store", "cti.ami.client", "cti.service", "cti.cli"}
+
+
+def imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_no_io(module: str) -> None:
+    found = {name for name in imports(ROOT / module) if any(name == io or name.startswith(io + ".") for io in IO)}
+    assert found == set(), f"{module} imports {found}"

@@ -1,0 +1,100 @@
+"""The cti command as an admin runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakeami import FIXTURES
+
+
+def cti(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CTI_")}
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-m", "cti.cli", *args], cwd=cwd, env=environ, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_replay_prints_json_records_and_calls_lists_them(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cti.db'}"
+    replayed = cti("replay", "--json", "--db", db, str(FIXTURES / "S3_blind_transfer_110.raw"),
+                   str(FIXTURES / "S7_mixmonitor.raw"), cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    records = [json.loads(line) for line in replayed.stdout.splitlines()]
+    assert [(r["caller_number"], r["dialled_number"], r["answered_by"]) for r in records] == [
+        ("13800000003", "12345", "Local/1001@agents/n"),
+        ("13800000013", "12345", "Local/1001@agents/n"),
+        ("13800000007", "12345", "Local/1001@agents/n")]
+    first = records[0]
+    for key in ("linkedid", "caller_name", "transfers", "arrived_at", "answered_at", "ended_at", "hangup_cause",
+                "recording"):
+        assert key in first
+    assert first["transfers"][0]["target"] == "110" and first["transfers"][0]["kind"] == "blind"
+    assert first["arrived_at"] == "2026-11-22T01:13:29.455+08:00"  # shown in Asia/Shanghai
+    assert records[2]["recording"] == "/var/spool/asterisk/monitor/x.wav"
+
+    listed = cti("calls", "--json", cwd=tmp_path, env={"CTI_DB_URL": db})
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == records[::-1]  # newest first
+
+    table = cti("calls", cwd=tmp_path, env={"CTI_DB_URL": db})
+    assert "blind→110; Normal Clearing" in table.stdout
+    assert "13800000007" in table.stdout
+
+
+def test_replay_twice_is_idempotent(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cti.db'}"
+    for _ in range(2):
+        assert cti("replay", "--db", db, str(FIXTURES / "S1_retired_number.raw"), cwd=tmp_path).returncode == 0
+    listed = cti("calls", "--json", "--db", db, cwd=tmp_path)
+    assert len(listed.stdout.splitlines()) == 1
+
+
+def test_a_cut_transcript_says_which_calls_were_not_recorded(tmp_path: Path) -> None:
+    result = cti("replay", "--db", f"sqlite:///{tmp_path / 'x.db'}",
+                 str(FIXTURES / "R1_ami_client_reconnect_midcall.raw"), cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == "no calls"
+    assert "1 call(s) still in progress when the transcript ends, not recorded: 1795281932.37" in result.stderr
+
+
+def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+    missing = cti("replay", str(tmp_path / "nope.raw"), cwd=tmp_path)
+    assert missing.returncode == 2
+    assert f"cti: {tmp_path / 'nope.raw'}: cannot read" in missing.stderr
+    (tmp_path / "cti.yaml").write_text("ami:\n  prot: 5038\n", encoding="utf-8")
+    typo = cti("calls", cwd=tmp_path)
+    assert typo.returncode == 2
+    assert "cti: cti.yaml:2: ami.prot: unknown key (did you mean 'port'?)" in typo.stderr
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"dir": "in", "raw": "Event: X\\r\\n\\r\\n"}\nnot json\n', encoding="utf-8")
+    bad = cti("--settings", str(tmp_path / "none.yaml"), "replay", str(broken), cwd=tmp_path)
+    assert bad.returncode == 2 and "none.yaml: cannot read" in bad.stderr
+    (tmp_path / "cti.yaml").unlink()
+    bad = cti("replay", "--db", f"sqlite:///{tmp_path / 'y.db'}", str(broken), cwd=tmp_path)
+    assert bad.returncode == 2 and f"{broken}:2: not a JSON object" in bad.stderr
+
+
+def test_serve_with_a_wrong_secret_exits_with_the_reason(tmp_path: Path) -> None:
+    """Against the fake Asterisk in a subprocess-free way: the login error reaches the admin."""
+    import asyncio
+
+    from tests.fakeami import FakeAmi, Session
+
+    async def scenario() -> subprocess.CompletedProcess[str]:
+        async with FakeAmi([Session(close_at_end=False)], secret="right") as server:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cti.cli", "serve", cwd=tmp_path,
+                env={**{k: v for k, v in os.environ.items() if not k.startswith("CTI_")},
+                     "CTI_AMI_PORT": str(server.port), "CTI_AMI_SECRET": "wrong",
+                     "CTI_DB_URL": f"sqlite:///{tmp_path / 's.db'}"},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+            return subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+
+    result = asyncio.run(scenario())
+    assert result.returncode == 2
+    assert "refused the AMI login of user 'cti': Authentication failed" in result.stderr

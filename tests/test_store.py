@@ -1,0 +1,111 @@
+"""The call store on a real database: SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from cti.calls.events import CallEnded, CallOffered, CallTransferred
+from cti.calls.record import CallRecord, Leg, Transfer
+from cti.replay import replay
+from cti.settings import AmiSettings
+from cti.store.calls import CallStore, async_url
+from cti.store.writer import RecordWriter
+from tests.fakeami import FIXTURES
+
+T0 = 1795281168.023  # 2026-11-21 17:12:48.023 UTC
+
+
+def make_record(linkedid: str = "1795281168.14", **changes: object) -> CallRecord:
+    record = CallRecord(
+        linkedid=linkedid, direction="inbound", caller_number="13800000001", caller_name="市民张三",
+        dialled_number="12315", arrived_at=T0, ended_at=T0 + 10, queue="q12345", queued_at=T0 + 2,
+        answered_at=T0 + 4, queue_wait=2.0, talk_time=6.0, answered_by="PJSIP/agent1001",
+        answered_by_name="Seat 1001", answered_channel="PJSIP/agent1001-00000003",
+        transfers=(Transfer("blind", "110", T0 + 7, "PJSIP/agent1001-00000003", "PJSIP/carrier-00000001"),),
+        legs=(Leg("PJSIP/seat2001", "Remote seat 2001", "PJSIP/seat2001-00000002", T0 + 2, "cancel", T0 + 4),
+              Leg("PJSIP/agent1001", "Seat 1001", "PJSIP/agent1001-00000003", T0 + 2, "answered", T0 + 4)),
+        hangup_cause=16, hangup_cause_text="Normal Clearing", recording="/var/spool/asterisk/monitor/a.wav",
+        timeline=(CallOffered(linkedid, T0, "inbound", "13800000001", "市民张三", "12315", "PJSIP/carrier-00000001"),
+                  CallTransferred(linkedid, T0 + 7, "blind", "110", "PJSIP/agent1001-00000003",
+                                  "PJSIP/carrier-00000001"),
+                  CallEnded(linkedid, T0 + 10, 16, "Normal Clearing", True, False)),
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+async def test_a_record_reads_back_field_for_field(store: CallStore) -> None:
+    record = make_record()
+    assert await store.save([record]) == 1
+    [stored] = await store.calls()
+    assert stored == record  # every field, times to the microsecond, UTF-8 name intact
+    assert [e.kind for e in await store.timeline(record.linkedid)] == ["offered", "transferred", "ended"]
+    assert await store.timeline(record.linkedid) == list(record.timeline)
+
+
+async def test_saving_the_same_call_twice_keeps_one_row(store: CallStore) -> None:
+    record = make_record()
+    assert await store.save([record]) == 1
+    assert await store.save([record, dataclasses.replace(record, caller_name="changed")]) == 0
+    [stored] = await store.calls()
+    assert stored.caller_name == "市民张三"
+    assert len(await store.timeline(record.linkedid)) == 3
+
+
+async def test_concurrent_writers_of_the_same_calls_do_not_fail(store: CallStore) -> None:
+    records = [make_record(f"1795281168.{i}") for i in range(50)]
+    results = await asyncio.gather(store.save(records), store.save(records[::-1]))
+    assert sum(results) == 50
+    assert len(await store.calls(limit=100)) == 50
+
+
+async def test_unanswered_call_with_no_legs(store: CallStore) -> None:
+    record = make_record(answered_at=None, queue_wait=None, talk_time=None, answered_by="", answered_by_name="",
+                         answered_channel="", transfers=(), legs=(), hangup_cause=None, queued_at=None,
+                         timeline=())
+    await store.save([record])
+    assert await store.calls() == [record]
+
+
+async def test_queries_by_caller_and_by_linkedid(store: CallStore) -> None:
+    await store.save([make_record("a", arrived_at=T0), make_record("b", arrived_at=T0 + 60, caller_number="139"),
+                      make_record("c", arrived_at=T0 + 120)])
+    assert [r.linkedid for r in await store.calls()] == ["c", "b", "a"]  # newest first
+    assert [r.linkedid for r in await store.calls(caller_number="13800000001")] == ["c", "a"]
+    assert [r.linkedid for r in await store.calls(linkedids=["a", "c"])] == ["a", "c"]
+
+
+async def test_every_transcript_record_round_trips(store: CallStore) -> None:
+    records = [r for name in ("S3_blind_transfer_110", "P6_sip_threeway_confbridge", "S8_originate_callback")
+               for r in replay([FIXTURES / f"{name}.raw"], AmiSettings()).records]
+    assert await store.save(records) == 4
+    stored = await store.calls(linkedids=[r.linkedid for r in records])
+    assert stored == records
+
+
+async def test_the_writer_batches_and_retries_until_the_database_answers(sqlite_store: CallStore) -> None:
+    failures = {"left": 2}
+    real_save = sqlite_store.save
+
+    async def flaky_save(records):  # the database is down for two attempts
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("database unavailable")
+        return await real_save(records)
+
+    sqlite_store.save = flaky_save  # type: ignore[method-assign]
+    writer = RecordWriter(sqlite_store, batch_size=3, flush_interval=0.01, retry_max=0.05)
+    writer.start()
+    for i in range(7):
+        writer.put(make_record(f"w{i}"))
+    await asyncio.wait_for(writer.flush(), 5)
+    await writer.close()
+    assert writer.written == 7
+    assert len(await sqlite_store.calls(limit=10)) == 7
+
+
+def test_plain_urls_get_the_async_drivers() -> None:
+    assert async_url("sqlite:///cti.db") == "sqlite+aiosqlite:///cti.db"
+    assert async_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
