@@ -123,7 +123,8 @@ class FakeAmi:
         self._writers.append(writer)
         index = self.connections
         self.connections += 1
-        session = self.sessions[min(index, len(self.sessions) - 1)]
+        # after its scripted sessions the server is an Asterisk with no calls: log in, stay quiet
+        session = self.sessions[index] if index < len(self.sessions) else Session(close_at_end=False)
         received: list[dict[str, str]] = []
         self.received.append(received)
         waiting: dict[str, asyncio.Queue[str]] = {}
@@ -164,7 +165,7 @@ class FakeAmi:
         finally:
             reading.cancel()
             writer.close()
-            if self.connections >= len(self.sessions) and index == len(self.sessions) - 1:
+            if index == len(self.sessions) - 1:
                 self.finished.set()
 
     @staticmethod

@@ -109,3 +109,15 @@ def test_plain_urls_get_the_async_drivers() -> None:
     assert async_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+
+
+async def test_a_lone_record_is_written_after_the_flush_interval(sqlite_store: CallStore) -> None:
+    """No flush(), no close(): a single finished call must still reach the database."""
+    from tests.fakeami import until
+
+    writer = RecordWriter(sqlite_store, batch_size=200, flush_interval=0.05)
+    writer.start()
+    writer.put(make_record("lone"))
+    await until(lambda: writer.written == 1, timeout=2, what="the lone record")
+    await writer.close()
+    assert [r.linkedid for r in await sqlite_store.calls()] == ["lone"]

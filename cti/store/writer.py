@@ -30,6 +30,7 @@ class RecordWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        self._hurry = False  # a flush() is waiting
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -38,8 +39,8 @@ class RecordWriter:
     def put(self, record: CallRecord) -> None:
         self._pending.append(record)
         self._idle.clear()
-        if len(self._pending) >= self.batch_size:
-            self._wake.set()
+        if len(self._pending) == 1 or len(self._pending) >= self.batch_size:
+            self._wake.set()  # the first record starts the flush timer; a full batch goes at once
 
     @property
     def backlog(self) -> int:
@@ -47,6 +48,7 @@ class RecordWriter:
 
     async def flush(self) -> None:
         """Wait until every record put so far is in the database."""
+        self._hurry = True
         self._wake.set()
         await self._idle.wait()
 
@@ -57,25 +59,33 @@ class RecordWriter:
             await self._task
 
     async def _run(self) -> None:
-        delay = 0.0
         while True:
             if not self._pending:
                 self._idle.set()
+                self._hurry = False
                 if self._closing:
                     return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            if len(self._pending) < self.batch_size and not (self._closing or self._hurry):
+                try:  # give the batch a moment to fill
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        delay = 0.0
+        while self._pending:
+            batch = self._pending[: self.batch_size]
             try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval if self._pending else None)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            while self._pending:
-                batch = self._pending[: self.batch_size]
-                try:
-                    self.written += await self.store.save(batch)
-                except Exception:  # the database is an edge: log, keep the records, retry
-                    delay = min(self.retry_max, max(0.5, delay * 2))
-                    log.exception("writing %d call records failed; retrying in %.1fs", len(batch), delay)
-                    await asyncio.sleep(delay)
-                    continue
-                delay = 0.0
-                del self._pending[: len(batch)]
+                self.written += await self.store.save(batch)
+            except Exception:  # the database is an edge: log, keep the records, retry
+                delay = min(self.retry_max, max(0.5, delay * 2))
+                log.exception("writing %d call records failed; retrying in %.1fs", len(batch), delay)
+                await asyncio.sleep(delay)
+                continue
+            delay = 0.0
+            del self._pending[: len(batch)]
