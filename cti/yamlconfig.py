@@ -81,6 +81,13 @@ class YamlDoc:
         return Problem(self.name, self.line(path), dotted(path), message)
 
 
+def unknown_key(doc: YamlDoc, path: KeyPath, known: tuple[str, ...]) -> Problem:
+    """A typo must not fall back silently to a default: name it, and the likely intent."""
+    close = difflib.get_close_matches(str(path[-1]), known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys: {', '.join(known)}"
+    return doc.problem(path, f"unknown key{hint}")
+
+
 def dotted(path: KeyPath) -> str:
     out = ""
     for part in path:
@@ -116,9 +123,7 @@ def build(cls: type[Any], data: Any, doc: YamlDoc, path: KeyPath, problems: list
     ok = True
     for key, value in data.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys: {', '.join(known)}"
-            problems.append(doc.problem(path + (key,), f"unknown key{hint}"))
+            problems.append(unknown_key(doc, path + (key,), tuple(known)))
             ok = False
             continue
         converted, good = convert(hints[key], value, doc, path + (key,), problems)
