@@ -10,18 +10,26 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cti.ami.client import AmiLoginError
 from cti.calls.record import CallRecord
+from cti.configuration import load_configuration
 from cti.replay import TranscriptError, replay
+from cti.routing.model import Decision
+from cti.routing.router import decide, guidance_list
 from cti.service import serve
 from cti.settings import Settings, load_settings
 from cti.store.calls import CallStore
 from cti.yamlconfig import ConfigError
 
 EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = dataclasses.replace(
                 settings, database=dataclasses.replace(settings.database, url=args.db))
         return int(asyncio.run(args.command(args, settings)) or 0)
-    except (ConfigError, TranscriptError, AmiLoginError) as exc:
+    except ConfigError as exc:
+        for problem in exc.problems:  # file:line: key: message, one per line, as compilers print
+            print(problem, file=sys.stderr)
+        print(f"cti: {len(exc.problems)} problem(s) in the configuration", file=sys.stderr)
+        return EXIT_USAGE
+    except (TranscriptError, AmiLoginError, UsageError) as exc:
         print(f"cti: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -57,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="one JSON object per line per call")
     rep.add_argument("--db", help="database URL (default: the settings' database.url)")
     rep.set_defaults(command=_replay)
+
+    check = commands.add_parser("check", help="validate trunk_map.yaml, agents/, ivr_flows/, prompts and settings")
+    check.set_defaults(command=_check)
+
+    route = commands.add_parser("route", help="what the router decides for a call to NUMBER at a moment")
+    route.add_argument("number")
+    route.add_argument("--at", help='"YYYY-MM-DD HH:MM" in the trunk map\'s time zone (default: now)')
+    route.add_argument("--json", action="store_true")
+    route.set_defaults(command=_route)
+
+    guide = commands.add_parser("guidance", help="the lines outside the integration, for agents (暂不纳入)")
+    guide.add_argument("--json", action="store_true")
+    guide.set_defaults(command=_guidance)
 
     calls = commands.add_parser("calls", help="list the call records in the database")
     calls.add_argument("--json", action="store_true", help="one JSON object per line per call")
@@ -98,6 +124,60 @@ async def _calls(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await store.close()
     _print_records(records, args.json, settings.zone)
+    return 0
+
+
+async def _check(args: argparse.Namespace, settings: Settings) -> int:
+    configuration = load_configuration(settings)
+    print(f"ok: {configuration.summary()} (settings: {settings.source})")
+    return 0
+
+
+async def _route(args: argparse.Namespace, settings: Settings) -> int:
+    configuration = load_configuration(settings)
+    zone = configuration.trunk_map.zone
+    if args.at is None:
+        at = datetime.now(zone)
+    else:
+        try:
+            at = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=zone)
+        except ValueError:
+            raise UsageError(f"--at {args.at!r}: expected \"YYYY-MM-DD HH:MM\" ({zone.key})") from None
+    number = args.number.strip()
+    if not number.lstrip("+").isdigit():
+        raise UsageError(f"{number!r} is not a telephone number")
+    decision = decide(configuration.trunk_map, number, at)
+    if args.json:
+        print(json.dumps(decision.to_json() | {"at": at.isoformat()}, ensure_ascii=False))
+    else:
+        print(_describe(decision, at, configuration.trunk_map.source))
+    return 0
+
+
+def _describe(decision: Decision, at: datetime, source: str) -> str:
+    what = {
+        "notice_then_queue": f"play {decision.prompt}, then queue {decision.targets[0].split(':', 1)[-1]}",
+        "retired_notice": f"play {decision.prompt} and hang up",
+        "parallel_ring": f"ring {' and '.join(decision.targets)} together for {decision.ring_timeout} s, "
+                         "then the 12345 queue",
+        "guidance": f"play {decision.prompt} and hang up",
+        "not_routed": f"dial {decision.targets[0]} directly (never into 12345)",
+        "queue": f"queue {decision.targets[0].split(':', 1)[-1]}",
+    }[decision.action]
+    unit = f"{decision.unit} ({decision.unit_id})" if decision.unit else {
+        "hotline": "the 12345 hotline", "unknown": f"not in {source}"}[decision.treatment]
+    lines = [f"{decision.number} at {at:%Y-%m-%d %H:%M %Z}: {unit}",
+             f"  treatment: {decision.treatment}", f"  action:    {decision.action}: {what}"]
+    if decision.note:
+        lines.append(f"  note:      {decision.note}")
+    return "\n".join(lines)
+
+
+async def _guidance(args: argparse.Namespace, settings: Settings) -> int:
+    entries = guidance_list(load_configuration(settings).trunk_map)
+    for entry in entries:
+        print(json.dumps(entry, ensure_ascii=False) if args.json else
+              f"{entry['numbers']:14} {entry['unit']}: {entry['guidance']}")
     return 0
 
 

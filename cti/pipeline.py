@@ -11,7 +11,7 @@ from cti.ami.clock import EventClock
 from cti.ami.message import AmiMessage
 from cti.calls.events import CallEvent
 from cti.calls.record import CallRecord
-from cti.calls.tracker import CallTracker
+from cti.calls.tracker import CallTracker, NoteFactory
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,13 @@ class CallPipeline:
 
     def on_message(self, message: AmiMessage) -> None:
         self.messages += 1
-        at = self.clock(message)
-        events = self.tracker.feed(message, at)
+        self._publish(self.tracker.feed(message, self.clock(message)))
+
+    def note(self, uniqueid: str, linkedid: str, make: NoteFactory) -> None:
+        """An event from outside AMI (FastAGI) for the call of channel ``uniqueid``."""
+        self._publish(self.tracker.note(uniqueid, linkedid, make))
+
+    def _publish(self, events: Sequence[CallEvent]) -> None:
         if events:
             for subscriber in self._subscribers:
                 subscriber(events)

@@ -4,29 +4,65 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
+from datetime import datetime
 
+from cti.agi.server import AgiCall, FastAgiServer
 from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
+from cti.calls.events import IvrFinished, RouteDecided
 from cti.calls.tracker import CallTracker
+from cti.configuration import Configuration, load_configuration
+from cti.ivr.engine import Outcome
 from cti.pipeline import CallPipeline
+from cti.routing.model import Decision
+from cti.routing.router import decide
 from cti.settings import Settings
 from cti.store.calls import CallStore
 from cti.store.writer import RecordWriter
+from cti.yamlconfig import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, store: CallStore) -> None:
+    def __init__(self, settings: Settings, store: CallStore, configuration: Configuration) -> None:
         self.settings = settings
         self.store = store
+        self.configuration = configuration
         self.writer = RecordWriter(store, batch_size=settings.database.batch_size,
                                    flush_interval=settings.database.flush_interval)
         self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts)
         self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self.writer.put)
         self.ami = AmiClient(settings.ami, self.pipeline.on_message,
                              on_connected=self._resync, on_lost=self._lost)
+        self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
+                                 on_decision=self._decided, on_outcome=self._ivr_finished)
+        self.agi_port = 0
+
+    def route(self, number: str, at: datetime) -> Decision:
+        return decide(self.configuration.trunk_map, number, at)
+
+    def reload(self) -> bool:
+        """Re-read the integrators' files; on any problem keep the last good configuration."""
+        try:
+            configuration = load_configuration(self.settings)
+        except ConfigError as exc:
+            log.error("configuration reload refused, keeping the last good one:\n%s", exc)
+            return False
+        self.configuration = configuration
+        log.info("configuration reloaded: %s", configuration.summary())
+        return True
+
+    def _decided(self, call: AgiCall, decision: Decision, at: float) -> None:
+        self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: RouteDecided(
+            linkedid, at, decision.number, decision.unit or "", decision.unit_id or "", decision.treatment,
+            decision.action))
+
+    def _ivr_finished(self, call: AgiCall, flow: str, outcome: Outcome, at: float) -> None:
+        self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: IvrFinished(
+            linkedid, at, flow, outcome.next, dict(outcome.answers), outcome.hung_up))
 
     async def _resync(self) -> None:
         """After every login: list the live channels. The tracker reads the list from
@@ -40,6 +76,7 @@ class Service:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; an AMI login refusal ends it with AmiLoginError."""
         self.writer.start()
+        self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
         link = asyncio.create_task(self.ami.run(), name="ami-link")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
@@ -48,6 +85,7 @@ class Service:
                 link.result()  # raises the login error
         finally:
             stopping.cancel()
+            await self.agi.close()
             await self.ami.close()
             if not link.done():
                 await asyncio.wait([link], timeout=2)
@@ -56,8 +94,13 @@ class Service:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """``cti serve``: refuses to start on a bad configuration (ConfigError); SIGHUP reloads it."""
+    configuration = load_configuration(settings)
+    log.info("configuration: %s", configuration.summary())
     store = await CallStore.open(settings.database.url)
     try:
-        await Service(settings, store).run(stop)
+        service = Service(settings, store, configuration)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)
+        await service.run(stop)
     finally:
         await store.close()

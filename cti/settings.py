@@ -37,6 +37,23 @@ class AmiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AgiSettings:
+    host: str = "127.0.0.1"  # where the FastAGI service listens for Asterisk
+    port: int = 4573
+
+
+@dataclass(frozen=True, slots=True)
+class PathSettings:
+    """Where the integrators' files are; relative to the settings file (or the working directory)."""
+
+    trunk_map: str = "trunk_map.yaml"
+    agents: str = "agents"
+    ivr_flows: str = "ivr_flows"
+    prompts: str = "recordings/prompts"
+    prompt_language: str = "zh"
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str = "sqlite:///cti.db"
     batch_size: int = 200  # call records written per transaction at most
@@ -46,13 +63,20 @@ class DatabaseSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
+    agi: AgiSettings = field(default_factory=AgiSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
     timezone: str = "Asia/Shanghai"  # how times are shown
     source: str = field(default="defaults", compare=False)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def path(self, relative: str) -> Path:
+        """A configured path, relative to the settings file's folder when there is one."""
+        base = Path(self.source).parent if self.source != "defaults" else Path()
+        return base / relative
 
 
 _ENVIRONMENT = {
@@ -61,6 +85,8 @@ _ENVIRONMENT = {
     "CTI_AMI_USER": ("ami", "username", str),
     "CTI_AMI_SECRET": ("ami", "secret", str),
     "CTI_DB_URL": ("database", "url", str),
+    "CTI_AGI_HOST": ("agi", "host", str),
+    "CTI_AGI_PORT": ("agi", "port", int),
 }
 
 
@@ -84,7 +110,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
 
 
 def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
-    sections = {"ami": settings.ami, "database": settings.database}
+    sections = {"ami": settings.ami, "agi": settings.agi, "database": settings.database}
     problems = []
     for variable, (section, key, kind) in _ENVIRONMENT.items():
         if variable not in environ:
@@ -98,7 +124,7 @@ def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settin
         sections[section] = dataclasses.replace(sections[section], **{key: value})
     if problems:
         raise ConfigError(problems)
-    return dataclasses.replace(settings, ami=sections["ami"], database=sections["database"])
+    return dataclasses.replace(settings, ami=sections["ami"], agi=sections["agi"], database=sections["database"])
 
 
 def _check(settings: Settings) -> None:
@@ -109,8 +135,9 @@ def _check(settings: Settings) -> None:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(Problem(where, None, key, f"unknown time zone {zone!r}"))
-    if not 0 < settings.ami.port < 65536:
-        problems.append(Problem(where, None, "ami.port", f"{settings.ami.port} is not a TCP port"))
+    for key, port in (("ami.port", settings.ami.port), ("agi.port", settings.agi.port)):
+        if not 0 <= port < 65536:
+            problems.append(Problem(where, None, key, f"{port} is not a TCP port"))
     if not settings.database.url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
         problems.append(Problem(where, None, "database.url",
                                 "expected a sqlite:/// or postgresql:// URL, got " + repr(settings.database.url)))

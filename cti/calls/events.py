@@ -98,6 +98,29 @@ class RecordingStarted(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class RouteDecided(CallEvent):
+    """The FastAGI service decided how to treat the dialled (legacy) number."""
+
+    kind: ClassVar[str] = "routed"
+    number: str
+    unit: str
+    unit_id: str
+    treatment: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class IvrFinished(CallEvent):
+    """An IVR flow ended: how it handed the call on, and the answers it read (a survey's)."""
+
+    kind: ClassVar[str] = "ivr"
+    flow: str
+    next: str
+    answers: dict[str, str]
+    hung_up: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded(CallEvent):
     """The citizen's leg is gone. ``estimated`` when it ended while the AMI link was down."""
 
@@ -112,7 +135,7 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {
     cls.kind: cls
     for cls in (
         CallOffered, CallQueued, LegRinging, LegEnded, CallAnswered,
-        CallTransferred, TransferFailed, RecordingStarted, CallEnded,
+        CallTransferred, TransferFailed, RecordingStarted, RouteDecided, IvrFinished, CallEnded,
     )
 }
 

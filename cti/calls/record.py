@@ -40,6 +40,8 @@ class CallRecord:
     dialled_number: str
     arrived_at: float
     ended_at: float
+    unit: str = ""  # the unit owning the dialled legacy number, from the route decision
+    treatment: str = ""  # merged | remote_seat | interconnected | emergency | excluded | hotline | unknown
     queue: str = ""
     queued_at: float | None = None
     answered_at: float | None = None
@@ -68,6 +70,8 @@ class CallRecord:
             "caller_number": self.caller_number,
             "caller_name": self.caller_name,
             "dialled_number": self.dialled_number,
+            "unit": self.unit,
+            "treatment": self.treatment,
             "queue": self.queue,
             "arrived_at": iso_time(self.arrived_at, zone),
             "queued_at": iso_time(self.queued_at, zone),

@@ -20,6 +20,7 @@ and redirect transfers, and the citizen's leg stays the same channel.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cti.ami.message import AmiMessage
@@ -34,6 +35,7 @@ from cti.calls.events import (
     LegEnded,
     LegRinging,
     RecordingStarted,
+    RouteDecided,
     TransferFailed,
 )
 from cti.calls.record import CallRecord, Leg, Transfer
@@ -41,6 +43,11 @@ from cti.calls.record import CallRecord, Leg, Transfer
 # Linkedids of finished calls remembered, so late events of their remaining
 # channels never start a second record for the same call.
 FINISHED_MEMORY = 4096
+# Notes (route decisions) for channels the tracker has not seen yet: the AGI
+# request and the AMI Newchannel travel on different sockets.
+PENDING_NOTES = 1024
+
+NoteFactory = Callable[[str], CallEvent]  # linkedid -> the event to put in that call's timeline
 
 
 @dataclass(slots=True)
@@ -80,6 +87,8 @@ class Call:
     dialled_number: str
     arrived_at: float
     offered: bool = False
+    unit: str = ""
+    treatment: str = ""
     queue: str = ""
     queued_at: float | None = None
     answered_at: float | None = None
@@ -113,6 +122,7 @@ class CallTracker:
         self._events: list[CallEvent] = []
         self._done: OrderedDict[str, None] = OrderedDict()
         self._snapshot: list[AmiMessage] | None = None
+        self._pending_notes: OrderedDict[str, NoteFactory] = OrderedDict()
         self._handlers = {
             "Newchannel": self._newchannel,
             "NewCallerid": self._newcallerid,
@@ -156,6 +166,24 @@ class CallTracker:
     def take_finished(self) -> list[CallRecord]:
         finished, self.finished = self.finished, []
         return finished
+
+    def note(self, uniqueid: str, linkedid: str, make: NoteFactory) -> list[CallEvent]:
+        """Put an event from outside AMI (a route decision, an IVR outcome) into the
+        timeline of the call that channel ``uniqueid`` belongs to, now or once seen."""
+        channel = self.channels.get(uniqueid)
+        call = self.calls.get(channel.linkedid if channel else linkedid)
+        if call is None:
+            self._pending_notes[uniqueid] = make
+            if len(self._pending_notes) > PENDING_NOTES:
+                self._pending_notes.popitem(last=False)
+            return []
+        self._apply_note(call, make(call.linkedid))
+        return self.drain()
+
+    def _apply_note(self, call: Call, event: CallEvent) -> None:
+        if isinstance(event, RouteDecided):
+            call.unit, call.treatment = event.unit, event.treatment
+        self._emit(call, event)
 
     def link_lost(self, at: float) -> None:
         """The AMI link dropped: events from now until the next channel list are lost."""
@@ -205,6 +233,11 @@ class CallTracker:
         self.calls[call.linkedid] = call
         if call.caller_number:
             self._offer(call, at)
+        make = self._pending_notes.pop(channel.uniqueid, None)
+        if make is not None:
+            if not call.offered:
+                self._offer(call, at)
+            self._apply_note(call, make(call.linkedid))
         return call
 
     def _start_outbound(self, channel: Channel, at: float) -> None:
@@ -557,7 +590,8 @@ def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRe
     return CallRecord(
         linkedid=call.linkedid, direction=call.direction, caller_number=call.caller_number,
         caller_name=call.caller_name, dialled_number=call.dialled_number, arrived_at=call.arrived_at,
-        ended_at=at, queue=call.queue, queued_at=call.queued_at, answered_at=call.answered_at,
+        ended_at=at, unit=call.unit, treatment=call.treatment, queue=call.queue, queued_at=call.queued_at,
+        answered_at=call.answered_at,
         queue_wait=call.queue_wait, talk_time=call.talk_time, answered_by=call.answered_by,
         answered_by_name=call.answered_by_name, answered_channel=call.answered_channel_name,
         transfers=tuple(call.transfers),

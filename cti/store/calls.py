@@ -109,7 +109,8 @@ def _time(value: float | None) -> datetime | None:
 def _call_row(r: CallRecord) -> dict[str, Any]:
     return {
         "linkedid": r.linkedid, "direction": r.direction, "caller_number": r.caller_number,
-        "caller_name": r.caller_name, "dialled_number": r.dialled_number, "queue": r.queue,
+        "caller_name": r.caller_name, "dialled_number": r.dialled_number, "unit": r.unit,
+        "treatment": r.treatment, "queue": r.queue,
         "arrived_at": _time(r.arrived_at), "queued_at": _time(r.queued_at),
         "answered_at": _time(r.answered_at), "ended_at": _time(r.ended_at),
         "queue_wait": r.queue_wait, "talk_time": r.talk_time, "answered_by": r.answered_by,
@@ -135,7 +136,8 @@ def _seconds(value: datetime | None) -> float | None:
 def _record(row: CallRow) -> CallRecord:
     return CallRecord(
         linkedid=row.linkedid, direction=row.direction, caller_number=row.caller_number,
-        caller_name=row.caller_name, dialled_number=row.dialled_number, queue=row.queue,
+        caller_name=row.caller_name, dialled_number=row.dialled_number, unit=row.unit,
+        treatment=row.treatment, queue=row.queue,
         arrived_at=row.arrived_at.timestamp(), queued_at=_seconds(row.queued_at),
         answered_at=_seconds(row.answered_at), ended_at=row.ended_at.timestamp(),
         queue_wait=row.queue_wait, talk_time=row.talk_time, answered_by=row.answered_by,

@@ -48,6 +48,8 @@ class CallRow(Base):
     caller_number: Mapped[str] = mapped_column(String(64))
     caller_name: Mapped[str] = mapped_column(String(128))
     dialled_number: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(128))
+    treatment: Mapped[str] = mapped_column(String(32))
     queue: Mapped[str] = mapped_column(String(64))
     arrived_at: Mapped[datetime]
     queued_at: Mapped[datetime | None]
