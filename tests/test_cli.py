@@ -68,7 +68,8 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "cti.yaml").write_text("ami:\n  prot: 5038\n", encoding="utf-8")
     typo = cti("calls", cwd=tmp_path)
     assert typo.returncode == 2
-    assert "cti: cti.yaml:2: ami.prot: unknown key (did you mean 'port'?)" in typo.stderr
+    assert typo.stderr.splitlines() == ["cti.yaml:2: ami.prot: unknown key (did you mean 'port'?)",
+                                        "cti: 1 problem(s) in the configuration"]
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"dir": "in", "raw": "Event: X\\r\\n\\r\\n"}\nnot json\n', encoding="utf-8")
     bad = cti("--settings", str(tmp_path / "none.yaml"), "replay", str(broken), cwd=tmp_path)
