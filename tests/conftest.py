@@ -6,10 +6,17 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from cti.settings import PathSettings
 from cti.store.calls import CallStore
+
+REPO = Path(__file__).parent.parent
+# The project's own trunk map, queues, flows and prompts, wherever the tests run from.
+REPO_PATHS = PathSettings(trunk_map=str(REPO / "trunk_map.yaml"), agents=str(REPO / "agents"),
+                          ivr_flows=str(REPO / "ivr_flows"), prompts=str(REPO / "recordings" / "prompts"))
 
 PG_URL = os.environ.get("CTI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

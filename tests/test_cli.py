@@ -8,7 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import REPO
 from tests.fakeami import FIXTURES
+
+
+def repo_settings(tmp_path: Path) -> Path:
+    """A settings file in tmp_path that uses the project's trunk map, queues, flows and prompts."""
+    path = tmp_path / "settings.yaml"
+    path.write_text(f"paths:\n  trunk_map: {REPO / 'trunk_map.yaml'}\n  agents: {REPO / 'agents'}\n"
+                    f"  ivr_flows: {REPO / 'ivr_flows'}\n  prompts: {REPO / 'recordings' / 'prompts'}\n",
+                    encoding="utf-8")
+    return path
 
 
 def cti(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -88,9 +98,10 @@ def test_serve_with_a_wrong_secret_exits_with_the_reason(tmp_path: Path) -> None
     async def scenario() -> subprocess.CompletedProcess[str]:
         async with FakeAmi([Session(close_at_end=False)], secret="right") as server:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cti.cli", "serve", cwd=tmp_path,
+                sys.executable, "-m", "cti.cli", "--settings", str(repo_settings(tmp_path)), "serve",
+                cwd=tmp_path,
                 env={**{k: v for k, v in os.environ.items() if not k.startswith("CTI_")},
-                     "CTI_AMI_PORT": str(server.port), "CTI_AMI_SECRET": "wrong",
+                     "CTI_AMI_PORT": str(server.port), "CTI_AMI_SECRET": "wrong", "CTI_AGI_PORT": "0",
                      "CTI_DB_URL": f"sqlite:///{tmp_path / 's.db'}"},
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             out, err = await asyncio.wait_for(process.communicate(), 30)
