@@ -127,12 +127,14 @@ def parse_flow(doc: YamlDoc, name: str, problems: list[Problem]) -> Flow | None:
         problems.append(doc.problem(("steps",), "expected a list of steps"))
         raw_steps = []
     steps = [s for i, raw in enumerate(raw_steps) if (s := _step(doc, ("steps", i), raw, problems)) is not None]
-    for i, step in enumerate(steps[:-1]):
-        if isinstance(step, HANDOVERS):
-            problems.append(doc.problem(("steps", i), "a queue, dial or hangup step ends the flow: nothing may follow"))
-    if steps and not isinstance(steps[-1], HANDOVERS):
-        problems.append(doc.problem(("steps", len(raw_steps) - 1),
-                                    "a flow must end by handing the call back: queue, dial or hangup"))
+    if len(steps) == len(raw_steps):  # with a broken step, the order checks would only echo it
+        for i, step in enumerate(steps[:-1]):
+            if isinstance(step, HANDOVERS):
+                problems.append(doc.problem(("steps", i),
+                                            "a queue, dial or hangup step ends the flow: nothing may follow"))
+        if steps and not isinstance(steps[-1], HANDOVERS):
+            problems.append(doc.problem(("steps", len(raw_steps) - 1),
+                                        "a flow must end by handing the call back: queue, dial or hangup"))
     for i, step in enumerate(steps):
         for value in _values(step):
             for field_name in _placeholders(value):
