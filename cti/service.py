@@ -12,6 +12,7 @@ from cti.agi.server import AgiCall, FastAgiServer
 from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
 from cti.calls.events import IvrFinished, RouteDecided
+from cti.calls.record import CallRecord
 from cti.calls.tracker import CallTracker
 from cti.configuration import Configuration, load_configuration
 from cti.ivr.engine import Outcome
@@ -21,6 +22,7 @@ from cti.routing.router import decide
 from cti.settings import Settings
 from cti.store.calls import CallStore
 from cti.store.writer import RecordWriter
+from cti.webhooks import WebhookSender
 from cti.yamlconfig import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,12 +36,21 @@ class Service:
         self.writer = RecordWriter(store, batch_size=settings.database.batch_size,
                                    flush_interval=settings.database.flush_interval)
         self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts)
-        self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self.writer.put)
+        self.webhooks = WebhookSender(settings.zone)
+        self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self._finished)
         self.ami = AmiClient(settings.ami, self.pipeline.on_message,
                              on_connected=self._resync, on_lost=self._lost)
         self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
                                  on_decision=self._decided, on_outcome=self._ivr_finished)
         self.agi_port = 0
+
+    def _finished(self, record: CallRecord) -> None:
+        """A call ended: store it, and share it with its unit when the unit is interconnected."""
+        self.writer.put(record)
+        if record.unit_id:
+            unit = self.configuration.trunk_map.units_by_id.get(record.unit_id)
+            if unit is not None and unit.webhook:
+                self.webhooks.send(unit.webhook, record)
 
     def route(self, number: str, at: datetime) -> Decision:
         return decide(self.configuration.trunk_map, number, at)
@@ -76,6 +87,7 @@ class Service:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; an AMI login refusal ends it with AmiLoginError."""
         self.writer.start()
+        self.webhooks.start()
         self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
         link = asyncio.create_task(self.ami.run(), name="ami-link")
         stopping = asyncio.create_task(stop.wait(), name="stop")
@@ -91,6 +103,7 @@ class Service:
                 await asyncio.wait([link], timeout=2)
                 link.cancel()
             await self.writer.close()
+            await self.webhooks.close()
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -46,6 +46,7 @@ class Session:
     # action -> "ignore" | "drop" | "error:<Message>" | "reply:<Message>"
     on_action: dict[str, str] = field(default_factory=dict)
     banner: bool = True  # False: accept and close at once, as Asterisk did 1 ms after a restart
+    gate: asyncio.Event | None = None  # when given, the script waits for it after the login
 
 
 def transcript(name: str) -> Session:
@@ -149,6 +150,8 @@ class FakeAmi:
             if session.silent:
                 await reading
                 return
+            if session.gate is not None:
+                await session.gate.wait()
             client_ids: dict[bytes, bytes] = {}  # captured ActionID -> the client's
             for item in session.script:
                 raw = item.raw

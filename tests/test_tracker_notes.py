@@ -49,6 +49,22 @@ def test_decision_before_ami_reports_the_channel() -> None:
     assert isinstance(routed, RouteDecided) and routed.linkedid == "1795281168.14"
 
 
+def test_several_notes_before_the_channel_all_arrive() -> None:
+    """The route decision and then the IVR outcome, both before AMI reports the channel."""
+    from cti.calls.events import IvrFinished
+
+    records: list[CallRecord] = []
+    pipeline = CallPipeline(CallTracker(), StreamClock(), records.append)
+    pipeline.note(CITIZEN, "", lambda linkedid: RouteDecided(linkedid, 1.0, "12315", "u", "u-id", "merged",
+                                                             "notice_then_queue"))
+    pipeline.note(CITIZEN, "", lambda linkedid: IvrFinished(linkedid, 2.0, "notice_then_queue", "queue", {}, False))
+    for message in Framer().feed((FIXTURES / "S1_retired_number.raw").read_bytes()):
+        pipeline.on_message(message)
+    [record] = records
+    assert [e.kind for e in record.timeline][:3] == ["offered", "routed", "ivr"]
+    assert record.unit_id == "u-id"
+
+
 def test_notes_for_channels_never_seen_are_bounded() -> None:
     tracker = CallTracker()
     for i in range(5000):

@@ -41,6 +41,7 @@ class CallRecord:
     arrived_at: float
     ended_at: float
     unit: str = ""  # the unit owning the dialled legacy number, from the route decision
+    unit_id: str = ""
     treatment: str = ""  # merged | remote_seat | interconnected | emergency | excluded | hotline | unknown
     queue: str = ""
     queued_at: float | None = None
@@ -71,6 +72,7 @@ class CallRecord:
             "caller_name": self.caller_name,
             "dialled_number": self.dialled_number,
             "unit": self.unit,
+            "unit_id": self.unit_id,
             "treatment": self.treatment,
             "queue": self.queue,
             "arrived_at": iso_time(self.arrived_at, zone),

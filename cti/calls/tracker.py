@@ -88,6 +88,7 @@ class Call:
     arrived_at: float
     offered: bool = False
     unit: str = ""
+    unit_id: str = ""
     treatment: str = ""
     queue: str = ""
     queued_at: float | None = None
@@ -122,7 +123,7 @@ class CallTracker:
         self._events: list[CallEvent] = []
         self._done: OrderedDict[str, None] = OrderedDict()
         self._snapshot: list[AmiMessage] | None = None
-        self._pending_notes: OrderedDict[str, NoteFactory] = OrderedDict()
+        self._pending_notes: OrderedDict[str, list[NoteFactory]] = OrderedDict()
         self._handlers = {
             "Newchannel": self._newchannel,
             "NewCallerid": self._newcallerid,
@@ -173,7 +174,7 @@ class CallTracker:
         channel = self.channels.get(uniqueid)
         call = self.calls.get(channel.linkedid if channel else linkedid)
         if call is None:
-            self._pending_notes[uniqueid] = make
+            self._pending_notes.setdefault(uniqueid, []).append(make)
             if len(self._pending_notes) > PENDING_NOTES:
                 self._pending_notes.popitem(last=False)
             return []
@@ -182,7 +183,7 @@ class CallTracker:
 
     def _apply_note(self, call: Call, event: CallEvent) -> None:
         if isinstance(event, RouteDecided):
-            call.unit, call.treatment = event.unit, event.treatment
+            call.unit, call.unit_id, call.treatment = event.unit, event.unit_id, event.treatment
         self._emit(call, event)
 
     def link_lost(self, at: float) -> None:
@@ -233,10 +234,10 @@ class CallTracker:
         self.calls[call.linkedid] = call
         if call.caller_number:
             self._offer(call, at)
-        make = self._pending_notes.pop(channel.uniqueid, None)
-        if make is not None:
-            if not call.offered:
-                self._offer(call, at)
+        notes = self._pending_notes.pop(channel.uniqueid, [])
+        if notes and not call.offered:
+            self._offer(call, at)
+        for make in notes:
             self._apply_note(call, make(call.linkedid))
         return call
 
@@ -590,9 +591,9 @@ def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRe
     return CallRecord(
         linkedid=call.linkedid, direction=call.direction, caller_number=call.caller_number,
         caller_name=call.caller_name, dialled_number=call.dialled_number, arrived_at=call.arrived_at,
-        ended_at=at, unit=call.unit, treatment=call.treatment, queue=call.queue, queued_at=call.queued_at,
-        answered_at=call.answered_at,
-        queue_wait=call.queue_wait, talk_time=call.talk_time, answered_by=call.answered_by,
+        ended_at=at, unit=call.unit, unit_id=call.unit_id, treatment=call.treatment, queue=call.queue,
+        queued_at=call.queued_at, answered_at=call.answered_at, queue_wait=call.queue_wait,
+        talk_time=call.talk_time, answered_by=call.answered_by,
         answered_by_name=call.answered_by_name, answered_channel=call.answered_channel_name,
         transfers=tuple(call.transfers),
         legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at)

@@ -99,19 +99,20 @@ class TrunkMap:
     prompts: Prompts = field(default_factory=Prompts)
     source: str = ""
     numbers: dict[str, LegacyNumber] = field(default_factory=dict, compare=False)
+    units_by_id: dict[str, Unit] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.numbers:
-            for unit in self.units:
-                for entry in unit.numbers:
-                    self.numbers.setdefault(entry.number, entry)
+        for unit in self.units:
+            self.units_by_id.setdefault(unit.id, unit)
+            for entry in unit.numbers:
+                self.numbers.setdefault(entry.number, entry)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
     def unit(self, unit_id: str) -> Unit:
-        return next(u for u in self.units if u.id == unit_id)
+        return self.units_by_id[unit_id]
 
     def by_treatment(self, treatment: str) -> list[Unit]:
         return [u for u in self.units if u.treatment == treatment]

@@ -109,7 +109,7 @@ def _time(value: float | None) -> datetime | None:
 def _call_row(r: CallRecord) -> dict[str, Any]:
     return {
         "linkedid": r.linkedid, "direction": r.direction, "caller_number": r.caller_number,
-        "caller_name": r.caller_name, "dialled_number": r.dialled_number, "unit": r.unit,
+        "caller_name": r.caller_name, "dialled_number": r.dialled_number, "unit": r.unit, "unit_id": r.unit_id,
         "treatment": r.treatment, "queue": r.queue,
         "arrived_at": _time(r.arrived_at), "queued_at": _time(r.queued_at),
         "answered_at": _time(r.answered_at), "ended_at": _time(r.ended_at),
@@ -136,7 +136,7 @@ def _seconds(value: datetime | None) -> float | None:
 def _record(row: CallRow) -> CallRecord:
     return CallRecord(
         linkedid=row.linkedid, direction=row.direction, caller_number=row.caller_number,
-        caller_name=row.caller_name, dialled_number=row.dialled_number, unit=row.unit,
+        caller_name=row.caller_name, dialled_number=row.dialled_number, unit=row.unit, unit_id=row.unit_id,
         treatment=row.treatment, queue=row.queue,
         arrived_at=row.arrived_at.timestamp(), queued_at=_seconds(row.queued_at),
         answered_at=_seconds(row.answered_at), ended_at=row.ended_at.timestamp(),

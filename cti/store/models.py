@@ -49,6 +49,7 @@ class CallRow(Base):
     caller_name: Mapped[str] = mapped_column(String(128))
     dialled_number: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(128))
+    unit_id: Mapped[str] = mapped_column(String(64))
     treatment: Mapped[str] = mapped_column(String(32))
     queue: Mapped[str] = mapped_column(String(64))
     arrived_at: Mapped[datetime]
