@@ -155,22 +155,27 @@ async def _route(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _describe(decision: Decision, at: datetime, source: str) -> str:
-    what = {
-        "notice_then_queue": f"play {decision.prompt}, then queue {decision.targets[0].split(':', 1)[-1]}",
-        "retired_notice": f"play {decision.prompt} and hang up",
-        "parallel_ring": f"ring {' and '.join(decision.targets)} together for {decision.ring_timeout} s, "
-                         "then the 12345 queue",
-        "guidance": f"play {decision.prompt} and hang up",
-        "not_routed": f"dial {decision.targets[0]} directly (never into 12345)",
-        "queue": f"queue {decision.targets[0].split(':', 1)[-1]}",
-    }[decision.action]
     unit = f"{decision.unit} ({decision.unit_id})" if decision.unit else {
         "hotline": "the 12345 hotline", "unknown": f"not in {source}"}[decision.treatment]
     lines = [f"{decision.number} at {at:%Y-%m-%d %H:%M %Z}: {unit}",
-             f"  treatment: {decision.treatment}", f"  action:    {decision.action}: {what}"]
+             f"  treatment: {decision.treatment}", f"  action:    {decision.action}: {_what(decision)}"]
     if decision.note:
         lines.append(f"  note:      {decision.note}")
     return "\n".join(lines)
+
+
+def _what(decision: Decision) -> str:
+    targets = [t.split(":", 1)[1] if t.startswith("queue:") else t for t in decision.targets]
+    if decision.action == "notice_then_queue":
+        return f"play {decision.prompt}, then queue {targets[0]}"
+    if decision.action in ("retired_notice", "guidance"):
+        return f"play {decision.prompt} and hang up"
+    if decision.action == "parallel_ring":
+        return (f"ring queue {targets[0]} and {', '.join(targets[1:])} together for {decision.ring_timeout} s, "
+                "then the 12345 queue")
+    if decision.action == "not_routed":
+        return f"dial {targets[0]} directly (never into 12345)"
+    return f"queue {targets[0]}"
 
 
 async def _guidance(args: argparse.Namespace, settings: Settings) -> int:

@@ -110,3 +110,32 @@ def test_serve_with_a_wrong_secret_exits_with_the_reason(tmp_path: Path) -> None
     result = asyncio.run(scenario())
     assert result.returncode == 2
     assert "refused the AMI login of user 'cti': Authentication failed" in result.stderr
+
+
+def test_route_explains_every_action(tmp_path: Path) -> None:
+    settings = str(repo_settings(tmp_path))
+    cases = {
+        ("12315", "2026-12-01 09:00"): "parallel_ring: ring queue q12345 and PJSIP/seat-12315 together for 30 s, "
+                                       "then the 12345 queue",
+        ("2666110", "2020-03-02 09:00"): "notice_then_queue: play moved-to-12345, then queue q12345",
+        ("2666110", "2026-12-01 09:00"): "retired_notice: play number-retired and hang up",
+        ("110", "2026-12-01 09:00"): "not_routed: dial PJSIP/110@carrier directly (never into 12345)",
+        ("12388", "2026-12-01 09:00"): "guidance: play guidance-12388 and hang up",
+        ("12345", "2026-12-01 09:00"): "queue: queue q12345",
+        ("99999", "2026-12-01 09:00"): "queue: queue q12345",
+    }
+    for (number, at), action in cases.items():
+        result = cti("--settings", settings, "route", number, "--at", at, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"  action:    {action}" in result.stdout.splitlines(), result.stdout
+    unknown = cti("--settings", settings, "route", "99999", "--json", cwd=tmp_path)
+    decision = json.loads(unknown.stdout)
+    assert (decision["treatment"], decision["action"], decision["unit"]) == ("unknown", "queue", None)
+    assert "not in the trunk map" in decision["note"]
+    retired = json.loads(cti("--settings", settings, "route", "2666110", "--at", "2020-07-01 00:00", "--json",
+                             cwd=tmp_path).stdout)
+    assert {k: retired[k] for k in ("number", "unit", "treatment", "action", "prompt", "targets")} == {
+        "number": "2666110", "unit": "市创建办", "treatment": "merged", "action": "retired_notice",
+        "prompt": "number-retired", "targets": []}
+    bad = cti("--settings", settings, "route", "12o45", cwd=tmp_path)
+    assert (bad.returncode, bad.stderr.strip()) == (2, "cti: '12o45' is not a telephone number")
