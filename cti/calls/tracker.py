@@ -62,6 +62,20 @@ class Channel:
     bridge: str = ""
     bridged_at: tuple[str, str] = ("", "")  # (context, exten) when it entered its bridge
 
+    @classmethod
+    def from_message(cls, message: AmiMessage) -> Channel:
+        """From a Newchannel event or a CoreShowChannel list item (which also gives its BridgeId)."""
+        f = message.fields
+        channel = cls(
+            uniqueid=f.get("uniqueid", ""), name=f.get("channel", ""), linkedid=f.get("linkedid", ""),
+            context=f.get("context", ""), exten=f.get("exten", ""),
+            caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
+            bridge=f.get("bridgeid", ""),
+        )
+        if channel.bridge:
+            channel.bridged_at = (channel.context, channel.exten)
+        return channel
+
 
 @dataclass(slots=True)
 class _Leg:
@@ -198,32 +212,26 @@ class CallTracker:
             return
         channel.context = context
         channel.exten = message.fields.get("exten", channel.exten)
-        if (context in self.outbound_contexts and channel.linkedid not in self.calls
-                and channel.linkedid not in self._done):
+        if context in self.outbound_contexts and self._is_new(channel.linkedid):
             self._start_outbound(channel, at)
 
     def _newchannel(self, message: AmiMessage, at: float) -> None:
-        f = message.fields
-        channel = Channel(
-            uniqueid=f.get("uniqueid", ""), name=f.get("channel", ""), linkedid=f.get("linkedid", ""),
-            context=f.get("context", ""), exten=f.get("exten", ""),
-            caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
-        )
+        channel = Channel.from_message(message)
         if not channel.uniqueid:
             return
         self.channels[channel.uniqueid] = channel
         if self._is_inbound_leg(channel):
             self._start_inbound(channel, at)
-        elif channel.context in self.outbound_contexts and channel.linkedid not in self.calls:
+        elif channel.context in self.outbound_contexts and self._is_new(channel.linkedid):
             self._start_outbound(channel, at)
 
+    def _is_new(self, linkedid: str) -> bool:
+        """No call, running or finished, has this Linkedid yet."""
+        return linkedid not in self.calls and linkedid not in self._done
+
     def _is_inbound_leg(self, channel: Channel) -> bool:
-        return (
-            channel.context in self.inbound_contexts
-            and channel.linkedid not in self.calls
-            and channel.linkedid not in self._done
-            and not is_local_outward_half(channel.name)
-        )
+        return (channel.context in self.inbound_contexts and self._is_new(channel.linkedid)
+                and not is_local_outward_half(channel.name))
 
     def _start_inbound(self, channel: Channel, at: float) -> Call:
         call = Call(
@@ -554,20 +562,12 @@ class CallTracker:
                 self._rebuild_answer(call, channel, at)
 
     def _rebuild_channel(self, message: AmiMessage, at: float) -> Channel:
-        f = message.fields
-        channel = Channel(
-            uniqueid=f.get("uniqueid", ""), name=f.get("channel", ""), linkedid=f.get("linkedid", ""),
-            context=f.get("context", ""), exten=f.get("exten", ""),
-            caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
-            bridge=f.get("bridgeid", ""),
-        )
-        if channel.bridge:
-            channel.bridged_at = (channel.context, channel.exten)
+        channel = Channel.from_message(message)
         self.channels[channel.uniqueid] = channel
         if channel.bridge:
             self.bridges.setdefault(channel.bridge, set()).add(channel.uniqueid)
         if self._is_inbound_leg(channel):
-            call = self._start_inbound(channel, at - _duration(f.get("duration", "")))
+            call = self._start_inbound(channel, at - _duration(message.fields.get("duration", "")))
             call.estimated = True
         return channel
 
