@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cti.agents.directory import Directory, load_directory
 from cti.ivr.flows import Flow, load_flows
 from cti.routing.model import (
     GUIDANCE,
@@ -44,10 +45,12 @@ class Configuration:
     flows: dict[str, Flow]
     queues: tuple[QueueSpec, ...]
     prompts: frozenset[str]
+    directory: Directory
 
     def summary(self) -> str:
         return (f"{len(self.trunk_map.units)} units and {len(self.trunk_map.numbers)} numbers, "
-                f"{len(self.queues)} queue(s), {len(self.flows)} IVR flows, {len(self.prompts)} prompts")
+                f"{len(self.queues)} queue(s), {len(self.directory.agents)} agents and "
+                f"{len(self.directory.seats)} remote seats, {len(self.flows)} IVR flows, {len(self.prompts)} prompts")
 
 
 def load_configuration(settings: Settings) -> Configuration:
@@ -73,9 +76,16 @@ def load_configuration(settings: Settings) -> Configuration:
         _check_flows(flows, prompts, prompt_dir, problems)
     if trunk_map is not None and trunk_doc is not None and queues is not None:
         _check_references(trunk_doc, trunk_map, {q.name for q in queues}, prompts, prompt_dir, problems)
-    if problems or trunk_map is None or queues is None:
+    directory = None
+    if trunk_map is not None and queues is not None:
+        try:
+            directory = load_directory(settings.path(paths.agents) / "agents.yaml", {q.name for q in queues},
+                                       set(trunk_map.units_by_id))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems or trunk_map is None or queues is None or directory is None:
         raise ConfigError(problems)
-    return Configuration(trunk_map, flows, queues, prompts)
+    return Configuration(trunk_map, flows, queues, prompts, directory)
 
 
 def _doc(path: Path, problems: list[Problem]) -> YamlDoc | None:

@@ -14,6 +14,10 @@ from cti.settings import PathSettings, Settings
 from cti.yamlconfig import ConfigError
 from tests.conftest import REPO
 
+AGENTS = """\
+agents:
+  - {id: "1001", name: 王芳, device: PJSIP/agent1001, queues: [q12345]}
+"""
 GOOD_UNITS = """\
 hotline: {number: "12345", queue: q12345}
 units:
@@ -32,6 +36,7 @@ def workspace(tmp_path: Path, trunk_map: str, queues: str | None = None) -> Sett
     (tmp_path / "recordings").mkdir()
     shutil.copytree(REPO / "recordings" / "prompts", tmp_path / "recordings" / "prompts")
     (tmp_path / "trunk_map.yaml").write_text(trunk_map, encoding="utf-8")
+    (tmp_path / "agents" / "agents.yaml").write_text(AGENTS, encoding="utf-8")
     if queues is not None:
         (tmp_path / "agents" / "queues.yaml").write_text(queues, encoding="utf-8")
     return Settings(source=str(tmp_path / "cti.yaml"), paths=PathSettings())
@@ -120,7 +125,8 @@ def test_broken_maps(case: str, tmp_path: Path) -> None:
 
 def test_a_good_map_passes(tmp_path: Path) -> None:
     configuration = load_configuration(workspace(tmp_path, GOOD_UNITS))
-    assert configuration.summary() == "1 units and 1 numbers, 1 queue(s), 7 IVR flows, 12 prompts"
+    assert configuration.summary() == ("1 units and 1 numbers, 1 queue(s), 1 agents and 0 remote seats, "
+                                       "7 IVR flows, 12 prompts")
 
 
 def test_broken_flows_and_queues(tmp_path: Path) -> None:
@@ -164,4 +170,23 @@ def test_cti_check_command(tmp_path: Path) -> None:
 
 def test_the_shipped_configuration_is_clean() -> None:
     settings = Settings(source=str(REPO / "cti.yaml"))
-    assert load_configuration(settings).summary() == "51 units and 58 numbers, 1 queue(s), 7 IVR flows, 12 prompts"
+    assert load_configuration(settings).summary() == (
+        "51 units and 58 numbers, 1 queue(s), 2 agents and 2 remote seats, 7 IVR flows, 12 prompts")
+
+
+def test_agents_and_seats_are_checked(tmp_path: Path) -> None:
+    settings = workspace(tmp_path, GOOD_UNITS)
+    (tmp_path / "agents" / "agents.yaml").write_text("""\
+agents:
+  - {id: "1001", name: 王芳, device: PJSIP/agent1001, queues: [q12345, q12315]}
+  - {id: "1001", name: 李强, device: PJSIP/agent1001, queues: [q12345]}
+seats:
+  - {id: seat-12369, name: 远端座席, device: seat-12369, unit: ecology}
+""", encoding="utf-8")
+    assert problems(settings) == [
+        "agents/agents.yaml:2: agents[0].queues[1]: unknown queue 'q12315'",
+        "agents/agents.yaml:3: agents[1].id: duplicate id '1001' (also at line 2)",
+        "agents/agents.yaml:3: agents[1].device: PJSIP/agent1001 is already at line 2",
+        "agents/agents.yaml:5: seats[0].device: 'seat-12369' is not a device (TECH/name)",
+        "agents/agents.yaml:5: seats[0].unit: unknown unit 'ecology' (not an id in the trunk map)",
+    ]

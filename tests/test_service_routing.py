@@ -40,6 +40,8 @@ units:
 def workspace(tmp_path: Path) -> Path:
     for folder in ("ivr_flows", "agents"):
         shutil.copytree(REPO / folder, tmp_path / folder)
+    (tmp_path / "agents" / "agents.yaml").write_text(
+        'agents:\n  - {id: "1001", name: 王芳, device: PJSIP/agent1001, queues: [q12345]}\n', encoding="utf-8")
     shutil.copytree(REPO / "recordings", tmp_path / "recordings")
     return tmp_path
 

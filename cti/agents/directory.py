@@ -1,0 +1,96 @@
+"""Who is who: agents and remote seats from agents/agents.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A 12345 agent. ``device`` is the phone; ``interface`` the queue member
+    interface (the device unless the PBX uses Local members)."""
+
+    id: str
+    name: str
+    device: str
+    queues: tuple[str, ...] = ()
+    interface: str = ""
+
+    @property
+    def member(self) -> str:
+        return self.interface or self.device
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """A remote seat at a department, ringing for its unit's lines."""
+
+    id: str
+    name: str
+    device: str
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFile:
+    agents: tuple[Agent, ...] = ()
+    seats: tuple[Seat, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    agents: tuple[Agent, ...]
+    seats: tuple[Seat, ...]
+    source: str = ""
+    _by_phone: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
+    _by_id: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for person in (*self.agents, *self.seats):
+            self._by_id[person.id] = person
+            self._by_phone[person.device] = person
+            if isinstance(person, Agent) and person.interface:
+                self._by_phone[person.interface] = person
+
+    def by_phone(self, device_or_interface: str) -> Agent | Seat | None:
+        """The agent or seat whose phone rang: a queue member interface or a dialled device."""
+        return self._by_phone.get(device_or_interface)
+
+    def get(self, person_id: str) -> Agent | Seat | None:
+        return self._by_id.get(person_id)
+
+
+def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Directory:
+    """Read agents.yaml; every problem (unknown queue or unit, a device used twice) with its location."""
+    doc = YamlDoc.load(path)
+    problems: list[Problem] = []
+    built = build(AgentFile, doc.data, doc, (), problems)
+    if built is not None:
+        phones: dict[str, tuple] = {}
+        ids: dict[str, tuple] = {}
+        for kind, people in (("agents", built.agents), ("seats", built.seats)):
+            for i, person in enumerate(people):
+                where = (kind, i)
+                if person.id in ids:
+                    problems.append(doc.problem(where + ("id",), f"duplicate id {person.id!r} "
+                                                                 f"(also at line {doc.line(ids[person.id])})"))
+                ids.setdefault(person.id, where)
+                for phone in {person.device, getattr(person, "interface", "")} - {""}:
+                    if "/" not in phone:
+                        problems.append(doc.problem(where + ("device",), f"{phone!r} is not a device (TECH/name)"))
+                    elif phone in phones and phones[phone] != where:
+                        problems.append(doc.problem(where + ("device",), f"{phone} is already "
+                                                                         f"at line {doc.line(phones[phone])}"))
+                    phones.setdefault(phone, where)
+                for j, queue in enumerate(getattr(person, "queues", ())):
+                    if queue not in queues:
+                        problems.append(doc.problem(where + ("queues", j), f"unknown queue {queue!r}"))
+                if isinstance(person, Seat) and person.unit not in units:
+                    problems.append(doc.problem(where + ("unit",), f"unknown unit {person.unit!r} "
+                                                                   "(not an id in the trunk map)"))
+    if problems or built is None:
+        raise ConfigError(problems)
+    return Directory(built.agents, built.seats, doc.name)
