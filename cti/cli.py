@@ -22,7 +22,7 @@ from cti.routing.model import Decision
 from cti.routing.router import decide, guidance_list
 from cti.service import serve
 from cti.settings import Settings, load_settings
-from cti.store.calls import CallStore
+from cti.store.database import Database
 from cti.yamlconfig import ConfigError
 
 EXIT_USAGE = 2
@@ -104,12 +104,13 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     result = replay(args.traces, settings.ami)
-    store = await CallStore.open(settings.database.url)
+    database = await Database.open(settings.database.url)
     try:
-        await store.save(result.records)
-        stored = await store.calls(linkedids=[r.linkedid for r in result.records], limit=len(result.records))
+        await database.calls.save(result.records)
+        stored = await database.calls.calls(linkedids=[r.linkedid for r in result.records],
+                                            limit=len(result.records))
     finally:
-        await store.close()
+        await database.close()
     _print_records(stored, args.json, settings.zone)
     if result.open_calls:
         print(f"cti: {len(result.open_calls)} call(s) still in progress when the transcript ends, "
@@ -118,11 +119,11 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _calls(args: argparse.Namespace, settings: Settings) -> int:
-    store = await CallStore.open(settings.database.url)
+    database = await Database.open(settings.database.url)
     try:
-        records = await store.calls(limit=args.limit, caller_number=args.caller)
+        records = await database.calls.calls(limit=args.limit, caller_number=args.caller)
     finally:
-        await store.close()
+        await database.close()
     _print_records(records, args.json, settings.zone)
     return 0
 

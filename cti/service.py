@@ -20,7 +20,7 @@ from cti.pipeline import CallPipeline
 from cti.routing.model import Decision
 from cti.routing.router import decide
 from cti.settings import Settings
-from cti.store.calls import CallStore
+from cti.store.database import Database
 from cti.store.writer import RecordWriter
 from cti.webhooks import WebhookSender
 from cti.yamlconfig import ConfigError
@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, store: CallStore, configuration: Configuration) -> None:
+    def __init__(self, settings: Settings, database: Database, configuration: Configuration) -> None:
         self.settings = settings
-        self.store = store
+        self.database = database
+        store = database.calls
         self.configuration = configuration
         self.writer = RecordWriter(store, batch_size=settings.database.batch_size,
                                    flush_interval=settings.database.flush_interval)
@@ -110,10 +111,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """``cti serve``: refuses to start on a bad configuration (ConfigError); SIGHUP reloads it."""
     configuration = load_configuration(settings)
     log.info("configuration: %s", configuration.summary())
-    store = await CallStore.open(settings.database.url)
+    database = await Database.open(settings.database.url)
     try:
-        service = Service(settings, store, configuration)
+        service = Service(settings, database, configuration)
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)
         await service.run(stop)
     finally:
-        await store.close()
+        await database.close()

@@ -12,6 +12,7 @@ import pytest
 
 from cti.settings import PathSettings
 from cti.store.calls import CallStore
+from cti.store.database import Database
 
 REPO = Path(__file__).parent.parent
 # The project's own trunk map, queues, flows and prompts, wherever the tests run from.
@@ -39,10 +40,10 @@ _PG = _postgres_available()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[CallStore]:
-    """A fresh, empty call store on each backend; PostgreSQL is skipped when unreachable."""
+async def database(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Database]:
+    """A fresh, empty database on each backend; PostgreSQL is skipped when unreachable."""
     if request.param == "sqlite":
-        opened = await CallStore.open(f"sqlite:///{tmp_path / 'calls.db'}")
+        opened = await Database.open(f"sqlite:///{tmp_path / 'calls.db'}")
         yield opened
         await opened.close()
         return
@@ -54,7 +55,7 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[CallS
     admin = await asyncpg.connect(PG_URL)
     await admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        opened = await CallStore.open(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+        opened = await Database.open(PG_URL, connect_args={"server_settings": {"search_path": schema}})
         yield opened
         await opened.close()
     finally:
@@ -63,7 +64,17 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[CallS
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path) -> AsyncIterator[CallStore]:
-    opened = await CallStore.open(f"sqlite:///{tmp_path / 'calls.db'}")
+def store(database: Database) -> CallStore:
+    return database.calls
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path) -> AsyncIterator[Database]:
+    opened = await Database.open(f"sqlite:///{tmp_path / 'calls.db'}")
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_db: Database) -> CallStore:
+    return sqlite_db.calls

@@ -9,17 +9,18 @@ from cti.configuration import load_configuration
 from cti.service import Service
 from cti.settings import AmiSettings, DatabaseSettings, Settings
 from cti.store.calls import CallStore
+from cti.store.database import Database
 from tests.conftest import REPO_PATHS
 from tests.fakeami import FakeAmi, transcript, until
 
 
-async def test_serve_records_the_calls_asterisk_reports(sqlite_store: CallStore) -> None:
+async def test_serve_records_the_calls_asterisk_reports(sqlite_db: Database, sqlite_store: CallStore) -> None:
     sessions = [transcript("R1_ami_client_reconnect_midcall"), transcript("R1b_ami_client_reconnect_midcall")]
     async with FakeAmi(sessions) as server:
         settings = Settings(ami=AmiSettings(port=server.port, secret="cti-secret", reconnect_min=0.01,
                                             reconnect_max=0.02),
                             database=DatabaseSettings(flush_interval=0.01), paths=REPO_PATHS)
-        service = Service(settings, sqlite_store, load_configuration(settings))
+        service = Service(settings, sqlite_db, load_configuration(settings))
         stop = asyncio.Event()
         running = asyncio.create_task(service.run(stop))
         await asyncio.wait_for(server.finished.wait(), 10)

@@ -20,6 +20,7 @@ from cti.configuration import load_configuration
 from cti.service import Service
 from cti.settings import AgiSettings, AmiSettings, DatabaseSettings, PathSettings, Settings
 from cti.store.calls import CallStore
+from cti.store.database import Database
 from tests.conftest import REPO
 from tests.fakeami import FakeAmi, transcript, until
 from tests.test_fastagi import environment
@@ -46,7 +47,7 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-async def test_decision_record_and_webhook(workspace: Path, sqlite_store: CallStore) -> None:
+async def test_decision_record_and_webhook(workspace: Path, sqlite_db: Database, sqlite_store: CallStore) -> None:
     received: list[tuple[dict, str]] = []
 
     async def unit_endpoint(request: web.Request) -> web.Response:
@@ -69,7 +70,7 @@ async def test_decision_record_and_webhook(workspace: Path, sqlite_store: CallSt
             settings = Settings(ami=AmiSettings(port=server.port, secret="cti-secret"), agi=AgiSettings(port=0),
                                 database=DatabaseSettings(flush_interval=0.01), paths=PathSettings(),
                                 source=str(workspace / "cti.yaml"))
-            service = Service(settings, sqlite_store, load_configuration(settings))
+            service = Service(settings, sqlite_db, load_configuration(settings))
             stop = asyncio.Event()
             running = asyncio.create_task(service.run(stop))
             await until(lambda: service.ami.connected.is_set() and service.agi_port, what="the service")
@@ -102,11 +103,11 @@ async def test_decision_record_and_webhook(workspace: Path, sqlite_store: CallSt
     assert call["transfers"][0]["target"] == "110"
 
 
-async def test_reload_keeps_the_last_good_configuration(workspace: Path, sqlite_store: CallStore,
+async def test_reload_keeps_the_last_good_configuration(workspace: Path, sqlite_db: Database, sqlite_store: CallStore,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     (workspace / "trunk_map.yaml").write_text(TRUNK_MAP.replace("{url}", "http://127.0.0.1:9/x"), encoding="utf-8")
     settings = Settings(paths=PathSettings(), source=str(workspace / "cti.yaml"))
-    service = Service(settings, sqlite_store, load_configuration(settings))
+    service = Service(settings, sqlite_db, load_configuration(settings))
     good = service.configuration
     (workspace / "trunk_map.yaml").write_text(TRUNK_MAP.replace("{url}", "http://x").replace("interconnected",
                                                                                       "interconected"))

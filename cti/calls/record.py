@@ -101,6 +101,34 @@ class CallRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """A call in progress, as the desk and the screen-pops need it."""
+
+    linkedid: str
+    direction: str
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    unit: str
+    unit_id: str
+    treatment: str
+    arrived_at: float
+    queue: str
+    answered_at: float | None
+    answered_by: str
+    citizen_channel: str  # what a Redirect moves
+    agent_channel: str  # the answering leg, what a BlindTransfer or Atxfer is sent on ("" once gone)
+
+    def to_json(self, zone: ZoneInfo | None = None) -> dict[str, Any]:
+        return {
+            "linkedid": self.linkedid, "direction": self.direction, "caller_number": self.caller_number,
+            "caller_name": self.caller_name, "dialled_number": self.dialled_number, "unit": self.unit,
+            "unit_id": self.unit_id, "treatment": self.treatment, "arrived_at": iso_time(self.arrived_at, zone),
+            "queue": self.queue, "answered_at": iso_time(self.answered_at, zone), "answered_by": self.answered_by,
+        }
+
+
 def iso_time(value: float | None, zone: ZoneInfo | None = None) -> str | None:
     if value is None:
         return None

@@ -38,7 +38,7 @@ from cti.calls.events import (
     RouteDecided,
     TransferFailed,
 )
-from cti.calls.record import CallRecord, Leg, Transfer
+from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
 
 # Linkedids of finished calls remembered, so late events of their remaining
 # channels never start a second record for the same call.
@@ -199,6 +199,21 @@ class CallTracker:
         if isinstance(event, RouteDecided):
             call.unit, call.unit_id, call.treatment = event.unit, event.unit_id, event.treatment
         self._emit(call, event)
+
+    def live(self, linkedid: str) -> LiveCall | None:
+        """A snapshot of a call in progress, or None."""
+        call = self.calls.get(linkedid)
+        if call is None:
+            return None
+        citizen = self.channels.get(call.citizen)
+        agent = self.channels.get(call.answered_channel)
+        return LiveCall(
+            linkedid=call.linkedid, direction=call.direction, caller_number=call.caller_number,
+            caller_name=call.caller_name, dialled_number=call.dialled_number, unit=call.unit, unit_id=call.unit_id,
+            treatment=call.treatment, arrived_at=call.arrived_at, queue=call.queue, answered_at=call.answered_at,
+            answered_by=call.answered_by, citizen_channel=citizen.name if citizen else "",
+            agent_channel=agent.name if agent else "",
+        )
 
     def link_lost(self, at: float) -> None:
         """The AMI link dropped: events from now until the next channel list are lost."""
@@ -553,7 +568,13 @@ class CallTracker:
             channel = self.channels.pop(uniqueid)
             self._leave_bridge(channel)
             call = self.calls.get(channel.linkedid)
-            if call is not None and uniqueid == call.anchor:
+            if call is None:
+                continue
+            leg = call.legs.get(uniqueid)
+            if leg is not None and leg.outcome == "ringing":  # stopped ringing while the link was down
+                leg.outcome, leg.ended_at = "gone", at
+                self._emit(call, LegEnded(call.linkedid, at, leg.device, leg.channel, leg.outcome))
+            if uniqueid == call.anchor:
                 self._end(call, at, None, "ended while the AMI link was down", estimated=True)
         rebuilt = [self._rebuild_channel(m, at) for m in listed if m.fields.get("uniqueid") not in self.channels]
         for channel in rebuilt:

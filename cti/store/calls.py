@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from cti.calls.events import CallEvent, event_from_data
 from cti.calls.record import CallRecord, Leg, Transfer
-from cti.store.models import Base, CallEventRow, CallRow
+from cti.store.models import CallEventRow, CallRow
 
 
 def async_url(url: str) -> str:
@@ -48,18 +48,6 @@ class CallStore:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-    @classmethod
-    async def open(cls, url: str, **engine_options: Any) -> CallStore:
-        """Connect and create the tables that are missing. ``engine_options`` go to
-        SQLAlchemy's create_async_engine (pool sizes, connect_args)."""
-        store = cls(make_engine(url, **engine_options))
-        async with store.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-        return store
-
-    async def close(self) -> None:
-        await self.engine.dispose()
 
     async def save(self, records: Sequence[CallRecord]) -> int:
         """Write finished calls in one transaction; a Linkedid already stored is

@@ -86,3 +86,30 @@ class CallEventRow(Base):
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]]
+
+
+class UserRow(Base):
+    """Someone who signs in: an agent, a supervisor, an admin, or an integrator's system."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    agent_id: Mapped[str | None] = mapped_column(String(64))  # the agents.yaml id an agent works as
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool]
+
+
+class TokenRow(Base):
+    """An API token; only its SHA-256 digest is kept."""
+
+    __tablename__ = "api_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked: Mapped[bool]
