@@ -10,11 +10,12 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cti.ami.client import AmiLoginError
+from cti.auth import ROLES, new_password
 from cti.calls.record import CallRecord
 from cti.configuration import load_configuration
 from cti.replay import TranscriptError, replay
@@ -23,6 +24,7 @@ from cti.routing.router import decide, guidance_list
 from cti.service import serve
 from cti.settings import Settings, load_settings
 from cti.store.database import Database
+from cti.store.users import UserError
 from cti.yamlconfig import ConfigError
 
 EXIT_USAGE = 2
@@ -83,6 +85,29 @@ def _parser() -> argparse.ArgumentParser:
     guide = commands.add_parser("guidance", help="the lines outside the integration, for agents (暂不纳入)")
     guide.add_argument("--json", action="store_true")
     guide.set_defaults(command=_guidance)
+
+    user = commands.add_parser("user", help="add a user (agent, supervisor, admin, integrator) or set a password")
+    user_commands = user.add_subparsers(required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", help="add a user; prints a generated password unless --password-stdin")
+    add.add_argument("id")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--name", help="display name (default: the agent's name, or the id)")
+    add.add_argument("--agent", help="the agents.yaml id an agent user works as (default: the user id)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--db", help="database URL (default: the settings' database.url)")
+    add.set_defaults(command=_user_add)
+    password = user_commands.add_parser("password", help="set a user's password")
+    password.add_argument("id")
+    password.add_argument("--password-stdin", action="store_true")
+    password.add_argument("--db")
+    password.set_defaults(command=_user_password)
+
+    token = commands.add_parser("token", help="create an API token for a user (integrators' systems)")
+    token.add_argument("user")
+    token.add_argument("--label", default="api token")
+    token.add_argument("--days", type=int, help="lifetime in days (default: until revoked)")
+    token.add_argument("--db")
+    token.set_defaults(command=_token)
 
     calls = commands.add_parser("calls", help="list the call records in the database")
     calls.add_argument("--json", action="store_true", help="one JSON object per line per call")
@@ -184,6 +209,62 @@ async def _guidance(args: argparse.Namespace, settings: Settings) -> int:
     for entry in entries:
         print(json.dumps(entry, ensure_ascii=False) if args.json else
               f"{entry['numbers']:14} {entry['unit']}: {entry['guidance']}")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The password from standard input, or a generated one (and whether to print it)."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            raise UsageError("the password must have at least 8 characters")
+        return password, False
+    return new_password(), True
+
+
+async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
+    agent_id = (args.agent or args.id) if args.role == "agent" else None
+    name = args.name or args.id
+    if agent_id is not None:
+        person = load_configuration(settings).directory.get(agent_id)
+        if person is None:
+            raise UsageError(f"no agent {agent_id!r} in agents.yaml")
+        name = args.name or person.name
+    password, show = _password(args)
+    database = await Database.open(settings.database.url)
+    try:
+        user = await database.users.add(args.id, name, args.role, password, agent_id)
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await database.close()
+    print(f"added {user.role} {user.id} ({user.name})" + (f"; password: {password}" if show else ""))
+    return 0
+
+
+async def _user_password(args: argparse.Namespace, settings: Settings) -> int:
+    password, show = _password(args)
+    database = await Database.open(settings.database.url)
+    try:
+        await database.users.set_password(args.id, password)
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await database.close()
+    print(f"password of {args.id} set" + (f": {password}" if show else ""))
+    return 0
+
+
+async def _token(args: argparse.Namespace, settings: Settings) -> int:
+    database = await Database.open(settings.database.url)
+    try:
+        token = await database.users.issue_token(args.user, args.label,
+                                                 timedelta(days=args.days) if args.days else None)
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await database.close()
+    print(token)
     return 0
 
 

@@ -6,15 +6,21 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Coroutine
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+from cti.agents.board import AgentBoard
 from cti.agi.server import AgiCall, FastAgiServer
 from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
-from cti.calls.events import IvrFinished, RouteDecided
-from cti.calls.record import CallRecord
+from cti.ami.message import AmiMessage
+from cti.calls.events import CallAnswered, CallEvent, IvrFinished, RecordingStarted, RouteDecided
+from cti.calls.record import CallRecord, LiveCall
 from cti.calls.tracker import CallTracker
 from cti.configuration import Configuration, load_configuration
+from cti.desk.actions import Desk
 from cti.ivr.engine import Outcome
 from cti.pipeline import CallPipeline
 from cti.routing.model import Decision
@@ -22,6 +28,9 @@ from cti.routing.router import decide
 from cti.settings import Settings
 from cti.store.database import Database
 from cti.store.writer import RecordWriter
+from cti.web.api import WebContext
+from cti.web.app import make_app, start_web
+from cti.web.hub import PopHub
 from cti.webhooks import WebhookSender
 from cti.yamlconfig import ConfigError
 
@@ -39,11 +48,60 @@ class Service:
         self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts)
         self.webhooks = WebhookSender(settings.zone)
         self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self._finished)
-        self.ami = AmiClient(settings.ami, self.pipeline.on_message,
-                             on_connected=self._resync, on_lost=self._lost)
+        self.board = AgentBoard(configuration.directory)
+        self.ami = AmiClient(settings.ami, self._on_ami_message, on_connected=self._resync, on_lost=self._lost)
         self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
                                  on_decision=self._decided, on_outcome=self._ivr_finished)
         self.agi_port = 0
+        self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, settings.recordings.directory,
+                         settings.zone, on_recording=self._recording_started, sleep=asyncio.sleep)
+        self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
+                          lambda caller: self.database.calls.calls(caller_number=caller, limit=10))
+        self.pipeline.subscribe(self.hub.on_events)
+        self.pipeline.subscribe(self._record_answered_calls)
+        self.web = make_app(WebContext(
+            database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
+            live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
+            zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set))
+        self.web_port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _on_ami_message(self, message: AmiMessage) -> None:
+        self.pipeline.on_message(message)
+        changed = self.board.feed(message, self.pipeline.clock(message))
+        if changed:
+            self.hub.on_agent(changed)
+
+    def _record_answered_calls(self, events: list[CallEvent]) -> None:
+        """Every answered call is recorded (MixMonitor on the citizen's leg)."""
+        for event in events:
+            if isinstance(event, CallAnswered):
+                self._spawn(self._record(event.linkedid))
+
+    async def _record(self, linkedid: str) -> None:
+        try:
+            await self.desk.record(linkedid)
+        except Exception as exc:  # an AMI refusal must not stop the others; the call goes on unrecorded
+            log.warning("recording call %s failed: %s", linkedid, exc)
+
+    def _recording_started(self, call: LiveCall, path: str) -> None:
+        self.pipeline.note("", call.linkedid, lambda linkedid: RecordingStarted(linkedid, time.time(), path))
+
+    def recording_file(self, recording: str) -> Path | None:
+        """The file cti can read for a recording Asterisk wrote below recordings.directory, else None."""
+        pbx = Path(self.settings.recordings.directory)
+        local = Path(self.settings.recordings.local_directory or self.settings.recordings.directory)
+        try:
+            relative = Path(recording).relative_to(pbx)
+        except ValueError:
+            return None
+        path = (local / relative).resolve()
+        return path if path.is_relative_to(local.resolve()) else None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _finished(self, record: CallRecord) -> None:
         """A call ended: store it, and share it with its unit when the unit is interconnected."""
@@ -64,6 +122,7 @@ class Service:
             log.error("configuration reload refused, keeping the last good one:\n%s", exc)
             return False
         self.configuration = configuration
+        self.board.use_directory(configuration.directory)
         log.info("configuration reloaded: %s", configuration.summary())
         return True
 
@@ -80,16 +139,21 @@ class Service:
         """After every login: list the live channels. The tracker reads the list from
         the stream, in order, and ends the calls that finished while the link was down."""
         channels = await self.ami.collect({"Action": "CoreShowChannels"})
-        log.info("AMI resync: %d live channels, %d calls tracked", len(channels), len(self.tracker.calls))
+        members = await self.ami.collect({"Action": "QueueStatus"})
+        log.info("AMI resync: %d live channels, %d calls tracked, %d queue members", len(channels),
+                 len(self.tracker.calls), len(members))
+        self.hub.on_link(up=True)
 
     def _lost(self) -> None:
         self.pipeline.on_link_lost(time.time())
+        self.hub.on_link(up=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; an AMI login refusal ends it with AmiLoginError."""
         self.writer.start()
         self.webhooks.start()
         self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
+        runner, self.web_port = await start_web(self.web, self.settings.web.host, self.settings.web.port)
         link = asyncio.create_task(self.ami.run(), name="ami-link")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
@@ -98,6 +162,7 @@ class Service:
                 link.result()  # raises the login error
         finally:
             stopping.cancel()
+            await runner.cleanup()
             await self.agi.close()
             await self.ami.close()
             if not link.done():

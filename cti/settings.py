@@ -43,6 +43,18 @@ class AgiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"  # the desk, the API and the screen-pop WebSocket
+    port: int = 8345
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    directory: str = "/var/spool/asterisk/monitor/cti"  # where Asterisk writes (MixMonitor File=)
+    local_directory: str = ""  # where cti reads the same files; empty: the same path (same machine)
+
+
+@dataclass(frozen=True, slots=True)
 class PathSettings:
     """Where the integrators' files are; relative to the settings file (or the working directory)."""
 
@@ -64,7 +76,9 @@ class DatabaseSettings:
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    recordings: RecordingSettings = field(default_factory=RecordingSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     timezone: str = "Asia/Shanghai"  # how times are shown
     source: str = field(default="defaults", compare=False)
@@ -87,6 +101,8 @@ _ENVIRONMENT = {
     "CTI_DB_URL": ("database", "url", str),
     "CTI_AGI_HOST": ("agi", "host", str),
     "CTI_AGI_PORT": ("agi", "port", int),
+    "CTI_WEB_HOST": ("web", "host", str),
+    "CTI_WEB_PORT": ("web", "port", int),
 }
 
 
@@ -110,7 +126,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
 
 
 def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
-    sections = {"ami": settings.ami, "agi": settings.agi, "database": settings.database}
+    sections = {"ami": settings.ami, "agi": settings.agi, "web": settings.web, "database": settings.database}
     problems = []
     for variable, (section, key, kind) in _ENVIRONMENT.items():
         if variable not in environ:
@@ -124,7 +140,8 @@ def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settin
         sections[section] = dataclasses.replace(sections[section], **{key: value})
     if problems:
         raise ConfigError(problems)
-    return dataclasses.replace(settings, ami=sections["ami"], agi=sections["agi"], database=sections["database"])
+    return dataclasses.replace(settings, ami=sections["ami"], agi=sections["agi"], web=sections["web"],
+                               database=sections["database"])
 
 
 def _check(settings: Settings) -> None:
@@ -135,7 +152,8 @@ def _check(settings: Settings) -> None:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(Problem(where, None, key, f"unknown time zone {zone!r}"))
-    for key, port in (("ami.port", settings.ami.port), ("agi.port", settings.agi.port)):
+    for key, port in (("ami.port", settings.ami.port), ("agi.port", settings.agi.port),
+                      ("web.port", settings.web.port)):
         if not 0 <= port < 65536:
             problems.append(Problem(where, None, key, f"{port} is not a TCP port"))
     if not settings.database.url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):

@@ -70,6 +70,11 @@ class AgentBoard:
             "QueueMember": self._listed, "QueueStatusComplete": self._listing_complete,
         }
 
+    def use_directory(self, directory: Directory) -> None:
+        """After a reload: keep what is known of agents still defined."""
+        self.directory = directory
+        self._members = {a.id: self._members.get(a.id, _Member()) for a in directory.agents}
+
     def feed(self, message: AmiMessage, at: float) -> list[AgentStatus]:
         """Apply one AMI message; return the agents whose state changed."""
         handler = self._handlers.get(message.name) if message.kind == "event" else None

@@ -198,6 +198,8 @@ class CallTracker:
     def _apply_note(self, call: Call, event: CallEvent) -> None:
         if isinstance(event, RouteDecided):
             call.unit, call.unit_id, call.treatment = event.unit, event.unit_id, event.treatment
+        elif isinstance(event, RecordingStarted) and not call.recording:
+            call.recording = event.file
         self._emit(call, event)
 
     def live(self, linkedid: str) -> LiveCall | None:
@@ -214,6 +216,9 @@ class CallTracker:
             answered_by=call.answered_by, citizen_channel=citizen.name if citizen else "",
             agent_channel=agent.name if agent else "",
         )
+
+    def live_calls(self) -> list[LiveCall]:
+        return [call for linkedid in list(self.calls) if (call := self.live(linkedid)) is not None]
 
     def link_lost(self, at: float) -> None:
         """The AMI link dropped: events from now until the next channel list are lost."""

@@ -1,0 +1,184 @@
+"""What an agent does from the desk, turned into AMI actions.
+
+The forms follow what a real Asterisk 22 accepted (traces S3, S5, P5, P6):
+- a blind or attended transfer is sent on the agent's *bridged* channel
+  (PJSIP/agent1001-N, or the ;1 half of a Local member): sent on the citizen's
+  channel, Asterisk "succeeds" but moves the agent and drops the citizen (S3);
+- completing an attended transfer is the atxfercomplete digits (*2) played on
+  the agent's channel, cancelling it atxferabort (*1), as the agent's phone would;
+- a three-way call (三方通话) is a dual Redirect of the citizen and the agent
+  into a ConfBridge room, then an Originate of the third party into it (P6).
+One-key emergency targets (110, 119, 120, 122, 12122) come from the trunk
+map; departments' remote seats from agents.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from cti.agents.directory import Agent
+from cti.ami.client import AmiActionError
+from cti.calls.record import LiveCall
+from cti.configuration import Configuration
+
+KINDS = ("blind", "attended", "conference")
+EMERGENCY_CONTEXT = "emergency"  # asterisk-conf/extensions.conf
+SEAT_CONTEXT = "cti-seat"
+CONFERENCE_CONTEXT = "conference"
+ATXFER_COMPLETE = "*2"  # features.conf defaults, as used in trace S5
+ATXFER_ABORT = "*1"
+
+
+class DeskError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Ami(Protocol):
+    async def send(self, fields: dict[str, Any], timeout: float | None = None) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    id: str  # "110", or a seat id
+    name: str
+    kind: str  # emergency | seat
+    context: str
+    exten: str
+    dial: str  # how to call it into a three-way room
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "kind": self.kind}
+
+
+class Desk:
+    def __init__(self, ami: Ami, live: Callable[[str], LiveCall | None], configuration: Callable[[], Configuration],
+                 recordings: str, zone: ZoneInfo,
+                 on_recording: Callable[[LiveCall, str], None] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+        self.ami = ami
+        self._live = live
+        self._configuration = configuration
+        self.recordings = recordings.rstrip("/")
+        self.zone = zone
+        self._on_recording = on_recording
+        self._sleep = sleep
+
+    # -- agent state --------------------------------------------------------------
+
+    async def log_in(self, agent: Agent) -> None:
+        for queue in agent.queues:
+            await self._idempotent({"Action": "QueueAdd", "Queue": queue, "Interface": agent.member,
+                                    "MemberName": agent.name, "StateInterface": agent.device, "Paused": "false"},
+                                   "Already there")
+
+    async def log_out(self, agent: Agent) -> None:
+        for queue in agent.queues:
+            await self._idempotent({"Action": "QueueRemove", "Queue": queue, "Interface": agent.member}, "Not there")
+
+    async def pause(self, agent: Agent, reason: str) -> None:
+        await self.ami.send({"Action": "QueuePause", "Interface": agent.member, "Paused": "true", "Reason": reason})
+
+    async def ready(self, agent: Agent) -> None:
+        await self.ami.send({"Action": "QueuePause", "Interface": agent.member, "Paused": "false"})
+
+    async def _idempotent(self, action: dict[str, Any], already: str) -> None:
+        try:
+            await self.ami.send(action)
+        except AmiActionError as exc:
+            if already not in exc.reason:
+                raise
+
+    # -- transfers ------------------------------------------------------------------
+
+    def targets(self) -> list[Target]:
+        configuration = self._configuration()
+        found = [Target(n.number, unit.name, "emergency", EMERGENCY_CONTEXT, n.number, unit.dial)
+                 for unit in configuration.trunk_map.by_treatment("emergency") for n in unit.numbers]
+        for seat in configuration.directory.seats:
+            endpoint = seat.device.split("/", 1)[1]
+            found.append(Target(seat.id, seat.name, "seat", SEAT_CONTEXT, endpoint, seat.device))
+        return found
+
+    def target(self, target_id: str) -> Target:
+        for target in self.targets():
+            if target.id == target_id:
+                return target
+        raise DeskError(404, "unknown_target", f"no transfer target {target_id!r}")
+
+    def call_for(self, linkedid: str, agent: Agent | None) -> LiveCall:
+        """The live call, checking that ``agent`` (None: a supervisor) is the one talking to the citizen."""
+        call = self._live(linkedid)
+        if call is None:
+            raise DeskError(404, "no_such_call", f"no call {linkedid} in progress")
+        if not call.agent_channel:
+            raise DeskError(409, "not_answered", f"call {linkedid} has no agent on it")
+        if agent is not None and call.answered_by not in (agent.member, agent.device):
+            raise DeskError(403, "not_your_call", f"call {linkedid} is answered by {call.answered_by}, not you")
+        return call
+
+    async def transfer(self, linkedid: str, target_id: str, kind: str, agent: Agent | None) -> dict[str, Any]:
+        if kind not in KINDS:
+            raise DeskError(422, "invalid", f"kind must be one of {', '.join(KINDS)}")
+        call = self.call_for(linkedid, agent)
+        target = self.target(target_id)
+        if kind == "blind":
+            action = {"Action": "BlindTransfer", "Channel": call.agent_channel, "Context": target.context,
+                      "Exten": target.exten}
+            await self.ami.send(action)
+            return {"sent": [action]}
+        if kind == "attended":
+            action = {"Action": "Atxfer", "Channel": call.agent_channel, "Context": target.context,
+                      "Exten": target.exten}
+            await self.ami.send(action)
+            return {"sent": [action]}
+        return await self._three_way(call, target)
+
+    async def _three_way(self, call: LiveCall, target: Target) -> dict[str, Any]:
+        room = f"cti-{call.linkedid}"
+        redirect = {"Action": "Redirect", "Channel": call.citizen_channel, "ExtraChannel": call.agent_channel,
+                    "Context": CONFERENCE_CONTEXT, "Exten": room, "Priority": "1",
+                    "ExtraContext": CONFERENCE_CONTEXT, "ExtraExten": room, "ExtraPriority": "1"}
+        await self.ami.send(redirect)
+        caller = f'"{call.caller_name}" <{call.caller_number}>' if call.caller_name else call.caller_number
+        originate = {"Action": "Originate", "Channel": target.dial, "Context": CONFERENCE_CONTEXT, "Exten": room,
+                     "Priority": "1", "CallerID": caller, "Async": "true", "Timeout": "30000",
+                     "ActionID": f"cti-3way-{call.linkedid}-{target.id}"}
+        await self.ami.send(originate)
+        return {"sent": [redirect, originate], "room": room}
+
+    async def finish_attended(self, linkedid: str, agent: Agent | None, complete: bool) -> dict[str, Any]:
+        call = self.call_for(linkedid, agent)
+        sent = []
+        for digit in ATXFER_COMPLETE if complete else ATXFER_ABORT:
+            action = {"Action": "PlayDTMF", "Channel": call.agent_channel, "Digit": digit, "Receive": "true",
+                      "Duration": "100"}
+            await self.ami.send(action)
+            sent.append(action)
+            if self._sleep is not None:
+                await self._sleep(0.3)  # the digits are told apart like key presses (S5 waited 300 ms)
+        return {"sent": sent}
+
+    # -- recording --------------------------------------------------------------------
+
+    def recording_path(self, call: LiveCall) -> str:
+        day = datetime.fromtimestamp(call.arrived_at, self.zone)
+        return f"{self.recordings}/{day:%Y/%m/%d}/{call.linkedid}.wav"
+
+    async def record(self, linkedid: str) -> str | None:
+        """MixMonitor on the citizen's leg: it follows the citizen through transfers."""
+        call = self._live(linkedid)
+        if call is None or not call.citizen_channel:
+            return None
+        path = self.recording_path(call)
+        await self.ami.send({"Action": "MixMonitor", "Channel": call.citizen_channel, "File": path})
+        if self._on_recording is not None:
+            self._on_recording(call, path)
+        return path

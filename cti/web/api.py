@@ -1,0 +1,246 @@
+"""The REST API of the desk, supervisors, admins and integrators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from cti.agents.board import AgentBoard
+from cti.agents.directory import Agent
+from cti.calls.record import CallRecord, LiveCall
+from cti.configuration import Configuration
+from cti.desk.actions import KINDS, Desk
+from cti.routing.router import decide, guidance_list
+from cti.store.database import Database
+from cti.web.hub import PopHub
+from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes
+
+SESSION_LIFETIME = timedelta(hours=12)
+routes = Routes()
+
+
+@dataclass
+class WebContext:
+    """What the web layer needs from the running service."""
+
+    database: Database
+    desk: Desk
+    board: AgentBoard
+    hub: PopHub
+    live: Callable[[str], LiveCall | None]
+    live_calls: Callable[[], list[LiveCall]]
+    configuration: Callable[[], Configuration]
+    reload: Callable[[], bool]
+    zone: ZoneInfo
+    recording_file: Callable[[str], Path | None]  # Asterisk's path of a recording -> the file cti can read
+    link_up: Callable[[], bool]
+
+
+CONTEXT = web.AppKey("cti", WebContext)
+
+
+def ctx(call: Call) -> WebContext:
+    return call.request.app[CONTEXT]
+
+
+def agent_of(call: Call, agent_id: str) -> Agent:
+    """The agent ``agent_id``, if the caller may act for them: themselves, or a supervisor or admin."""
+    person = ctx(call).configuration().directory.get(agent_id)
+    if not isinstance(person, Agent):
+        raise ApiError(404, "no_such_agent", f"no agent {agent_id!r} in agents.yaml")
+    if call.user.role == "agent" and call.user.agent_id != agent_id:
+        raise ApiError(403, "forbidden", "an agent acts only for themselves")
+    return person
+
+
+def acting_agent(call: Call) -> Agent | None:
+    """The agent the signed-in user works as, or None for a supervisor or admin."""
+    if call.user.role != "agent":
+        return None
+    person = ctx(call).configuration().directory.get(call.user.agent_id or "")
+    if not isinstance(person, Agent):
+        raise ApiError(403, "forbidden", "your user is not linked to an agent of agents.yaml")
+    return person
+
+
+# -- sessions -------------------------------------------------------------------------
+
+@routes.add("POST", "/api/session", roles=PUBLIC, summary="Sign in with a user id and password; returns a token",
+            body={"user": Field(required=True), "password": Field(required=True)})
+async def sign_in(call: Call) -> dict[str, Any]:
+    users = ctx(call).database.users
+    user = await users.authenticate(call.body["user"], call.body["password"])
+    if user is None:
+        raise ApiError(401, "unauthorized", "wrong user or password")
+    token = await users.issue_token(user.id, "desk session", SESSION_LIFETIME)
+    return {"token": token, "user": user.to_json(), "expires_in": int(SESSION_LIFETIME.total_seconds())}
+
+
+@routes.add("DELETE", "/api/session", roles=ANYONE, summary="Sign out: revoke the token used")
+async def sign_out(call: Call) -> dict[str, Any]:
+    await ctx(call).database.users.revoke(call.request["token"])
+    return {"signed_out": True}
+
+
+@routes.add("GET", "/api/me", roles=ANYONE, summary="Who the token belongs to, and their agent state")
+async def me(call: Call) -> dict[str, Any]:
+    status = ctx(call).board.status(call.user.agent_id or "")
+    return {"user": call.user.to_json(), "agent": status.to_json() if status else None,
+            "pbx": "up" if ctx(call).link_up() else "down"}
+
+
+# -- agents -----------------------------------------------------------------------------
+
+@routes.add("GET", "/api/agents", roles=("supervisor", "admin"), summary="Every agent's state (wallboard)")
+async def agents(call: Call) -> list[dict[str, Any]]:
+    return [s.to_json() for s in ctx(call).board.all()]
+
+
+@routes.add("GET", "/api/agents/{agent_id}", roles=("agent", "supervisor", "admin"), summary="An agent's state")
+async def agent_state(call: Call) -> dict[str, Any]:
+    agent = agent_of(call, call.path("agent_id"))
+    status = ctx(call).board.status(agent.id)
+    assert status is not None
+    return status.to_json()
+
+
+@routes.add("POST", "/api/agents/{agent_id}/login", roles=("agent", "supervisor"),
+            summary="Log the agent into their queues (QueueAdd)")
+async def log_in(call: Call) -> dict[str, Any]:
+    agent = agent_of(call, call.path("agent_id"))
+    await ctx(call).desk.log_in(agent)
+    return {"agent_id": agent.id, "queues": list(agent.queues)}
+
+
+@routes.add("POST", "/api/agents/{agent_id}/logout", roles=("agent", "supervisor"),
+            summary="Log the agent out of their queues (QueueRemove)")
+async def log_out(call: Call) -> dict[str, Any]:
+    agent = agent_of(call, call.path("agent_id"))
+    await ctx(call).desk.log_out(agent)
+    return {"agent_id": agent.id, "queues": []}
+
+
+@routes.add("POST", "/api/agents/{agent_id}/pause", roles=("agent", "supervisor"),
+            summary="Pause the agent with a reason (QueuePause)", body={"reason": Field(required=True)})
+async def pause(call: Call) -> dict[str, Any]:
+    agent = agent_of(call, call.path("agent_id"))
+    await ctx(call).desk.pause(agent, call.body["reason"])
+    return {"agent_id": agent.id, "paused": True, "reason": call.body["reason"]}
+
+
+@routes.add("POST", "/api/agents/{agent_id}/ready", roles=("agent", "supervisor"),
+            summary="End the agent's pause (QueuePause Paused=false)")
+async def ready(call: Call) -> dict[str, Any]:
+    agent = agent_of(call, call.path("agent_id"))
+    await ctx(call).desk.ready(agent)
+    return {"agent_id": agent.id, "paused": False}
+
+
+# -- live calls and transfers ---------------------------------------------------------------
+
+@routes.add("GET", "/api/targets", roles=("agent", "supervisor"),
+            summary="One-key transfer targets: emergency lines and departments' remote seats")
+async def targets(call: Call) -> list[dict[str, str]]:
+    return [t.to_json() for t in ctx(call).desk.targets()]
+
+
+@routes.add("GET", "/api/guidance", roles=ANYONE, summary="Lines outside the integration (暂不纳入), for guidance")
+async def guidance(call: Call) -> list[dict[str, str]]:
+    return guidance_list(ctx(call).configuration().trunk_map)
+
+
+@routes.add("GET", "/api/live", roles=("supervisor", "admin"), summary="Calls in progress")
+async def live(call: Call) -> list[dict[str, Any]]:
+    return [c.to_json(ctx(call).zone) for c in ctx(call).live_calls()]
+
+
+@routes.add("POST", "/api/calls/{linkedid}/transfer", roles=("agent", "supervisor"),
+            summary="Hand the citizen over: blind, attended, or a three-way call (conference)",
+            body={"target": Field(required=True, description="110, 119, 120, 122, 12122 or a remote seat id"),
+                  "kind": Field(required=True, choices=KINDS)})
+async def transfer(call: Call) -> dict[str, Any]:
+    return await ctx(call).desk.transfer(call.path("linkedid"), call.body["target"], call.body["kind"],
+                                         acting_agent(call))
+
+
+@routes.add("POST", "/api/calls/{linkedid}/transfer/complete", roles=("agent", "supervisor"),
+            summary="Complete an attended transfer")
+async def complete_transfer(call: Call) -> dict[str, Any]:
+    return await ctx(call).desk.finish_attended(call.path("linkedid"), acting_agent(call), complete=True)
+
+
+@routes.add("POST", "/api/calls/{linkedid}/transfer/cancel", roles=("agent", "supervisor"),
+            summary="Cancel an attended transfer and return to the citizen")
+async def cancel_transfer(call: Call) -> dict[str, Any]:
+    return await ctx(call).desk.finish_attended(call.path("linkedid"), acting_agent(call), complete=False)
+
+
+# -- call records -------------------------------------------------------------------------
+
+@routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"), summary="Call records, newest first",
+            query={"caller": Field(description="only calls from this number"), "limit": Field(int)})
+async def calls(call: Call) -> list[dict[str, Any]]:
+    records = await ctx(call).database.calls.calls(caller_number=call.query.get("caller"),
+                                                     limit=min(call.query.get("limit", 50), 500))
+    return [r.to_json(ctx(call).zone) for r in records]
+
+
+async def _record_for(call: Call) -> CallRecord:
+    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], limit=1) or [None]
+    if record is None:
+        raise ApiError(404, "no_such_call", f"no call record {call.path('linkedid')}")
+    agent = acting_agent(call)
+    if agent is not None and record.answered_by not in (agent.member, agent.device):
+        raise ApiError(403, "forbidden", "an agent sees only the calls they answered")
+    return record
+
+
+@routes.add("GET", "/api/calls/{linkedid}", roles=("agent", "supervisor", "admin", "integrator"),
+            summary="A call record with its timeline")
+async def call_record(call: Call) -> dict[str, Any]:
+    record = await _record_for(call)
+    timeline = await ctx(call).database.calls.timeline(record.linkedid)
+    return record.to_json(ctx(call).zone) | {
+        "timeline": [{"kind": e.kind, "at": e.at, **e.data()} for e in timeline]}
+
+
+@routes.add("GET", "/api/calls/{linkedid}/recording", roles=("agent", "supervisor", "admin"),
+            summary="The call's recording (WAV)", produces="audio/wav")
+async def recording(call: Call) -> web.FileResponse:
+    record = await _record_for(call)
+    path = ctx(call).recording_file(record.recording) if record.recording else None
+    if path is None or not path.is_file():
+        raise ApiError(404, "no_recording", f"no recording of call {record.linkedid} to play")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+# -- routing and administration --------------------------------------------------------------
+
+@routes.add("GET", "/api/route/{number}", roles=("integrator", "supervisor", "admin"),
+            summary="What the router decides for a call to a number", query={"at": Field(
+                description="ISO 8601 moment; default now")})
+async def route(call: Call) -> dict[str, Any]:
+    configuration = ctx(call).configuration()
+    zone = configuration.trunk_map.zone
+    at_text = call.query.get("at")
+    try:
+        at = datetime.fromisoformat(at_text) if at_text else datetime.now(zone)
+    except ValueError:
+        raise ApiError(422, "invalid", "invalid query", {"fields": {"at": "expected ISO 8601"}}) from None
+    at = at if at.tzinfo else at.replace(tzinfo=zone)
+    return decide(configuration.trunk_map, call.path("number"), at).to_json() | {"at": at.isoformat()}
+
+
+@routes.add("POST", "/api/admin/reload", roles=("admin",),
+            summary="Reload trunk map, agents, flows and prompts; keeps the last good ones on error")
+async def reload(call: Call) -> dict[str, Any]:
+    if not ctx(call).reload():
+        raise ApiError(422, "invalid_configuration", "the new configuration has problems; see the log")
+    return {"reloaded": ctx(call).configuration().summary()}
+

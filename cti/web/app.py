@@ -1,0 +1,140 @@
+"""The aiohttp application: the REST API, the screen-pop WebSocket and the desk page."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from cti.web.api import CONTEXT, WebContext, routes
+from cti.web.hub import Connection
+from cti.web.routes import ApiError, Call, Route, validate
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+AUTH_TIMEOUT = 5.0  # seconds a WebSocket may take to send its token
+
+
+def make_app(context: WebContext) -> web.Application:
+    app = web.Application(middlewares=[errors])
+    app[CONTEXT] = context
+    for route in routes.table:
+        app.router.add_route(route.method, route.path, _endpoint(route))
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/ws", websocket)
+    app.router.add_get("/", desk_page)
+    app.router.add_static("/static/", STATIC)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "details": details or {}}},
+                             status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error in one JSON shape: {"error": {"code", "message", "details"}}."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_body(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return error_body(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_body(500, "internal", "internal error; see the service log")
+
+
+def _endpoint(route: Route) -> Any:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        user = None
+        if route.roles:
+            user = await _authenticate(request)
+            if user.role not in route.roles:
+                raise ApiError(403, "forbidden", f"{route.method} {route.path} is for {', '.join(route.roles)}, "
+                                                 f"not {user.role}")
+        body: dict[str, Any] = {}
+        if route.body:
+            try:
+                data = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ApiError(400, "bad_request", "the body is not JSON") from None
+            body = validate(route.body, data, "body")
+        query = validate(route.query, dict(request.query), "query") if route.query else {}
+        result = await route.handler(Call(request, user, body, query))
+        return result if isinstance(result, web.StreamResponse) else web.json_response(result)
+    endpoint.__name__ = route.handler.__name__
+    return endpoint
+
+
+async def _authenticate(request: web.Request) -> Any:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "sign in: Authorization: Bearer <token>")
+    user = await request.app[CONTEXT].database.users.user_for_token(token.strip())
+    if user is None:
+        raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked")
+    request["token"] = token.strip()
+    return user
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(routes.openapi("cti — 12345 hotline desk and integration API", "0.1.0"))
+
+
+async def desk_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "desk.html")
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Screen-pops. The first message must be {"type": "auth", "token": …}: browsers cannot set headers."""
+    context = request.app[CONTEXT]
+    socket = web.WebSocketResponse(heartbeat=20)
+    await socket.prepare(request)
+    try:
+        first = await socket.receive(timeout=AUTH_TIMEOUT)
+        token = json.loads(first.data).get("token", "") if first.type == WSMsgType.TEXT else ""
+    except (TimeoutError, json.JSONDecodeError, AttributeError):
+        token = ""
+    user = await context.database.users.user_for_token(token) if token else None
+    if user is None:
+        await socket.send_json({"type": "error", "error": {"code": "unauthorized", "message": "send a valid token"}})
+        await socket.close(code=4401, message=b"unauthorized")
+        return socket
+    connection = Connection(user, socket.send_str, socket.close)
+    context.hub.attach(connection)
+    status = context.board.status(user.agent_id or "")
+    connection.queue.put_nowait(json.dumps({
+        "type": "hello", "user": user.to_json(), "agent": status.to_json() if status else None,
+        "pbx": "up" if context.link_up() else "down"}, ensure_ascii=False))
+    try:
+        async for message in socket:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        await context.hub.detach(connection)
+    return socket
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[CONTEXT].hub.close()
+
+
+async def start_web(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    log.info("desk and API on http://%s:%d/", host, bound)
+    return runner, bound
+

@@ -1,0 +1,190 @@
+"""Screen-pops: domain events in, JSON messages out to the right desks.
+
+A pop reaches only its own agent: the phone that rings (a queue member
+interface or a remote seat's device) names the person, and only that person's
+connections get it. It arrives at ring (LegRinging), not at answer; the
+caller's earlier calls follow in a second message, so the database never
+delays the pop. Each connection has its own queue and writer task: a slow
+browser cannot hold up the AMI path or the other desks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cti.agents.board import AgentStatus
+from cti.agents.directory import Directory
+from cti.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallTransferred,
+    LegEnded,
+    LegRinging,
+    RecordingStarted,
+)
+from cti.calls.record import CallRecord, LiveCall, iso_time
+from cti.store.users import User
+
+log = logging.getLogger(__name__)
+
+History = Callable[[str], Awaitable[list[CallRecord]]]
+QUEUE_LIMIT = 1000  # messages waiting for one browser before it is cut off
+
+
+@dataclass(eq=False)
+class Connection:
+    user: User
+    send: Callable[[str], Awaitable[None]]
+    close: Callable[[], Awaitable[Any]]
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def person(self) -> str | None:
+        return self.user.agent_id
+
+
+class PopHub:
+    def __init__(self, directory: Callable[[], Directory], live: Callable[[str], LiveCall | None],
+                 history: History) -> None:
+        self._directory = directory
+        self._live = live
+        self._history = history
+        self.connections: set[Connection] = set()
+        self._pops: dict[str, set[str]] = {}  # person id -> Linkedids with a pop on their desk
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sent = 0
+
+    # -- connections ----------------------------------------------------------------
+
+    def attach(self, connection: Connection) -> None:
+        connection.task = asyncio.create_task(self._write(connection), name=f"desk-{connection.user.id}")
+        self.connections.add(connection)
+
+    async def detach(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if connection.task is not None:
+            connection.task.cancel()
+
+    async def close(self) -> None:
+        for connection in list(self.connections):
+            await self.detach(connection)
+            await connection.close()
+
+    async def _write(self, connection: Connection) -> None:
+        while True:
+            text = await connection.queue.get()
+            try:
+                await connection.send(text)
+            except ConnectionError:
+                return
+            self.sent += 1
+
+    def _deliver(self, connections: Sequence[Connection], message: dict[str, Any]) -> None:
+        text = json.dumps(message, ensure_ascii=False)
+        for connection in connections:
+            try:
+                connection.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                log.warning("desk of %s is not reading; disconnecting it", connection.user.id)
+                self._spawn(self._drop(connection))
+
+    async def _drop(self, connection: Connection) -> None:
+        await self.detach(connection)
+        await connection.close()
+
+    def _for_person(self, person_id: str) -> list[Connection]:
+        return [c for c in self.connections if c.person == person_id]
+
+    def _supervisors(self) -> list[Connection]:
+        return [c for c in self.connections if c.user.role in ("supervisor", "admin")]
+
+    # -- events ---------------------------------------------------------------------
+
+    def on_events(self, events: Sequence[CallEvent]) -> None:
+        """A pipeline subscriber: called with each batch of domain events, in order."""
+        for event in events:
+            if isinstance(event, LegRinging):
+                self._ringing(event)
+            elif isinstance(event, LegEnded):
+                if event.outcome != "answered":
+                    self._person_message(event.device, event.linkedid, {"type": "cleared", "outcome": event.outcome},
+                                         forget=True)
+            elif isinstance(event, CallAnswered):
+                call = self._live(event.linkedid)
+                self._person_message(event.answered_by, event.linkedid, {
+                    "type": "answered", "call": call.to_json() if call else None, "queue_wait": event.queue_wait})
+            elif isinstance(event, CallTransferred):
+                self._to_call(event.linkedid, {"type": "transferred", "kind": event.transfer_kind,
+                                               "target": event.target})
+            elif isinstance(event, RecordingStarted):
+                self._to_call(event.linkedid, {"type": "recording", "file": event.file})
+            elif isinstance(event, CallEnded):
+                self._to_call(event.linkedid, {"type": "ended", "cause": event.cause, "cause_text": event.cause_text,
+                                               "estimated": event.estimated})
+                for linkedids in self._pops.values():
+                    linkedids.discard(event.linkedid)
+
+    def on_agent(self, statuses: Sequence[AgentStatus]) -> None:
+        """Agent state changes: to the agent's own desk, and to supervisors'."""
+        for status in statuses:
+            message = {"type": "agent", "status": status.to_json()}
+            self._deliver([*self._for_person(status.agent_id), *self._supervisors()], message)
+
+    def on_link(self, up: bool) -> None:
+        """The PBX link went down or came back: every desk shows it."""
+        self._deliver(list(self.connections), {"type": "link", "state": "up" if up else "down"})
+
+    def _ringing(self, event: LegRinging) -> None:
+        person = self._directory().by_phone(event.device)
+        if person is None:
+            return
+        call = self._live(event.linkedid)
+        if call is None:
+            return
+        self._pops.setdefault(person.id, set()).add(event.linkedid)
+        targets = self._for_person(person.id)
+        self._deliver(targets, {"type": "ringing", "linkedid": event.linkedid, "device": event.device,
+                                "call": call.to_json()})
+        if targets and call.caller_number:
+            self._spawn(self._send_history(person.id, call))
+
+    async def _send_history(self, person_id: str, call: LiveCall) -> None:
+        try:
+            records = await self._history(call.caller_number)
+        except Exception:  # the pop is already on the desk; a missing history is not worth a crash
+            log.exception("history of %s for the screen-pop failed", call.caller_number)
+            return
+        earlier = [summary(r) for r in records if r.linkedid != call.linkedid]
+        self._deliver(self._for_person(person_id), {"type": "history", "linkedid": call.linkedid, "calls": earlier})
+
+    def _person_message(self, device: str, linkedid: str, message: dict[str, Any], forget: bool = False) -> None:
+        person = self._directory().by_phone(device)
+        if person is None or linkedid not in self._pops.get(person.id, set()):
+            return
+        if forget:
+            self._pops[person.id].discard(linkedid)
+        self._deliver(self._for_person(person.id), {**message, "linkedid": linkedid})
+
+    def _to_call(self, linkedid: str, message: dict[str, Any]) -> None:
+        people = [p for p, linkedids in self._pops.items() if linkedid in linkedids]
+        self._deliver([c for p in people for c in self._for_person(p)], {**message, "linkedid": linkedid})
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def summary(record: CallRecord) -> dict[str, Any]:
+    """An earlier call, as a pop lists it."""
+    return {"linkedid": record.linkedid, "arrived_at": iso_time(record.arrived_at),
+            "dialled_number": record.dialled_number, "unit": record.unit, "treatment": record.treatment,
+            "answered_by": record.answered_by_name or record.answered_by, "answered": record.answered,
+            "transfers": [{"kind": t.kind, "target": t.target} for t in record.transfers]}

@@ -1,0 +1,160 @@
+"""A route table that every API route must go through: each route names the
+roles allowed to call it (or says it is public), its body and query fields,
+and the same table produces the OpenAPI document. A route cannot forget its
+role check, and the document cannot drift from the code."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from cti.auth import ROLES
+
+ANYONE = ROLES  # every signed-in role
+PUBLIC: tuple[str, ...] = ()
+
+
+class ApiError(Exception):
+    """An error answered as {"error": {"code", "message", "details"}}."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    type: type = str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    description: str = ""
+
+
+Handler = Callable[["Call"], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    roles: tuple[str, ...]
+    summary: str
+    body: dict[str, Field] = field(default_factory=dict)
+    query: dict[str, Field] = field(default_factory=dict)
+    produces: str = "application/json"
+
+
+@dataclass
+class Call:
+    """What a handler gets: the request, the signed-in user, and the validated input."""
+
+    request: web.Request
+    user: Any  # cti.store.users.User, or None on a public route
+    body: dict[str, Any]
+    query: dict[str, Any]
+
+    def path(self, name: str) -> str:
+        return self.request.match_info[name]
+
+
+class Routes:
+    def __init__(self) -> None:
+        self.table: list[Route] = []
+
+    def add(self, method: str, path: str, *, roles: tuple[str, ...], summary: str,
+            body: dict[str, Field] | None = None, query: dict[str, Field] | None = None,
+            produces: str = "application/json") -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.table.append(Route(method, path, handler, roles, summary, body or {}, query or {}, produces))
+            return handler
+        return register
+
+    def openapi(self, title: str, version: str) -> dict[str, Any]:
+        paths: dict[str, Any] = {}
+        for route in self.table:
+            operation: dict[str, Any] = {
+                "operationId": route.handler.__name__, "summary": route.summary,
+                "x-roles": list(route.roles) or "public",
+                "responses": {"200": {"description": "OK", "content": {route.produces: {}}},
+                              "default": {"description": "An error",
+                                          "content": {"application/json": {
+                                              "schema": {"$ref": "#/components/schemas/Error"}}}}},
+            }
+            if route.roles:
+                operation["security"] = [{"bearer": []}]
+            parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                          for name in _path_names(route.path)]
+            parameters += [{"name": name, "in": "query", "required": f.required, "description": f.description,
+                            "schema": _schema(f)} for name, f in route.query.items()]
+            if parameters:
+                operation["parameters"] = parameters
+            if route.body:
+                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {n: _schema(f) for n, f in route.body.items()},
+                    "required": [n for n, f in route.body.items() if f.required]}}}}
+            paths.setdefault(route.path, {})[route.method.lower()] = operation
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": title, "version": version},
+            "paths": paths,
+            "components": {
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                   "details": {"type": "object"}}}}}},
+            },
+        }
+
+
+def validate(fields: dict[str, Field], data: Any, where: str) -> dict[str, Any]:
+    """Check input against its fields; every problem named in one 422 answer."""
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid", f"the {where} must be a JSON object")
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name in data:
+        if name not in fields:
+            problems[name] = "unknown field"
+    for name, spec in fields.items():
+        if name not in data or data[name] in (None, ""):
+            if spec.required:
+                problems[name] = "required"
+            continue
+        value = data[name]
+        try:
+            value = spec.type(value) if spec.type is not str or isinstance(value, str) else _not_text(value)
+        except (TypeError, ValueError):
+            problems[name] = f"expected {spec.type.__name__}"
+            continue
+        if spec.choices and value not in spec.choices:
+            problems[name] = f"one of {', '.join(spec.choices)}"
+            continue
+        values[name] = value
+    if problems:
+        raise ApiError(422, "invalid", f"invalid {where}", {"fields": problems})
+    return values
+
+
+def _not_text(value: Any) -> str:
+    raise TypeError(value)
+
+
+def _schema(spec: Field) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": {str: "string", int: "integer", float: "number", bool: "boolean"}[spec.type]}
+    if spec.choices:
+        schema["enum"] = list(spec.choices)
+    if spec.description:
+        schema["description"] = spec.description
+    return schema
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

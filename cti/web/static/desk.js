@@ -1,0 +1,165 @@
+// The 12345 agent desk: sign in, ready/pause, the live screen-pop with the
+// caller's earlier calls, one-key transfers, and the case form.
+const TREATMENTS = {
+  merged: "直接合并 merged", remote_seat: "远端座席 remote seat", interconnected: "对接联通 interconnected",
+  emergency: "话务转接 emergency", excluded: "暂不纳入 excluded", hotline: "12345", unknown: "未登记 unknown",
+};
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem("cti-token");
+let me = null;
+let current = null; // the Linkedid on the pop
+let socket = null;
+let retry = 500;
+
+function log(text) {
+  const item = document.createElement("li");
+  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $("messages").prepend(item);
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method, headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = data.error ? `${data.error.code}: ${data.error.message}` : `HTTP ${response.status}`;
+    if (response.status === 401 && path !== "/api/session") signOut();
+    throw new Error(message);
+  }
+  return data;
+}
+
+function showAgent(status) {
+  if (!status) return;
+  $("agent-state").textContent = status.state;
+  $("agent-reason").textContent = status.paused && status.reason ? `(${status.reason})` : "";
+}
+
+function showPop(call, state) {
+  current = call.linkedid;
+  $("pop").className = `card ${state}`;
+  $("pop-title").textContent = state === "ringing" ? "来电振铃 · Ringing" : "通话中 · On call";
+  $("pop-caller").textContent = call.caller_name ? `${call.caller_number} (${call.caller_name})` : call.caller_number;
+  $("pop-dialled").textContent = call.dialled_number;
+  $("pop-unit").textContent = call.unit || "—";
+  $("pop-treatment").textContent = TREATMENTS[call.treatment] || call.treatment || "—";
+}
+
+function clearPop(reason) {
+  current = null;
+  $("pop").className = "card idle";
+  $("pop-title").textContent = `等待来电 · Waiting for calls${reason ? ` (${reason})` : ""}`;
+  for (const id of ["pop-caller", "pop-dialled", "pop-unit", "pop-treatment"]) $(id).textContent = "—";
+  $("history").innerHTML = '<li class="muted">—</li>';
+  $("complete").disabled = $("cancel").disabled = true;
+}
+
+function showHistory(calls) {
+  const list = $("history");
+  list.innerHTML = "";
+  if (!calls.length) list.innerHTML = '<li class="muted">无 none</li>';
+  for (const call of calls) {
+    const item = document.createElement("li");
+    const moved = call.transfers.map((t) => `${t.kind}→${t.target}`).join(", ");
+    item.textContent = `${call.arrived_at.slice(0, 16).replace("T", " ")} 拨 ${call.dialled_number}` +
+      `${call.unit ? ` ${call.unit}` : ""} · ${call.answered ? `接听 ${call.answered_by}` : "未接通"}${moved ? ` · ${moved}` : ""}`;
+    list.append(item);
+  }
+}
+
+const handlers = {
+  hello: (m) => { showAgent(m.agent); $("pbx").textContent = m.pbx; },
+  agent: (m) => { if (me && m.status.agent_id === me.agent_id) showAgent(m.status); },
+  link: (m) => { $("pbx").textContent = m.state; log(`PBX link ${m.state}`); },
+  ringing: (m) => { showPop(m.call, "ringing"); log(`来电 ${m.call.caller_number} → ${m.call.dialled_number}`); },
+  history: (m) => { if (m.linkedid === current) showHistory(m.calls); },
+  answered: (m) => { if (m.call) showPop(m.call, "answered"); log("已接听 answered"); },
+  cleared: (m) => { if (m.linkedid === current) clearPop(m.outcome === "cancel" ? "已由他人接听" : m.outcome); },
+  transferred: (m) => log(`已转接 ${m.kind} → ${m.target}`),
+  recording: () => log("录音中 recording"),
+  ended: (m) => { if (m.linkedid === current) clearPop("通话结束"); log(`通话结束 ${m.cause_text || ""}`); },
+  error: (m) => log(`错误 ${m.error.message}`),
+};
+
+function connect() {
+  if (!token) return;
+  socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
+  socket.onopen = () => { retry = 500; socket.send(JSON.stringify({ type: "auth", token })); };
+  socket.onmessage = (event) => { const m = JSON.parse(event.data); (handlers[m.type] || (() => {}))(m); };
+  socket.onclose = (event) => {
+    if (!token || event.code === 4401) return;
+    $("pbx").textContent = "desk offline";
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10000);
+  };
+}
+
+async function startDesk() {
+  const who = await api("GET", "/api/me");
+  me = who.user;
+  $("signin").hidden = true;
+  $("desk").hidden = false;
+  $("who").textContent = `${me.name} (${me.id})`;
+  showAgent(who.agent);
+  $("pbx").textContent = who.pbx;
+  const targets = await api("GET", "/api/targets");
+  $("targets").innerHTML = "";
+  for (const target of targets) {
+    const button = document.createElement("button");
+    button.textContent = target.kind === "emergency" ? target.id : target.name;
+    button.title = target.name;
+    button.dataset.target = target.id;
+    button.className = target.kind;
+    button.onclick = () => transfer(target.id);
+    $("targets").append(button);
+  }
+  connect();
+}
+
+async function transfer(target) {
+  if (!current) { log("没有通话 no call to transfer"); return; }
+  const kind = $("kind").value;
+  try {
+    await api("POST", `/api/calls/${current}/transfer`, { target, kind });
+    log(`转接请求 ${kind} → ${target}`);
+    $("complete").disabled = $("cancel").disabled = kind !== "attended";
+  } catch (error) { log(`转接失败 ${error.message}`); }
+}
+
+function agentAction(path, body) {
+  return async () => {
+    try { await api("POST", `/api/agents/${me.agent_id}/${path}`, body && body()); }
+    catch (error) { log(`操作失败 ${error.message}`); }
+  };
+}
+
+function signOut() {
+  if (token) api("DELETE", "/api/session").catch(() => {});
+  token = null;
+  sessionStorage.removeItem("cti-token");
+  if (socket) socket.close();
+  $("desk").hidden = true;
+  $("signin").hidden = false;
+}
+
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    const session = await api("POST", "/api/session", { user: $("user").value, password: $("password").value });
+    token = session.token;
+    sessionStorage.setItem("cti-token", token);
+    await startDesk();
+  } catch (error) { $("signin-error").textContent = error.message; }
+});
+$("login").onclick = agentAction("login");
+$("logout").onclick = agentAction("logout");
+$("ready").onclick = agentAction("ready");
+$("pause").onclick = agentAction("pause", () => ({ reason: $("pause-reason").value }));
+$("signout").onclick = signOut;
+$("complete").onclick = async () => { await api("POST", `/api/calls/${current}/transfer/complete`); log("转接完成"); };
+$("cancel").onclick = async () => { await api("POST", `/api/calls/${current}/transfer/cancel`); log("转接取消"); };
+$("case-form").addEventListener("submit", (event) => event.preventDefault());
+if (token) startDesk().catch(() => signOut());
