@@ -16,8 +16,8 @@ from cti.agi.server import AgiCall, FastAgiServer
 from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
 from cti.ami.message import AmiMessage
-from cti.calls.events import CallAnswered, CallEvent, IvrFinished, RecordingStarted, RouteDecided
-from cti.calls.record import CallRecord, LiveCall
+from cti.calls.events import CallAnswered, CallEvent, IvrFinished, RouteDecided
+from cti.calls.record import CallRecord
 from cti.calls.tracker import CallTracker
 from cti.configuration import Configuration, load_configuration
 from cti.desk.actions import Desk
@@ -54,7 +54,7 @@ class Service:
                                  on_decision=self._decided, on_outcome=self._ivr_finished)
         self.agi_port = 0
         self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, settings.recordings.directory,
-                         settings.zone, on_recording=self._recording_started, sleep=asyncio.sleep)
+                         settings.zone, expect_recording=self.tracker.expect_recording, sleep=asyncio.sleep)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10))
         self.pipeline.subscribe(self.hub.on_events)
@@ -83,9 +83,6 @@ class Service:
             await self.desk.record(linkedid)
         except Exception as exc:  # an AMI refusal must not stop the others; the call goes on unrecorded
             log.warning("recording call %s failed: %s", linkedid, exc)
-
-    def _recording_started(self, call: LiveCall, path: str) -> None:
-        self.pipeline.note("", call.linkedid, lambda linkedid: RecordingStarted(linkedid, time.time(), path))
 
     def recording_file(self, recording: str) -> Path | None:
         """The file cti can read for a recording Asterisk wrote below recordings.directory, else None."""

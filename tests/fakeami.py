@@ -45,8 +45,11 @@ class Session:
     silent: bool = False  # after login, answer nothing at all (not even Ping)
     # action -> "ignore" | "drop" | "error:<Message>" | "reply:<Message>"
     on_action: dict[str, str] = field(default_factory=dict)
+    # action -> the events Asterisk sends after its reply (MixMonitorStart after MixMonitor…)
+    events_after: dict[str, Callable[[dict[str, str]], bytes]] = field(default_factory=dict)
     banner: bool = True  # False: accept and close at once, as Asterisk did 1 ms after a restart
     gate: asyncio.Event | None = None  # when given, the script waits for it after the login
+    pauses: dict[int, asyncio.Event] = field(default_factory=dict)  # script index -> wait for this first
 
 
 def transcript(name: str) -> Session:
@@ -78,6 +81,11 @@ def transcript(name: str) -> Session:
         else:
             script.append(Scripted(raw))
     return Session(script=script, answer_resync=resync_id is None)
+
+
+def first_index(session: Session, *needles: bytes) -> int:
+    """Where in a session's script the first message containing every one of ``needles`` is."""
+    return next(i for i, item in enumerate(session.script) if all(n in item.raw for n in needles))
 
 
 def _fields(raw: bytes) -> dict[bytes, bytes]:
@@ -153,7 +161,9 @@ class FakeAmi:
             if session.gate is not None:
                 await session.gate.wait()
             client_ids: dict[bytes, bytes] = {}  # captured ActionID -> the client's
-            for item in session.script:
+            for position, item in enumerate(session.script):
+                if position in session.pauses:
+                    await session.pauses[position].wait()
                 raw = item.raw
                 if item.answers and item.action_id not in client_ids:
                     client_ids[item.action_id] = (await self._queue(waiting, item.answers).get()).encode()
@@ -214,6 +224,8 @@ class FakeAmi:
             await self._queue(waiting, name).put(action.get("ActionID", ""))
         else:
             await self._send(writer, _response(action, b"Success", b"Fake reply"))
+        if name in session.events_after and not writer.is_closing():
+            await self._send(writer, session.events_after[name](action))
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         """Write in random-sized pieces, as TCP may deliver them."""

@@ -118,6 +118,7 @@ class Call:
     expected_moves: dict[str, tuple[str, str]] = field(default_factory=dict)
     conference_seen: set[str] = field(default_factory=set)
     recording: str = ""
+    requested_recording: str = ""  # the file cti asked MixMonitor for, until MixMonitorStart confirms it
     estimated: bool = False
     citizen_hangup: tuple[int | None, str] | None = None  # outbound: the dialled citizen's own cause
     timeline: list[CallEvent] = field(default_factory=list)
@@ -153,6 +154,7 @@ class CallTracker:
             "BlindTransfer": self._blind_transfer,
             "AttendedTransfer": self._attended_transfer,
             "VarSet": self._varset,
+            "MixMonitorStart": self._mixmonitor_start,
             "Hangup": self._hangup,
             "CoreShowChannel": self._snapshot_item,
             "CoreShowChannelsComplete": self._snapshot_complete,
@@ -198,8 +200,6 @@ class CallTracker:
     def _apply_note(self, call: Call, event: CallEvent) -> None:
         if isinstance(event, RouteDecided):
             call.unit, call.unit_id, call.treatment = event.unit, event.unit_id, event.treatment
-        elif isinstance(event, RecordingStarted) and not call.recording:
-            call.recording = event.file
         self._emit(call, event)
 
     def live(self, linkedid: str) -> LiveCall | None:
@@ -377,9 +377,7 @@ class CallTracker:
         leg = call.legs.get(dest)
         if leg is None or leg.outcome != "ringing":
             return  # Asterisk reports a cancelled ringall leg twice
-        leg.outcome = "answered" if status == "answer" else status
-        leg.ended_at = at
-        self._emit(call, LegEnded(call.linkedid, at, leg.device, leg.channel, leg.outcome))
+        self._end_leg(call, leg, "answered" if status == "answer" else status, at)
         if leg.outcome == "answered" and not leg.via_queue:
             self._answer(call, at, dest, leg.device, leg.name, leg.channel)
 
@@ -497,6 +495,18 @@ class CallTracker:
         call.transfers.append(Transfer(kind, target, at, transferer, transferee))
         self._emit(call, CallTransferred(call.linkedid, at, kind, target, transferer, transferee))
 
+    def expect_recording(self, linkedid: str, path: str) -> None:
+        """cti is starting MixMonitor into ``path``: attach it when Asterisk reports MixMonitorStart."""
+        call = self.calls.get(linkedid)
+        if call is not None:
+            call.requested_recording = path
+
+    def _mixmonitor_start(self, message: AmiMessage, at: float) -> None:
+        call = self._call_for(message, at)
+        if call is not None and call.requested_recording and not call.recording:
+            call.recording = call.requested_recording
+            self._emit(call, RecordingStarted(call.linkedid, at, call.recording))
+
     def _varset(self, message: AmiMessage, at: float) -> None:
         f = message.fields
         if f.get("variable") != "MIXMONITOR_FILENAME":
@@ -520,7 +530,7 @@ class CallTracker:
             return
         leg = call.legs.get(uniqueid)
         if leg is not None and leg.outcome == "ringing":
-            leg.outcome, leg.ended_at = "hangup", at
+            self._end_leg(call, leg, "hangup", at)
         if uniqueid == call.citizen and call.direction == "outbound":
             call.citizen_hangup = (_int_or_none(f.get("cause")), f.get("cause-txt", ""))
         if uniqueid == call.anchor:
@@ -535,12 +545,16 @@ class CallTracker:
                 if not members:
                     del self.bridges[channel.bridge]
 
+    def _end_leg(self, call: Call, leg: _Leg, outcome: str, at: float) -> None:
+        leg.outcome, leg.ended_at = outcome, at
+        self._emit(call, LegEnded(call.linkedid, at, leg.device, leg.channel, outcome))
+
     def _end(self, call: Call, at: float, cause: int | None, cause_text: str, estimated: bool) -> None:
         if not call.offered:
             self._offer(call, at)
         for leg in call.legs.values():
-            if leg.outcome == "ringing":
-                leg.outcome, leg.ended_at = "hangup", at
+            if leg.outcome == "ringing":  # the caller left while it rang
+                self._end_leg(call, leg, "hangup", at)
         call.estimated = call.estimated or estimated
         self._emit(call, CallEnded(call.linkedid, at, cause, cause_text, call.answered_at is not None,
                                    estimated))
@@ -569,17 +583,16 @@ class CallTracker:
         that began meanwhile (or before cti started): they are rebuilt from the
         list, which carries each leg's Linkedid and BridgeId."""
         present = {m.fields.get("uniqueid", "") for m in listed}
-        for uniqueid in [u for u in self.channels if u not in present]:
-            channel = self.channels.pop(uniqueid)
+        gone = [self.channels.pop(u) for u in [u for u in self.channels if u not in present]]
+        for channel in gone:  # first the legs that stopped ringing while the link was down…
             self._leave_bridge(channel)
             call = self.calls.get(channel.linkedid)
-            if call is None:
-                continue
-            leg = call.legs.get(uniqueid)
-            if leg is not None and leg.outcome == "ringing":  # stopped ringing while the link was down
-                leg.outcome, leg.ended_at = "gone", at
-                self._emit(call, LegEnded(call.linkedid, at, leg.device, leg.channel, leg.outcome))
-            if uniqueid == call.anchor:
+            leg = call.legs.get(channel.uniqueid) if call is not None else None
+            if call is not None and leg is not None and leg.outcome == "ringing":
+                self._end_leg(call, leg, "gone", at)
+        for channel in gone:  # …then the calls whose citizen left
+            call = self.calls.get(channel.linkedid)
+            if call is not None and channel.uniqueid == call.anchor:
                 self._end(call, at, None, "ended while the AMI link was down", estimated=True)
         rebuilt = [self._rebuild_channel(m, at) for m in listed if m.fields.get("uniqueid") not in self.channels]
         for channel in rebuilt:

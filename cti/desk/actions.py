@@ -60,15 +60,14 @@ class Target:
 
 class Desk:
     def __init__(self, ami: Ami, live: Callable[[str], LiveCall | None], configuration: Callable[[], Configuration],
-                 recordings: str, zone: ZoneInfo,
-                 on_recording: Callable[[LiveCall, str], None] | None = None,
+                 recordings: str, zone: ZoneInfo, expect_recording: Callable[[str, str], None],
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.ami = ami
         self._live = live
         self._configuration = configuration
         self.recordings = recordings.rstrip("/")
         self.zone = zone
-        self._on_recording = on_recording
+        self._expect_recording = expect_recording
         self._sleep = sleep
 
     # -- agent state --------------------------------------------------------------
@@ -173,12 +172,13 @@ class Desk:
         return f"{self.recordings}/{day:%Y/%m/%d}/{call.linkedid}.wav"
 
     async def record(self, linkedid: str) -> str | None:
-        """MixMonitor on the citizen's leg: it follows the citizen through transfers."""
+        """MixMonitor on the citizen's leg: it follows the citizen through transfers. The
+        call record names the file once Asterisk reports MixMonitorStart, in stream order:
+        the action's response can come after a short call has already ended."""
         call = self._live(linkedid)
         if call is None or not call.citizen_channel:
             return None
         path = self.recording_path(call)
+        self._expect_recording(linkedid, path)
         await self.ami.send({"Action": "MixMonitor", "Channel": call.citizen_channel, "File": path})
-        if self._on_recording is not None:
-            self._on_recording(call, path)
         return path

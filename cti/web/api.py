@@ -43,6 +43,7 @@ class WebContext:
 
 
 CONTEXT = web.AppKey("cti", WebContext)
+TOKEN = web.RequestKey("token", str)  # the bearer token of the request, for sign-out
 
 
 def ctx(call: Call) -> WebContext:
@@ -84,7 +85,7 @@ async def sign_in(call: Call) -> dict[str, Any]:
 
 @routes.add("DELETE", "/api/session", roles=ANYONE, summary="Sign out: revoke the token used")
 async def sign_out(call: Call) -> dict[str, Any]:
-    await ctx(call).database.users.revoke(call.request["token"])
+    await ctx(call).database.users.revoke(call.request[TOKEN])
     return {"signed_out": True}
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from cti.web.api import CONTEXT, WebContext, routes
+from cti.ami.client import AmiActionError, AmiDisconnected, AmiTimeout
+from cti.desk.actions import DeskError
+from cti.web.api import CONTEXT, TOKEN, WebContext, routes
 from cti.web.hub import Connection
 from cti.web.routes import ApiError, Call, Route, validate
 
@@ -41,8 +43,14 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every error in one JSON shape: {"error": {"code", "message", "details"}}."""
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_body(exc.status, exc.code, exc.message, exc.details)
+    except (ApiError, DeskError) as exc:
+        return error_body(exc.status, exc.code, exc.message, getattr(exc, "details", None))
+    except AmiActionError as exc:  # Asterisk said no: its own words reach the desk
+        return error_body(409, "pbx_refused", exc.reason, {"action": exc.action})
+    except AmiDisconnected as exc:
+        return error_body(503, "pbx_unavailable", str(exc))
+    except AmiTimeout as exc:
+        return error_body(504, "pbx_timeout", str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -83,7 +91,7 @@ async def _authenticate(request: web.Request) -> Any:
     user = await request.app[CONTEXT].database.users.user_for_token(token.strip())
     if user is None:
         raise ApiError(401, "unauthorized", "the token is unknown, expired or revoked")
-    request["token"] = token.strip()
+    request[TOKEN] = token.strip()
     return user
 
 
