@@ -1,0 +1,79 @@
+"""The desk page in real headless Chromium (Debian's), against the running service."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.desk_harness import PASSWORD, running_desk
+from tests.fakeami import until
+from tests.test_desk import AGENT_CHANNEL, p5_with_pause
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.async_api")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup does)")
+# The flags a sandboxed machine with no network needs (see the env notes): no sandbox as root,
+# and none of Chromium's own background connections.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    async with playwright.async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        await launched.close()
+
+
+async def test_the_desk_shows_a_pop_and_sends_a_transfer(tmp_path: Path, browser) -> None:
+    session, start, talk = p5_with_pause()
+    async with running_desk(tmp_path, [session]) as desk:
+        await desk.database.users.add("1001", "王芳", "agent", PASSWORD, "1001")
+        page = await browser.new_page()
+        await page.goto(desk.base + "/")
+        await page.fill("#user", "1001")
+        await page.fill("#password", PASSWORD)
+        await page.click("#signin-button")
+        await page.wait_for_selector("#desk:not([hidden])")
+        await page.wait_for_selector("#targets button[data-target='110']")
+        assert await page.inner_text("#who") == "王芳 (1001)"
+
+        await page.click("#login")
+        await until(lambda: desk.server.actions("QueueAdd"), what="QueueAdd from the desk")
+        assert desk.server.actions("QueueAdd")[0]["Interface"] == "PJSIP/agent1001"
+
+        start.set()  # the citizen calls 12369; agent1001's phone rings
+        await page.wait_for_selector("#pop.ringing, #pop.answered")
+        assert await page.inner_text("#pop-caller") == "13800000043 (Citizen)"
+        assert await page.inner_text("#pop-dialled") == "12369"
+        await page.wait_for_selector("#pop.answered")
+        await page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
+
+        await page.select_option("#kind", "blind")
+        await page.click("#targets button[data-target='110']")
+        await until(lambda: desk.server.actions("BlindTransfer"), what="the one-key transfer")
+        [transfer] = desk.server.actions("BlindTransfer")
+        assert (transfer["Channel"], transfer["Context"], transfer["Exten"]) == (AGENT_CHANNEL, "emergency", "110")
+        await page.wait_for_selector("#messages li:has-text('转接请求 blind → 110')")
+
+        talk.set()  # the rest of the call: Asterisk's BlindTransfer, then the citizen hangs up
+        await page.wait_for_selector("#pop.idle")
+        assert "通话结束" in await page.inner_text("#pop-title")
+        await page.close()
+
+
+async def test_a_wrong_password_is_refused_on_the_page(tmp_path: Path, browser) -> None:
+    async with running_desk(tmp_path, [p5_with_pause()[0]]) as desk:
+        await desk.database.users.add("1001", "王芳", "agent", PASSWORD, "1001")
+        page = await browser.new_page()
+        await page.goto(desk.base + "/")
+        await page.fill("#user", "1001")
+        await page.fill("#password", "not the password")
+        await page.click("#signin-button")
+        await page.wait_for_selector("#signin-error:has-text('wrong user or password')")
+        assert await page.is_hidden("#desk")
+        await page.close()
