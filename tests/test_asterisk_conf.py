@@ -56,8 +56,10 @@ def test_inbound_calls_ask_cti_and_fall_back_to_the_queue() -> None:
 def test_every_emergency_line_is_a_transfer_target_and_a_feature_code() -> None:
     emergency = "\n".join(sections("extensions.conf")["emergency"])
     features = "\n".join(sections("features.conf")["applicationmap"])
+    dial = '${IF($["${CTI_TRANSFER_DIAL}" = ""]?PJSIP/${EXTEN}@carrier:${CTI_TRANSFER_DIAL})},60,o)'
+    assert f"exten => _1[12]X,1,Dial({dial}" in emergency  # 110, 119, 120, 122
+    assert f"exten => 12122,1,Dial({dial}" in emergency
     for number in sorted(EMERGENCY_NUMBERS):
-        assert f"exten => {number},1,Dial(PJSIP/{number}@carrier,60,o)" in emergency
         assert f"emergency{number} => **{number},self,BlindTransfer,{number}@emergency" in features
 
 

@@ -175,11 +175,20 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
         await until(lambda: desk.service.writer.written == 1, what="the record")
 
     strip = [{k: v for k, v in a.items() if k != "ActionID"} for a in desk.server.received[0]
-             if a["Action"] in ("BlindTransfer", "Atxfer", "PlayDTMF", "Redirect", "Originate", "MixMonitor")]
+             if a["Action"] in ("BlindTransfer", "Atxfer", "PlayDTMF", "Redirect", "Originate", "MixMonitor",
+                                "Setvar")]
     recording = str(tmp_path / "monitor") + "/" + "/".join(strip[0]["File"].split("/")[-4:])
     assert strip == [
         {"Action": "MixMonitor", "Channel": CITIZEN_CHANNEL, "File": recording},
+        {"Action": "Setvar", "Channel": CITIZEN_CHANNEL, "Variable": "__CTI_TRANSFER_DIAL",
+         "Value": "PJSIP/110@carrier"},
+        {"Action": "Setvar", "Channel": AGENT_CHANNEL, "Variable": "__CTI_TRANSFER_DIAL",
+         "Value": "PJSIP/110@carrier"},
         {"Action": "BlindTransfer", "Channel": AGENT_CHANNEL, "Context": "emergency", "Exten": "110"},
+        {"Action": "Setvar", "Channel": CITIZEN_CHANNEL, "Variable": "__CTI_TRANSFER_DIAL",
+         "Value": "PJSIP/120@carrier"},
+        {"Action": "Setvar", "Channel": AGENT_CHANNEL, "Variable": "__CTI_TRANSFER_DIAL",
+         "Value": "PJSIP/120@carrier"},
         {"Action": "Atxfer", "Channel": AGENT_CHANNEL, "Context": "emergency", "Exten": "120"},
         {"Action": "PlayDTMF", "Channel": AGENT_CHANNEL, "Digit": "*", "Receive": "true", "Duration": "100"},
         {"Action": "PlayDTMF", "Channel": AGENT_CHANNEL, "Digit": "2", "Receive": "true", "Duration": "100"},

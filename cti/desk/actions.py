@@ -128,6 +128,8 @@ class Desk:
             raise DeskError(422, "invalid", f"kind must be one of {', '.join(KINDS)}")
         call = self.call_for(linkedid, agent)
         target = self.target(target_id)
+        if kind != "conference" and target.kind == "emergency":
+            await self._transfer_dial(call, target)
         if kind == "blind":
             action = {"Action": "BlindTransfer", "Channel": call.agent_channel, "Context": target.context,
                       "Exten": target.exten}
@@ -139,6 +141,13 @@ class Desk:
             await self.ami.send(action)
             return {"sent": [action]}
         return await self._three_way(call, target)
+
+    async def _transfer_dial(self, call: LiveCall, target: Target) -> None:
+        """The trunk map's dial string for the [emergency] context, on both legs: the citizen's
+        runs it after a blind transfer; the agent's passes it (__) to an attended transfer's leg."""
+        for channel in (call.citizen_channel, call.agent_channel):
+            await self.ami.send({"Action": "Setvar", "Channel": channel, "Variable": "__CTI_TRANSFER_DIAL",
+                                 "Value": target.dial})
 
     async def _three_way(self, call: LiveCall, target: Target) -> dict[str, Any]:
         room = f"cti-{call.linkedid}"
