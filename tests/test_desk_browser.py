@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cti.calls.record import CallRecord
+from tests.conftest import REPO
 from tests.desk_harness import PASSWORD, running_desk
 from tests.fakeami import until
 from tests.test_desk import AGENT_CHANNEL, p5_with_pause
@@ -33,6 +35,13 @@ async def test_the_desk_shows_a_pop_and_sends_a_transfer(tmp_path: Path, browser
     session, start, talk = p5_with_pause()
     async with running_desk(tmp_path, [session]) as desk:
         await desk.database.users.add("1001", "王芳", "agent", PASSWORD, "1001")
+        earlier = tmp_path / "monitor" / "2026" / "11" / "20" / "1795200000.1.wav"
+        earlier.parent.mkdir(parents=True)
+        earlier.write_bytes((REPO / "recordings" / "prompts" / "zh" / "survey-thanks.wav").read_bytes())
+        await desk.database.calls.save([CallRecord(
+            linkedid="1795200000.1", direction="inbound", caller_number="13800000043", caller_name="Citizen",
+            dialled_number="12315", arrived_at=1795200000.0, ended_at=1795200100.0, answered_at=1795200010.0,
+            answered_by="PJSIP/agent1001", answered_by_name="王芳", recording=str(earlier))])
         page = await browser.new_page()
         await page.goto(desk.base + "/")
         await page.fill("#user", "1001")
@@ -51,6 +60,11 @@ async def test_the_desk_shows_a_pop_and_sends_a_transfer(tmp_path: Path, browser
         assert await page.inner_text("#pop-caller") == "13800000043 (Citizen)"
         assert await page.inner_text("#pop-dialled") == "12369"
         await page.wait_for_selector("#pop.answered")
+        await page.click("#history button[data-play='1795200000.1']")  # the caller's earlier call, recorded
+        await page.wait_for_function("document.getElementById('player').src.startsWith('blob:')")
+        duration = await page.evaluate("""new Promise(done => { const p = document.getElementById('player');
+            if (p.readyState >= 1) done(p.duration); else p.onloadedmetadata = () => done(p.duration); })""")
+        assert 2.5 < duration < 4.0  # survey-thanks.wav, about 3.1 s at 8 kHz
         await page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
 
         await page.select_option("#kind", "blind")

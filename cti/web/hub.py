@@ -187,4 +187,5 @@ def summary(record: CallRecord) -> dict[str, Any]:
     return {"linkedid": record.linkedid, "arrived_at": iso_time(record.arrived_at),
             "dialled_number": record.dialled_number, "unit": record.unit, "treatment": record.treatment,
             "answered_by": record.answered_by_name or record.answered_by, "answered": record.answered,
+            "recorded": bool(record.recording),
             "transfers": [{"kind": t.kind, "target": t.target} for t in record.transfers]}

@@ -65,8 +65,30 @@ function showHistory(calls) {
     const moved = call.transfers.map((t) => `${t.kind}→${t.target}`).join(", ");
     item.textContent = `${call.arrived_at.slice(0, 16).replace("T", " ")} 拨 ${call.dialled_number}` +
       `${call.unit ? ` ${call.unit}` : ""} · ${call.answered ? `接听 ${call.answered_by}` : "未接通"}${moved ? ` · ${moved}` : ""}`;
+    if (call.recorded) {
+      const play = document.createElement("button");
+      play.textContent = "▶ 录音";
+      play.dataset.play = call.linkedid;
+      play.onclick = () => playRecording(call.linkedid);
+      item.append(" ", play);
+    }
     list.append(item);
   }
+}
+
+async function playRecording(linkedid) {
+  // <audio src> cannot send the token: fetch the file, then play it from memory
+  const response = await fetch(`/api/calls/${linkedid}/recording`, { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    log(`录音不可播放 ${data.error ? data.error.message : response.status}`);
+    return;
+  }
+  const player = $("player");
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.src = URL.createObjectURL(await response.blob());
+  player.hidden = false;
+  player.play().catch(() => {});
 }
 
 const handlers = {
