@@ -9,7 +9,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -129,13 +130,10 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     result = replay(args.traces, settings.ami)
-    database = await Database.open(settings.database.url)
-    try:
+    async with _database(settings) as database:
         await database.calls.save(result.records)
         stored = await database.calls.calls(linkedids=[r.linkedid for r in result.records],
                                             limit=len(result.records))
-    finally:
-        await database.close()
     _print_records(stored, args.json, settings.zone)
     if result.open_calls:
         print(f"cti: {len(result.open_calls)} call(s) still in progress when the transcript ends, "
@@ -144,11 +142,8 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _calls(args: argparse.Namespace, settings: Settings) -> int:
-    database = await Database.open(settings.database.url)
-    try:
+    async with _database(settings) as database:
         records = await database.calls.calls(limit=args.limit, caller_number=args.caller)
-    finally:
-        await database.close()
     _print_records(records, args.json, settings.zone)
     return 0
 
@@ -212,6 +207,18 @@ async def _guidance(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """The settings' database for one command; a user-store refusal becomes a usage error."""
+    database = await Database.open(settings.database.url)
+    try:
+        yield database
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await database.close()
+
+
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
     """The password from standard input, or a generated one (and whether to print it)."""
     if args.password_stdin:
@@ -231,39 +238,24 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"no agent {agent_id!r} in agents.yaml")
         name = args.name or person.name
     password, show = _password(args)
-    database = await Database.open(settings.database.url)
-    try:
+    async with _database(settings) as database:
         user = await database.users.add(args.id, name, args.role, password, agent_id)
-    except UserError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        await database.close()
     print(f"added {user.role} {user.id} ({user.name})" + (f"; password: {password}" if show else ""))
     return 0
 
 
 async def _user_password(args: argparse.Namespace, settings: Settings) -> int:
     password, show = _password(args)
-    database = await Database.open(settings.database.url)
-    try:
+    async with _database(settings) as database:
         await database.users.set_password(args.id, password)
-    except UserError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        await database.close()
     print(f"password of {args.id} set" + (f": {password}" if show else ""))
     return 0
 
 
 async def _token(args: argparse.Namespace, settings: Settings) -> int:
-    database = await Database.open(settings.database.url)
-    try:
+    async with _database(settings) as database:
         token = await database.users.issue_token(args.user, args.label,
                                                  timedelta(days=args.days) if args.days else None)
-    except UserError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        await database.close()
     print(token)
     return 0
 

@@ -139,3 +139,23 @@ def test_route_explains_every_action(tmp_path: Path) -> None:
         "prompt": "number-retired", "targets": []}
     bad = cti("--settings", settings, "route", "12o45", cwd=tmp_path)
     assert (bad.returncode, bad.stderr.strip()) == (2, "cti: '12o45' is not a telephone number")
+
+
+def test_users_and_tokens_from_the_command_line(tmp_path: Path) -> None:
+    settings = str(repo_settings(tmp_path))
+    db = f"sqlite:///{tmp_path / 'users.db'}"
+    added = cti("--settings", settings, "user", "add", "1001", "--role", "agent", "--db", db, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("added agent 1001 (王芳); password: ")
+    again = cti("--settings", settings, "user", "add", "1001", "--role", "agent", "--db", db, cwd=tmp_path)
+    assert (again.returncode, again.stderr.strip()) == (2, "cti: user '1001' already exists")
+    nobody = cti("--settings", settings, "user", "add", "7777", "--role", "agent", "--db", db, cwd=tmp_path)
+    assert nobody.stderr.strip() == "cti: no agent '7777' in agents.yaml"
+    chosen = subprocess.run([sys.executable, "-m", "cti.cli", "--settings", settings, "user", "add", "crm",
+                             "--role", "integrator", "--password-stdin", "--db", db], input="long enough pw\n",
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert chosen.stdout.strip() == "added integrator crm (crm)"
+    token = cti("--settings", settings, "token", "crm", "--label", "crm bridge", "--db", db, cwd=tmp_path)
+    assert token.stdout.startswith("cti_") and len(token.stdout.strip()) > 40
+    missing = cti("--settings", settings, "token", "ghost", "--db", db, cwd=tmp_path)
+    assert (missing.returncode, missing.stderr.strip()) == (2, "cti: no user 'ghost'")
