@@ -1,0 +1,415 @@
+"""The simulated PBX's Asterisk Manager Interface over TCP.
+
+As Asterisk 22 does it (traces S9, S10 and the rest): a banner line; actions
+refused before Login ("Permission denied"); a wrong secret answered after a
+pause and the connection closed; events written only to sessions whose user
+may read their class, stamped when timestampevents is on; every response
+before the events its action causes; Asterisk's own error texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cti.sim import control
+from cti.sim.pbx import Channel, Pbx
+from cti.sim.snapshot import Fields, event_text, list_item_text, response_text
+
+log = logging.getLogger(__name__)
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+
+
+@dataclass(frozen=True)
+class AmiUser:
+    secret: str
+    read: frozenset[str] = frozenset({"system", "call", "agent"})  # the shipped manager.conf
+
+
+@dataclass(eq=False)
+class Session:
+    writer: asyncio.StreamWriter
+    user: AmiUser | None = None
+    events: bool = True
+    closed: bool = False
+
+    def send(self, data: bytes) -> None:
+        if not self.closed:
+            self.writer.write(data)
+
+
+@dataclass
+class Request:
+    fields: dict[str, str]
+    variables: list[str] = field(default_factory=list)
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.fields.get(name.lower(), default)
+
+    @property
+    def action_id(self) -> str:
+        return self.get("actionid")
+
+
+Handler = Callable[["AmiServer", Session, Request], bytes]
+
+
+class AmiServer:
+    def __init__(self, pbx: Pbx, users: dict[str, AmiUser], *, timestamps: bool = True,
+                 auth_delay: float = 1.0) -> None:
+        self.pbx = pbx
+        self.users = users
+        self.timestamps = timestamps
+        self.auth_delay = auth_delay
+        self.sessions: set[Session] = set()
+        self._server: asyncio.Server | None = None
+        pbx.sinks.append(self._broadcast)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions):
+            session.closed = True
+            session.writer.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def _broadcast(self, name: str, privilege: str, fields: Fields) -> None:
+        stamp = time.time() if self.timestamps else None
+        data = None
+        for session in self.sessions:
+            if session.user is not None and session.events and privilege in session.user.read:
+                data = data or event_text(name, privilege, fields, stamp)
+                session.send(data)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(writer)
+        self.sessions.add(session)
+        writer.write(BANNER)
+        try:
+            while not session.closed:
+                try:
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                request = _parse(raw)
+                if request.get("action").lower() == "login":
+                    await self._login(session, request)
+                    continue
+                self.pbx.answering()
+                try:
+                    reply = self._handle(session, request)
+                finally:
+                    session.send(reply)
+                    self.pbx.answered()
+                await writer.drain()
+        except (ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            session.closed = True
+            self.sessions.discard(session)
+            writer.close()
+
+    async def _login(self, session: Session, request: Request) -> None:
+        user = self.users.get(request.get("username"))
+        if user is None or user.secret != request.get("secret"):
+            await asyncio.sleep(self.auth_delay * self.pbx.scale)
+            session.send(response_text("Error", request.action_id, "Authentication failed"))
+            session.closed = True  # Asterisk closes the connection (S9)
+            session.writer.close()
+            return
+        session.user = user
+        session.events = request.get("events", "on").lower() not in ("off", "no")
+        session.send(response_text("Success", request.action_id, "Authentication accepted"))
+        uptime = str(int(time.time() - self.pbx.boot))
+        if "system" in user.read:
+            session.send(event_text("FullyBooted", "system", [("Uptime", uptime), ("LastReload", uptime),
+                                                                ("Status", "Fully Booted")],
+                                    time.time() if self.timestamps else None))
+
+    def _handle(self, session: Session, request: Request) -> bytes:
+        name = request.get("action")
+        if not name:
+            return response_text("Error", request.action_id, "Missing action in request")
+        if session.user is None:
+            return response_text("Error", request.action_id, "Permission denied")
+        handler = ACTIONS.get(name.lower())
+        if handler is None:
+            return response_text("Error", request.action_id, f"Invalid/unknown command: {name}. "
+                                 "Use Action: ListCommands to show available commands.")
+        return handler(self, session, request)
+
+
+def _parse(raw: bytes) -> Request:
+    request = Request({})
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "variable":
+            request.variables.append(value)
+        request.fields.setdefault(key, value)
+    return request
+
+
+# -- actions -------------------------------------------------------------------------
+
+def _channel(server: AmiServer, request: Request, header: str = "channel") -> Channel | None:
+    return server.pbx.find(request.get(header))
+
+
+def ping(server: AmiServer, session: Session, request: Request) -> bytes:
+    return response_text("Success", request.action_id, None, [("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")])
+
+
+def logoff(server: AmiServer, session: Session, request: Request) -> bytes:
+    server.pbx.after_response(lambda: _close(session))
+    return response_text("Goodbye", request.action_id, "Thanks for all the fish.")
+
+
+def _close(session: Session) -> None:
+    session.closed = True
+    session.writer.close()
+
+
+def hangup(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "No such channel")
+    cause = int(request.get("cause") or 16)
+    server.pbx.after_response(lambda: server.pbx.spawn(server.pbx.hangup(channel, cause, request=True)))
+    return response_text("Success", request.action_id, "Channel Hungup")
+
+
+def redirect(server: AmiServer, session: Session, request: Request) -> bytes:
+    if not request.get("channel"):
+        return response_text("Error", request.action_id, "Channel not specified")
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, f"Channel does not exist: {request.get('channel')}")
+    moves = [(channel, request.get("context"), request.get("exten"))]
+    extra = _channel(server, request, "extrachannel")
+    if extra is not None:
+        moves.append((extra, request.get("extracontext") or request.get("context"),
+                      request.get("extraexten") or request.get("exten")))
+    control.redirect(server.pbx, moves)
+    return response_text("Success", request.action_id, "Dual Redirect successful" if extra else "Redirect successful")
+
+
+def blind_transfer(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "Channel specified does not exist")
+    error = control.blind_transfer(server.pbx, channel, request.get("context"), request.get("exten"))
+    return response_text("Error" if error else "Success", request.action_id, error or "Transfer succeeded")
+
+
+def atxfer(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "Channel specified does not exist")
+    control.atxfer(server.pbx, channel, request.get("context"), request.get("exten"))
+    return response_text("Success", request.action_id, "Atxfer successfully queued")
+
+
+def play_dtmf(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "Channel not found")
+    digits = server.pbx.dtmf.setdefault(channel.name, "") + request.get("digit")
+    server.pbx.dtmf[channel.name] = digits[-2:]
+    if digits[-2:] in ("*2", "*1"):  # features.conf atxfercomplete / atxferabort
+        server.pbx.dtmf[channel.name] = ""
+        complete = digits[-2:] == "*2"
+        server.pbx.after_response(lambda: control.finish_atxfer(server.pbx, channel, complete))
+    return response_text("Success", request.action_id, "DTMF successfully queued")
+
+
+def originate(server: AmiServer, session: Session, request: Request) -> bytes:
+    target = request.get("channel")
+    if not target:
+        return response_text("Error", request.action_id, "Channel not specified")
+    caller = _callerid(request.get("callerid"))
+    variables = dict(v.split("=", 1) for v in request.variables if "=" in v)
+    job = control.originate(server.pbx, target, context=request.get("context"), exten=request.get("exten"),
+                            application=request.get("application"), data=request.get("data"), caller=caller,
+                            timeout=float(request.get("timeout") or 30000) / 1000, action_id=request.action_id,
+                            variables=variables)
+    server.pbx.after_response(lambda: server.pbx.spawn(job))
+    return response_text("Success", request.action_id, "Originate successfully queued")
+
+
+def _callerid(value: str) -> tuple[str, str]:
+    if "<" in value:
+        name, _, rest = value.partition("<")
+        return rest.rstrip(">").strip(), name.strip().strip('"') or "<unknown>"
+    return (value or "<unknown>"), "<unknown>"
+
+
+def mixmonitor(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "No such channel")
+    control.mixmonitor(server.pbx, channel, request.get("file"))
+    return response_text("Success", request.action_id)
+
+
+def stop_mixmonitor(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "No such channel")
+    server.pbx.after_response(lambda: server.pbx.event("MixMonitorStop", channel))
+    return response_text("Success", request.action_id)
+
+
+def setvar(server: AmiServer, session: Session, request: Request) -> bytes:
+    if not request.get("variable"):
+        return response_text("Error", request.action_id, "No variable specified")
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "No such channel")
+    channel.variables[request.get("variable").lstrip("_")] = request.get("value")
+    return response_text("Success", request.action_id, "Variable Set")
+
+
+def getvar(server: AmiServer, session: Session, request: Request) -> bytes:
+    channel = _channel(server, request)
+    if channel is None:
+        return response_text("Error", request.action_id, "No such channel")
+    name = request.get("variable")
+    return response_text("Success", request.action_id, None, [("Variable", name),
+                                                             ("Value", channel.variables.get(name, ""))])
+
+
+def core_show_channels(server: AmiServer, session: Session, request: Request) -> bytes:
+    action_id = request.action_id
+    out = [_list_start(action_id, "Channels will follow")]
+    channels = list(server.pbx.channels.values())
+    for channel in channels:
+        seconds = int((time.monotonic() - channel.created) / server.pbx.scale)
+        out.append(list_item_text("CoreShowChannel", [("ActionID", action_id)] + channel.fields() + [
+            ("Application", channel.app), ("ApplicationData", channel.app_data),
+            ("Duration", f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"),
+            ("BridgeId", channel.bridge.uniqueid if channel.bridge else "")]))
+    out.append(list_item_text("CoreShowChannelsComplete", [("ActionID", action_id), ("EventList", "Complete"),
+                                                           ("ListItems", str(len(channels)))]))
+    return b"".join(out)
+
+
+def queue_status(server: AmiServer, session: Session, request: Request) -> bytes:
+    action_id = request.action_id
+    wanted = request.get("queue")
+    out = [_list_start(action_id, "Queue status will follow")]
+    items = 0
+    for queue in server.pbx.queues.values():
+        if wanted and queue.name != wanted:
+            continue
+        talk = 0
+        out.append(list_item_text("QueueParams", [
+            ("Queue", queue.name), ("Max", "0"), ("Strategy", queue.strategy), ("Calls", str(len(queue.waiting))),
+            ("Holdtime", str(int(queue.hold_total / queue.completed) if queue.completed else 0)),
+            ("TalkTime", str(talk)), ("Completed", str(queue.completed)), ("Abandoned", str(queue.abandoned)),
+            ("ServiceLevel", "0"), ("ServicelevelPerf", "0.0"), ("ServicelevelPerf2", "0.0"), ("Weight", "0"),
+            ("ActionID", action_id)]))
+        items += 1
+        for member in queue.members:
+            fields = dict(queue.member_fields(member))
+            out.append(list_item_text("QueueMember", [
+                ("Queue", queue.name), ("Name", member.name), ("Location", member.interface),
+                ("StateInterface", member.interface), ("Membership", fields["Membership"]), ("Penalty", "0"),
+                ("CallsTaken", str(member.calls_taken)), ("LastCall", str(member.last_call)), ("LastPause", "0"),
+                ("LoginTime", str(member.login_time)), ("InCall", fields["InCall"]), ("Status", str(member.status)),
+                ("Paused", fields["Paused"]), ("PausedReason", member.reason), ("Wrapuptime", "0"),
+                ("ActionID", action_id)]))
+            items += 1
+        for position, entry in enumerate(queue.waiting, 1):
+            channel = entry.channel
+            out.append(list_item_text("QueueEntry", [
+                ("Queue", queue.name), ("Position", str(position)), ("Channel", channel.name),
+                ("Uniqueid", channel.uniqueid), ("CallerIDNum", channel.caller_number),
+                ("CallerIDName", channel.caller_name), ("ConnectedLineNum", channel.connected_number),
+                ("ConnectedLineName", channel.connected_name),
+                ("Wait", str(int((time.monotonic() - entry.joined) / server.pbx.scale))), ("Priority", "0"),
+                ("ActionID", action_id)]))
+            items += 1
+    out.append(list_item_text("QueueStatusComplete", [("ActionID", action_id), ("EventList", "Complete"),
+                                                      ("ListItems", str(items))]))
+    return b"".join(out)
+
+
+def _list_start(action_id: str, message: str) -> bytes:
+    return f"Response: Success\r\nActionID: {action_id}\r\nEventList: start\r\nMessage: {message}\r\n\r\n".encode()
+
+
+def queue_add(server: AmiServer, session: Session, request: Request) -> bytes:
+    queue = server.pbx.queues.get(request.get("queue"))
+    if not request.get("queue") or not request.get("interface"):
+        return response_text("Error", request.action_id, "'Queue' not specified." if not request.get("queue")
+                             else "'Interface' not specified.")
+    if queue is None:
+        return response_text("Error", request.action_id, "Unable to add interface to queue: No such queue")
+    if queue.member(request.get("interface")) is not None:
+        return response_text("Error", request.action_id, "Unable to add interface: Already there")
+    paused = request.get("paused").lower() in ("true", "yes", "1")
+    server.pbx.after_response(lambda: queue.add(request.get("interface"), request.get("membername"), paused,
+                                                request.get("reason")))
+    return response_text("Success", request.action_id, "Added interface to queue")
+
+
+def queue_remove(server: AmiServer, session: Session, request: Request) -> bytes:
+    queue = server.pbx.queues.get(request.get("queue"))
+    if queue is None:
+        return response_text("Error", request.action_id, "Unable to remove interface from queue: No such queue")
+    member = queue.member(request.get("interface"))
+    if member is None:
+        return response_text("Error", request.action_id, "Unable to remove interface: Not there")
+    server.pbx.after_response(lambda: queue.remove(member))
+    return response_text("Success", request.action_id, "Removed interface from queue")
+
+
+def queue_pause(server: AmiServer, session: Session, request: Request) -> bytes:
+    if not request.get("interface") or not request.get("paused"):
+        return response_text("Error", request.action_id, "Need 'Interface' and 'Paused' parameters.")
+    paused = request.get("paused").lower() in ("true", "yes", "1")
+    found = [(q, m) for q in server.pbx.queues.values()
+             if (not request.get("queue") or q.name == request.get("queue"))
+             and (m := q.member(request.get("interface"))) is not None]
+    if not found:
+        return response_text("Error", request.action_id, "Interface not found")
+    server.pbx.after_response(lambda: [q.pause(m, paused, request.get("reason")) for q, m in found])
+    return response_text("Success", request.action_id,
+                         "Interface paused successfully" if paused else "Interface unpaused successfully")
+
+
+def confbridge_list(server: AmiServer, session: Session, request: Request) -> bytes:
+    action_id = request.action_id
+    bridge = server.pbx.rooms.get(request.get("conference"))
+    out = [_list_start(action_id, "Confbridge user list will follow")]
+    members = bridge.channels if bridge is not None else []
+    for channel in members:
+        seconds = int((time.monotonic() - channel.created) / server.pbx.scale)
+        out.append(list_item_text("ConfbridgeList", [
+            ("ActionID", action_id), ("Conference", request.get("conference")), ("Admin", "No"),
+            ("MarkedUser", "No"), ("WaitMarked", "No"), ("EndMarked", "No"), ("EndMarkedAny", "No"),
+            ("Waiting", "No"), ("Muted", "No"), ("Talking", "No"), ("AnsweredTime", str(seconds))]
+            + channel.fields()))
+    out.append(list_item_text("ConfbridgeListComplete", [("ActionID", action_id), ("EventList", "Complete"),
+                                                         ("ListItems", str(len(members)))]))
+    return b"".join(out)
+
+
+ACTIONS: dict[str, Handler] = {
+    "ping": ping, "logoff": logoff, "hangup": hangup, "redirect": redirect, "blindtransfer": blind_transfer,
+    "atxfer": atxfer, "playdtmf": play_dtmf, "originate": originate, "mixmonitor": mixmonitor,
+    "stopmixmonitor": stop_mixmonitor, "setvar": setvar, "getvar": getvar,
+    "coreshowchannels": core_show_channels, "queuestatus": queue_status, "queueadd": queue_add,
+    "queueremove": queue_remove, "queuepause": queue_pause, "confbridgelist": confbridge_list,
+}

@@ -1,0 +1,221 @@
+"""What cti's AMI actions do inside the simulated PBX: transfers, redirects,
+originates, recordings. Each function returns an error text (Asterisk's own
+words, trace S10) or None, and schedules the events that follow the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from pathlib import Path
+
+from cti.sim.pbx import Channel, Pbx
+from cti.sim.phones import Phone
+from cti.sim.snapshot import RINGING, UP
+
+
+def resolve(pbx: Pbx, dial_string: str) -> tuple[str, Phone | None]:
+    """A dial string's device and the phone that answers it.
+
+    ``PJSIP/seat-12369`` rings that endpoint; ``PJSIP/110@carrier`` goes out on the
+    carrier trunk (device PJSIP/carrier) to whoever answers number 110."""
+    tech, _, resource = dial_string.partition("/")
+    if "@" in resource:
+        number, _, endpoint = resource.partition("@")
+        return f"{tech}/{endpoint}", pbx.endpoints.get(dial_string) or pbx.endpoints.get(f"{tech}/{endpoint}")
+    return dial_string, pbx.endpoints.get(dial_string)
+
+
+# -- transfers ---------------------------------------------------------------------
+
+def blind_transfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> str | None:
+    """AMI BlindTransfer: the transferer's bridged peer goes to exten@context (S3, P5)."""
+    bridge = transferer.bridge
+    if bridge is None or len(bridge.channels) != 2:
+        pbx.emit("BlindTransfer", "call", [("Result", "Invalid")] + transferer.fields("Transferer")
+                 + [("IsExternal", "Yes"), ("Context", context), ("Extension", exten)])
+        return "Transfer invalid"
+    transferee = next(c for c in bridge.channels if c is not transferer)
+
+    def after_response() -> None:
+        pbx.event("Unhold", transferer)
+        pbx.emit("BlindTransfer", "call", [("Result", "Success")] + transferer.fields("Transferer")
+                 + transferee.fields("Transferee") + bridge.fields()
+                 + [("IsExternal", "Yes"), ("Context", context), ("Extension", exten)])
+        call = pbx.queue_calls.get(transferee.name) or pbx.queue_calls.get(transferer.name)
+        if call is not None:
+            call.complete("transfer")
+        transferee.context, transferee.exten = context, exten
+        pbx.leave_bridge(transferee)
+        pbx.leave_bridge(transferer)
+        send_to(pbx, transferee, context, exten)
+        if transferer.task is None or transferer.task.done():
+            pbx.race(lambda: pbx.hangup(transferer, 16))
+        else:
+            send_to(pbx, transferer, transferer.context, transferer.exten)
+
+    pbx.after_response(after_response)
+    return None
+
+
+def send_to(pbx: Pbx, channel: Channel, context: str, exten: str) -> None:
+    """Make a channel run exten@context: interrupt its application, or start one on a dialled leg."""
+    if channel.task is not None and not channel.task.done():
+        if channel.moved is None:
+            channel.moved = asyncio.get_running_loop().create_future()
+        if not channel.moved.done():
+            channel.moved.set_result((context, exten))
+    else:
+        pbx.run(channel, context, exten)
+
+
+def redirect(pbx: Pbx, moves: list[tuple[Channel, str, str]]) -> None:
+    """AMI Redirect (S4), or a dual Redirect (P6): each channel leaves its bridge for exten@context.
+
+    A dialled leg (no dialplan of its own) starts one at once; a channel inside an
+    application is interrupted; a dialled leg left alone in a bridge is hung up."""
+    def after_response() -> None:
+        legs = [m for m in moves if m[0].task is None or m[0].task.done()]
+        running = [m for m in moves if m not in legs]
+        for channel, context, exten in legs:
+            _leave_for_move(pbx, channel, context, exten)
+            pbx.run(channel, context, exten)
+        for channel, context, exten in running:
+            send_to(pbx, channel, context, exten)
+
+    pbx.after_response(after_response)
+
+
+def _leave_for_move(pbx: Pbx, channel: Channel, context: str, exten: str) -> None:
+    channel.context, channel.exten = context, exten
+    pbx.leave_for_move(channel)
+
+
+def atxfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> str | None:
+    """AMI Atxfer: the transferer's peer waits on hold while the transferer consults exten@context (S5).
+
+    The consultation leg is dialled from the transferer's side; PlayDTMF ``*2``
+    completes the transfer, ``*1`` aborts it (features.conf)."""
+    bridge = transferer.bridge
+    if bridge is None or len(bridge.channels) != 2:
+        return "Atxfer successfully queued"  # Asterisk accepts it and nothing happens (asterisk-notes.md)
+    transferee = next(c for c in bridge.channels if c is not transferer)
+
+    def after_response() -> None:
+        pbx.event("Hold", transferer)
+        pbx.atxfers[transferer.name] = pbx.spawn(_consult(pbx, transferer, transferee, bridge, context, exten))
+
+    pbx.after_response(after_response)
+    return None
+
+
+async def _consult(pbx: Pbx, transferer: Channel, transferee: Channel, bridge, context: str, exten: str) -> None:  # type: ignore[no-untyped-def]
+    """The consultation call: a Local channel whose ;2 runs exten@context, bridged with the
+    transferer while the transferee holds (S5)."""
+    pbx.leave_bridge(transferer)
+    one, two = pbx.local_pair(context, exten, transferer.linkedid, (transferer.caller_number, transferer.caller_name))
+    consult_bridge = pbx.new_bridge()
+    pbx.enter_bridge(one, consult_bridge)
+    pbx.enter_bridge(transferer, consult_bridge)
+    pbx.consults[transferer.name] = (one, two, transferee, bridge)
+
+
+def finish_atxfer(pbx: Pbx, transferer: Channel, complete: bool) -> None:
+    """The digits *2 (complete) or *1 (abort) were played on the transferer's channel."""
+    consult = pbx.consults.pop(transferer.name, None)
+    if consult is None:
+        return
+    one, two, transferee, bridge = consult
+    consult_bridge = one.bridge
+    if not complete:  # back to the citizen
+        pbx.leave_bridge(transferer)
+        pbx.spawn(pbx.hangup(one, 16))
+        pbx.enter_bridge(transferer, bridge)
+        pbx.event("Unhold", transferer)
+        return
+    pbx.emit("AttendedTransfer", "call", [("Result", "Success")] + transferer.fields("OrigTransferer")
+             + bridge.fields("Orig") + transferer.fields("SecondTransferer")
+             + (consult_bridge.fields("Second") if consult_bridge else bridge.fields("Second"))
+             + transferee.fields("Transferee") + one.fields("TransferTarget")
+             + [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", bridge.uniqueid)])
+    call = pbx.queue_calls.get(transferee.name)
+    if call is not None:
+        call.complete("transfer")
+    pbx.leave_bridge(one)
+    pbx.enter_bridge(one, bridge)
+    pbx.leave_bridge(transferer)
+    pbx.spawn(pbx.hangup(transferer, 16))
+
+
+# -- originate -----------------------------------------------------------------------
+
+async def originate(pbx: Pbx, dial_string: str, *, context: str = "", exten: str = "", application: str = "",
+                    data: str = "", caller: tuple[str, str], timeout: float, action_id: str,
+                    variables: dict[str, str]) -> Channel | None:
+    """Originate: ring the dial string; when it answers, run exten@context (or the application)."""
+    device, phone = resolve(pbx, dial_string)
+    where = [("Context", context), ("Exten", exten)] if context else [("Application", application), ("Data", data)]
+    head = [("ActionID", action_id)] if action_id else []
+    if phone is None and device not in pbx.endpoints:
+        pbx.emit("OriginateResponse", "call", head + [("Response", "Failure"), ("Channel", dial_string)] + where
+                 + [("Reason", "0"), ("Uniqueid", "<unknown>"), ("CallerIDNum", "<unknown>"),
+                    ("CallerIDName", "<unknown>")])
+        return None
+    leg = pbx.new_channel(device, state=0, context=phone.context if phone else "default", exten="s")
+    leg.variables.update(variables)
+    pbx.set_caller(leg, caller[0], caller[1])
+    pbx.set_connected(leg, caller[0], caller[1])
+    pbx.emit("DialBegin", "call", leg.fields("Dest") + [("DialString", dial_string.split("/", 1)[1])])
+    leg.state = RINGING
+    pbx.event("Newstate", leg)
+    pbx.device_state(device, "RINGING")
+    pbx.emit("DialState", "call", leg.fields("Dest") + [("DialStatus", "RINGING")])
+    answered = False
+    if phone is not None:
+        try:
+            answered = await asyncio.wait_for(phone.wait_answer(leg.name, pbx.sleep), timeout * pbx.scale)
+        except TimeoutError:
+            answered = False
+    if not answered:
+        pbx.emit("DialEnd", "call", leg.fields("Dest") + [("DialStatus", "NOANSWER")])
+        await pbx.hangup(leg, 19)
+        pbx.emit("OriginateResponse", "call", head + [("Response", "Failure"), ("Channel", dial_string)] + where
+                 + [("Reason", "3"), ("Uniqueid", "<unknown>"), ("CallerIDNum", caller[0]),
+                    ("CallerIDName", caller[1])])
+        return None
+    pbx.set_state(leg, UP)
+    pbx.emit("DialEnd", "call", leg.fields("Dest") + [("DialStatus", "ANSWER")])
+    pbx.emit("OriginateResponse", "call", head + [("Response", "Success"), ("Channel", leg.name)] + where
+             + [("Reason", "4"), ("Uniqueid", leg.uniqueid), ("CallerIDNum", caller[0]), ("CallerIDName", caller[1])])
+    if context:
+        pbx.run(leg, context, exten)
+    return leg
+
+
+# -- recording -----------------------------------------------------------------------
+
+def mixmonitor(pbx: Pbx, channel: Channel, path: str) -> None:
+    """MixMonitorStart now; when the channel ends, a WAV of the call's length (silence: the
+    simulator has no audio) at ``path``, so the desk can play it."""
+    started = time.monotonic()
+
+    def after_response() -> None:
+        pbx.event("MixMonitorStart", channel)
+        pbx.spawn(_write_when_done(pbx, channel, Path(path), started))
+
+    pbx.after_response(after_response)
+
+
+async def _write_when_done(pbx: Pbx, channel: Channel, path: Path, started: float) -> None:
+    await channel.gone.wait()
+    seconds = min(600.0, (time.monotonic() - started) / pbx.scale)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(b"\0\0" * int(8000 * seconds))
+    except OSError:
+        pass  # a recordings folder that is not ours: the simulated PBX just does not record

@@ -1,0 +1,435 @@
+"""A simulated Asterisk 22: channels, bridges, queues, the dialplan applications
+cti's configuration uses, and the AMI events a real one emits for them.
+
+Each channel that runs dialplan has a task; applications are coroutines that
+emit what Asterisk emits at each step. The event orders follow the captured
+transcripts (P5: a ringall queue over PJSIP members, a blind transfer, an
+emergency line dialled with the caller's number; P6: a dual Redirect into
+ConfBridge and a party originated into it); tests compare them. Time runs at
+``scale`` (0.05: twenty times faster than real).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cti.sim.snapshot import (
+    CAUSE_TEXT,
+    RING,
+    RINGING,
+    UNKNOWN,
+    UP,
+    BridgeState,
+    ChannelState,
+    Fields,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ChannelGone(Exception):
+    """The channel hung up while an application ran on it."""
+
+
+class Moved(Exception):
+    """The channel was sent elsewhere in the dialplan (Redirect, blind transfer)."""
+
+    def __init__(self, context: str, exten: str) -> None:
+        super().__init__(f"{exten}@{context}")
+        self.context = context
+        self.exten = exten
+
+
+@dataclass(eq=False)
+class Channel(ChannelState):
+    device: str = ""  # PJSIP/agent1001
+    app: str = ""
+    app_data: str = ""
+    bridge: Bridge | None = None
+    created: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    moved: asyncio.Future[tuple[str, str]] | None = None
+    hangup_cause: int = 16
+    on_hold: bool = False
+    owner_of: list[Channel] = field(default_factory=list)  # legs this channel dialled
+    peer: Channel | None = None  # the other half of a Local pair
+    linked_peer_runs: bool = False  # its bridge peer went back to its own dialplan
+    answered: asyncio.Event = field(default_factory=asyncio.Event)  # a Local ;1 answers when its ;2 does
+
+    @property
+    def alive(self) -> bool:
+        return not self.gone.is_set()
+
+
+@dataclass(eq=False)
+class Bridge(BridgeState):
+    channels: list[Channel] = field(default_factory=list)
+    conference: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+EventSink = Callable[[str, str, Fields], None]
+Program = Callable[["Pbx", Channel], Awaitable[None]]
+
+
+class Pbx:
+    """The switch. ``dialplan(context, exten)`` returns the program a channel runs there."""
+
+    def __init__(self, dialplan: Callable[[str, str], Program | None], *, scale: float = 1.0,
+                 boot: float | None = None) -> None:
+        self.dialplan = dialplan
+        self.scale = scale
+        self.boot = time.time() if boot is None else boot
+        self.channels: dict[str, Channel] = {}
+        self.bridges: dict[str, Bridge] = {}
+        self.sinks: list[EventSink] = []
+        self.device_states: dict[str, str] = {}
+        self.endpoints: dict[str, Any] = {}  # device -> phone behaviour (cti.sim.phones)
+        self.queues: dict[str, Any] = {}  # name -> cti.sim.ringing.Queue
+        self.rooms: dict[str, Bridge] = {}  # ConfBridge rooms by name
+        self.dtmf: dict[str, str] = {}  # digits played on a channel, for feature codes
+        self.queue_calls: dict[str, Any] = {}  # caller channel name -> cti.sim.ringing.QueueCall
+        self.losers: dict[str, list[Channel]] = {}  # legs that lost a ringall, hung up after the bridge forms
+        self.atxfers: dict[str, asyncio.Task[Any]] = {}  # transferer -> its consultation
+        self.consults: dict[str, tuple[Channel, Channel, Channel, Bridge]] = {}
+        self._after: list[Callable[[], None]] | None = None
+        self._racers: list[Callable[[], Awaitable[None]]] = []
+        self._ids = itertools.count(1)
+        self._names: dict[str, itertools.count[int]] = {}
+        self._bridge_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- time and ids -------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds * self.scale)
+
+    def uniqueid(self) -> str:
+        return f"{int(self.boot)}.{next(self._ids)}"
+
+    def channel_name(self, device: str) -> str:
+        tech = device.split("/", 1)[0]
+        counter = self._names.setdefault(tech, itertools.count(1))
+        return f"{device}-{next(counter):08x}"
+
+    # -- events -------------------------------------------------------------------
+
+    def emit(self, name: str, privilege: str, fields: Fields) -> None:
+        for sink in list(self.sinks):
+            sink(name, privilege, fields)
+
+    def event(self, name: str, channel: Channel, *extra: tuple[str, str], privilege: str = "call") -> None:
+        self.emit(name, privilege, channel.fields() + list(extra))
+
+    def device_state(self, device: str, state: str) -> None:
+        if self.device_states.get(device) == state:
+            return
+        self.device_states[device] = state
+        self.emit("DeviceStateChange", "call", [("Device", device), ("State", state)])
+        for queue in self.queues.values():
+            queue.device_changed(device, state)
+
+    def after_response(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once the AMI response to the current action is out (Asterisk answers an
+        action before the events it causes); at once when no action is being answered."""
+        if self._after is None:
+            then()
+        else:
+            self._after.append(then)
+
+    def answering(self) -> None:
+        self._after = []
+
+    def answered(self) -> None:
+        after, self._after = self._after or [], None
+        for then in after:
+            then()
+
+    def spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- channels -----------------------------------------------------------------
+
+    def new_channel(self, device: str, *, state: int, context: str, exten: str, linkedid: str | None = None,
+                    caller: tuple[str, str] = (UNKNOWN, UNKNOWN), language: str = "en") -> Channel:
+        uniqueid = self.uniqueid()
+        channel = Channel(name=self.channel_name(device), uniqueid=uniqueid, linkedid=linkedid or uniqueid,
+                          state=state, caller_number=caller[0], caller_name=caller[1], language=language,
+                          context=context, exten=exten, device=device)
+        self.channels[channel.name] = channel
+        self.event("Newchannel", channel)
+        return channel
+
+    def inbound(self, number: str, caller: tuple[str, str], *, device: str = "PJSIP/carrier",
+                context: str = "from-carrier", language: str = "en") -> Channel:
+        """A call arriving from the carrier trunk for ``number``: a channel in Ring, running the dialplan."""
+        channel = self.new_channel(device, state=RING, context=context, exten=number, caller=caller,
+                                   language=language)
+        self.device_state(device, "INUSE")
+        self.run(channel, context, number)
+        return channel
+
+    def find(self, name: str) -> Channel | None:
+        channel = self.channels.get(name)
+        return channel if channel is not None and channel.alive else None
+
+    def set_state(self, channel: Channel, state: int, *, device: bool = True) -> None:
+        """Newstate. ``device=False`` leaves the phone's device state to be reported later
+        (a queue member's phone shows in use once it is in the bridge, P5)."""
+        if channel.state == state:
+            return
+        channel.state = state
+        self.event("Newstate", channel)
+        if device:
+            self.device_state(channel.device, {RINGING: "RINGING", UP: "INUSE", RING: "INUSE"}.get(state, "NOT_INUSE"))
+        if state == UP and channel.peer is not None and channel.name.endswith(";2"):
+            channel.peer.answered.set()  # the Local channel's ;1 answers its dialler
+
+    def set_caller(self, channel: Channel, number: str, name: str) -> None:
+        channel.caller_number, channel.caller_name = number, name
+        self.event("NewCallerid", channel, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
+
+    def set_connected(self, channel: Channel, number: str, name: str) -> None:
+        channel.connected_number, channel.connected_name = number, name
+        self.event("NewConnectedLine", channel)
+
+    def run(self, channel: Channel, context: str, exten: str) -> None:
+        """Start (or restart after a Redirect) the channel's dialplan at exten@context."""
+        channel.context, channel.exten, channel.priority = context, exten, 1
+        channel.task = self.spawn(self._execute(channel))
+
+    async def _execute(self, channel: Channel) -> None:
+        while True:
+            program = self.dialplan(channel.context, channel.exten)
+            if program is None:
+                log.warning("sim: no extension %s@%s for %s", channel.exten, channel.context, channel.name)
+                await self.hangup(channel, 16, soft=True)
+                return
+            try:
+                await program(self, channel)
+            except Moved as move:
+                channel.context, channel.exten, channel.priority = move.context, move.exten, 1
+                self.leave_for_move(channel)
+                continue
+            except ChannelGone:
+                return
+            if channel.alive:  # the dialplan ran off its end
+                await self.hangup(channel, 16, soft=True)
+            return
+
+    def check(self, channel: Channel) -> None:
+        """Raise in the running application when its channel is gone or moved."""
+        if not channel.alive:
+            raise ChannelGone(channel.name)
+        if channel.moved is not None and channel.moved.done():
+            context, exten = channel.moved.result()
+            channel.moved = None
+            raise Moved(context, exten)
+
+    async def wait_while_alive(self, channel: Channel, *awaitables: Awaitable[Any],
+                               seconds: float | None = None) -> None:
+        """Wait for any of ``awaitables`` (or ``seconds``), aborting when the channel goes or moves."""
+        if channel.moved is None:
+            channel.moved = asyncio.get_running_loop().create_future()
+        watched = [asyncio.ensure_future(a) for a in awaitables]
+        waiters = [asyncio.ensure_future(channel.gone.wait()), channel.moved, *watched]
+        if seconds is not None:
+            waiters.append(asyncio.ensure_future(self.sleep(seconds)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                if waiter is not channel.moved and not waiter.done():
+                    waiter.cancel()
+        self.check(channel)
+
+    async def hangup(self, channel: Channel, cause: int | None = 16, *, request: bool = False,
+                     soft: bool = False) -> None:
+        """Hang a channel up.
+
+        ``request``: the far end hung up (HangupRequest first, as from a SIP BYE);
+        ``soft``: the dialplan ended it. A channel that runs dialplan is told with a
+        SoftHangupRequest (cause 16); a dialled leg is not (P5, P6, R1b). A bridged
+        channel leaves its bridge; a dialled peer left alone in it hangs up too."""
+        if not channel.alive:
+            return
+        running = channel.task is not None and not channel.task.done()
+        channel.hangup_cause = 16 if cause is None else cause
+        if request:
+            self.event("HangupRequest", channel, *([("Cause", str(cause))] if cause is not None else []))
+        self._complete_queue_call(channel)
+        orphans = self._leave_for_hangup(channel) if channel.bridge is not None else []
+        if soft or (request and running):
+            self.event("SoftHangupRequest", channel, ("Cause", "16"))
+        orphans += [leg for leg in channel.owner_of if leg.alive and leg.bridge is None]
+        for leg in orphans:
+            self._finish(leg, 16)
+        if request and not running and channel.linked_peer_runs:
+            await self.hops(8)  # the peer's dialplan moves on before this leg's own end is reported (R1b)
+        self._finish(channel, channel.hangup_cause)
+        if channel.peer is not None and channel.peer.alive:  # a Local pair ends together
+            await self.hangup(channel.peer, channel.hangup_cause)
+
+    def race(self, racer: Callable[[], Awaitable[None]]) -> None:
+        """Work another Asterisk thread does while a channel sets up its next dial: it runs at the
+        next ``race_point`` (or soon, if no dial comes). The transcripts show where it lands (P5)."""
+        self._racers.append(racer)
+        self.spawn(self._race_anyway(racer))
+
+    async def race_point(self) -> None:
+        racers, self._racers = self._racers, []
+        for racer in racers:
+            await racer()
+
+    async def _race_anyway(self, racer: Callable[[], Awaitable[None]]) -> None:
+        await self.sleep(0.05)
+        if racer in self._racers:
+            self._racers.remove(racer)
+            await racer()
+
+    async def hops(self, count: int) -> None:
+        """Let other tasks run ``count`` steps: how the simulator stands for Asterisk's
+        threads racing, where the transcripts show one side's events first."""
+        for _ in range(count):
+            await asyncio.sleep(0)
+
+    def _complete_queue_call(self, channel: Channel) -> None:
+        """app_queue ends a connected call's bookkeeping when either party hangs up."""
+        for call in list(self.queue_calls.values()):
+            if channel is call.caller:
+                call.complete("caller")
+            elif channel is call.agent and call.agent.bridge is not None and call.agent.bridge is call.caller.bridge:
+                call.complete("agent")
+
+    def _leave_for_hangup(self, channel: Channel) -> list[Channel]:
+        """Leave the bridge; return a dialled peer left alone in it, to hang up after."""
+        bridge = channel.bridge
+        assert bridge is not None
+        channel.linked_peer_runs = False
+        self.leave_bridge(channel)
+        if bridge.conference or len(bridge.channels) != 1:
+            return []
+        peer = bridge.channels[0]
+        self.leave_bridge(peer)
+        if peer.task is None or peer.task.done():
+            return [peer]
+        channel.linked_peer_runs = True
+        return []
+
+    def _finish(self, channel: Channel, cause: int) -> None:
+        if not channel.alive:
+            return
+        self.event("Hangup", channel, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")))
+        channel.gone.set()
+        self.channels.pop(channel.name, None)
+        if not any(c.device == channel.device for c in self.channels.values()):
+            self.device_state(channel.device, "NOT_INUSE")
+
+    # -- bridges ------------------------------------------------------------------
+
+    def new_bridge(self, *, conference: str = "") -> Bridge:
+        uniqueid = f"{int(self.boot):08x}-{next(self._bridge_ids):04x}-4000-8000-{int(self.boot):012x}"
+        bridge = Bridge(uniqueid=uniqueid, conference=conference)
+        if conference:
+            bridge.type, bridge.technology, bridge.creator, bridge.label = "base", "softmix", "ConfBridge", conference
+        self.bridges[uniqueid] = bridge
+        self.emit("BridgeCreate", "call", bridge.fields())
+        return bridge
+
+    def start_conference(self, bridge: Bridge) -> None:
+        """ConfBridge's announcer joins first, unseen by AMI but counted (P6)."""
+        bridge.hidden = 1
+        self.emit("ConfbridgeStart", "call", [("Conference", bridge.conference)] + bridge.fields())
+
+    def enter_bridge(self, channel: Channel, bridge: Bridge) -> None:
+        channel.bridge = bridge
+        bridge.channels.append(channel)
+        bridge.members.append(channel.name)
+        self.emit("BridgeEnter", "call", bridge.fields() + channel.fields())
+        if bridge.conference:
+            self.emit("ConfbridgeJoin", "call", [("Conference", bridge.conference)] + bridge.fields()
+                      + channel.fields() + [("Admin", "No"), ("Muted", "No")])
+        bridge.changed.set()
+        bridge.changed = asyncio.Event()
+
+    def leave_bridge(self, channel: Channel) -> None:
+        bridge = channel.bridge
+        if bridge is None:
+            return
+        if bridge.conference:
+            self.emit("ConfbridgeLeave", "call", [("Conference", bridge.conference)] + bridge.fields()
+                      + channel.fields() + [("Admin", "No")])
+        bridge.channels.remove(channel)
+        bridge.members.remove(channel.name)
+        channel.bridge = None
+        self.emit("BridgeLeave", "call", bridge.fields() + channel.fields())
+        if bridge.conference and len(bridge.channels) == 0 and bridge.hidden:
+            self.emit("ConfbridgeEnd", "call", [("Conference", bridge.conference)] + bridge.fields())
+            bridge.hidden = 0
+        if not bridge.channels and not bridge.hidden:
+            self.emit("BridgeDestroy", "call", bridge.fields())
+            self.bridges.pop(bridge.uniqueid, None)
+        bridge.changed.set()
+        bridge.changed = asyncio.Event()
+
+    def leave_for_move(self, channel: Channel) -> None:
+        """A channel sent elsewhere leaves its bridge; a dialled leg left alone there hangs up (S4)."""
+        bridge = channel.bridge
+        if bridge is None:
+            return
+        self.leave_bridge(channel)
+        if len(bridge.channels) == 1 and not bridge.conference:
+            peer = bridge.channels[0]
+            if peer.task is None or peer.task.done():
+                self.leave_bridge(peer)
+                self.spawn(self.hangup(peer, 16))
+
+    def local_pair(self, context: str, exten: str, linkedid: str, caller: tuple[str, str]) -> tuple[Channel, Channel]:
+        """A Local channel: ``;1`` faces whoever dialled it, ``;2`` runs exten@context (S1, S5).
+        ``;1`` answers when ``;2`` does."""
+        base = self.channel_name(f"Local/{exten}@{context}")
+        one = Channel(name=base + ";1", uniqueid=self.uniqueid(), linkedid=linkedid, state=0, context=context,
+                      exten=exten, device=f"Local/{exten}@{context}")
+        two = Channel(name=base + ";2", uniqueid=self.uniqueid(), linkedid=linkedid, state=4, context=context,
+                      exten=exten, device=f"Local/{exten}@{context}")
+        for channel in (one, two):
+            self.channels[channel.name] = channel
+            self.event("Newchannel", channel)
+        self.set_caller(one, *caller)
+        self.set_caller(two, *caller)
+        self.set_connected(two, *caller)
+        self.emit("LocalBridge", "call", one.fields("LocalOne") + two.fields("LocalTwo") + [
+            ("Context", context), ("Exten", exten), ("LocalOptimization", "No")])
+        one.peer, two.peer = two, one  # type: ignore[attr-defined]
+        self.run(two, context, exten)
+        return one, two
+
+    async def stay_bridged(self, channel: Channel) -> None:
+        """The application that holds a channel in its bridge until it leaves it."""
+        while channel.bridge is not None:
+            await self.wait_while_alive(channel, channel.bridge.changed.wait())
+
+    # -- applications shared by every dialplan --------------------------------------
+
+    async def answer(self, channel: Channel) -> None:
+        self.check(channel)
+        channel.app = "Answer"
+        self.set_state(channel, UP)
+
+    async def playback(self, channel: Channel, seconds: float, name: str = "") -> None:
+        channel.app, channel.app_data = "Playback", name
+        await self.wait_while_alive(channel, seconds=seconds)
+
+    async def wait(self, channel: Channel, seconds: float) -> None:
+        channel.app, channel.app_data = "Wait", str(seconds)
+        await self.wait_while_alive(channel, seconds=seconds)
