@@ -312,7 +312,7 @@ def queue_status(server: AmiServer, session: Session, request: Request) -> bytes
     for queue in server.pbx.queues.values():
         if wanted and queue.name != wanted:
             continue
-        talk = 0
+        talk = int(queue.talk_total / queue.completed) if queue.completed else 0
         out.append(list_item_text("QueueParams", [
             ("Queue", queue.name), ("Max", "0"), ("Strategy", queue.strategy), ("Calls", str(len(queue.waiting))),
             ("Holdtime", str(int(queue.hold_total / queue.completed) if queue.completed else 0)),

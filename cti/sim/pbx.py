@@ -349,7 +349,9 @@ class Pbx:
     def start_conference(self, bridge: Bridge) -> None:
         """ConfBridge's announcer joins first, unseen by AMI but counted (P6)."""
         bridge.hidden = 1
+        self.emit("DeviceStateChange", "call", [("Device", f"CBAnn/{bridge.conference}"), ("State", "UNKNOWN")])
         self.emit("ConfbridgeStart", "call", [("Conference", bridge.conference)] + bridge.fields())
+        self.device_state(f"confbridge:{bridge.conference}", "INUSE")
 
     def enter_bridge(self, channel: Channel, bridge: Bridge) -> None:
         channel.bridge = bridge
@@ -375,6 +377,8 @@ class Pbx:
         self.emit("BridgeLeave", "call", bridge.fields() + channel.fields())
         if bridge.conference and len(bridge.channels) == 0 and bridge.hidden:
             self.emit("ConfbridgeEnd", "call", [("Conference", bridge.conference)] + bridge.fields())
+            self.device_state(f"confbridge:{bridge.conference}", "NOT_INUSE")
+            self.emit("DeviceStateChange", "call", [("Device", f"CBAnn/{bridge.conference}"), ("State", "UNKNOWN")])
             bridge.hidden = 0
         if not bridge.channels and not bridge.hidden:
             self.emit("BridgeDestroy", "call", bridge.fields())

@@ -13,6 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from cti.sim.control import resolve
 from cti.sim.pbx import Bridge, Channel, ChannelGone, Moved, Pbx
 from cti.sim.phones import Phone
 from cti.sim.snapshot import RINGING, UNKNOWN, UP
@@ -52,6 +53,7 @@ class Queue:
         self.completed = 0
         self.abandoned = 0
         self.hold_total = 0.0
+        self.talk_total = 0.0
         self._last = -1  # rrmemory position
         self._turn = asyncio.Event()  # a member became free
         # app_queue's own devices: Queue:<name> rings while callers wait; Queue:<name>_avail is
@@ -125,9 +127,9 @@ class Queue:
 
     # -- the Queue application ------------------------------------------------------
 
-    async def run(self, channel: Channel, timeout: float) -> None:
+    async def run(self, channel: Channel, timeout: float, options: str = "t") -> None:
         pbx = self.pbx
-        channel.app, channel.app_data = "Queue", self.name
+        channel.app, channel.app_data = "Queue", f"{self.name},{options},,,{int(timeout)}"
         entry = QueueEntry(channel, time.monotonic())
         self.waiting.append(entry)
         position = len(self.waiting)
@@ -190,6 +192,8 @@ class Queue:
         pbx, caller = self.pbx, entry.channel
         agent, member, rang = winner
         held = round((time.monotonic() - entry.joined) / pbx.scale)
+        if caller.state != UP:  # a caller still ringing (a Local channel's ;2) is answered on connect
+            pbx.set_state(caller, UP)
         pbx.event("MusicOnHoldStop", caller)
         self._leave(entry)
         pbx.emit("AgentConnect", "agent", caller.fields() + agent.fields("Dest") + [
@@ -229,6 +233,7 @@ class QueueCall:
         self.done = True
         pbx = self.queue.pbx
         talk = round((time.monotonic() - self.started) / pbx.scale)
+        self.queue.talk_total += talk
         pbx.emit("AgentComplete", "agent", self.caller.fields() + self.agent.fields("Dest") + [
             ("Queue", self.queue.name), ("Interface", self.member.interface), ("MemberName", self.member.name),
             ("HoldTime", str(self.hold_time)), ("TalkTime", str(talk)), ("Reason", reason)])
@@ -240,11 +245,21 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, Member | None
                *, timeout: float | None = None, keep_caller_id: bool = False,
                dial_string: callable = None) -> tuple[Channel, Member | None, float] | None:  # type: ignore[valid-type]
     """Ring every target for ``caller``; return (answered leg, its member, ring seconds) or None."""
-    legs: list[tuple[Channel, Member | None, Phone | None]] = []
-    for device, member in targets:
-        phone = pbx.endpoints.get(device)
+    legs: list[tuple[Channel, Member | None, Phone | LocalAnswer | None]] = []
+    for target, member in targets:
+        if target.startswith("Local/"):  # Local/exten@context: its ;2 runs there, its ;1 rings here
+            exten, _, context = target[len("Local/"):].split("/")[0].partition("@")
+            leg, two = pbx.local_pair(context, exten, caller.linkedid, (caller.caller_number, caller.caller_name))
+            leg.app, leg.app_data = "AppDial", "(Outgoing Line)"
+            caller.owner_of.append(leg)
+            await pbx.race_point()
+            pbx.emit("DialBegin", "call", caller.fields() + leg.fields("Dest") + [("DialString", target[6:])])
+            legs.append((leg, member, LocalAnswer(leg)))
+            continue
+        device, phone = resolve(pbx, target)
         leg = pbx.new_channel(device, state=0, context=phone.context if phone else "default", exten="s",
                               linkedid=caller.linkedid)
+        leg.app, leg.app_data = ("AppQueue" if queue is not None else "AppDial"), "(Outgoing Line)"
         caller.owner_of.append(leg)
         if keep_caller_id:  # Dial's o: the caller's own number, shown with the connected line at once (P5)
             leg.exten = caller.exten
@@ -259,10 +274,12 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, Member | None
         if keep_caller_id:
             await pbx.race_point()  # another thread's work lands between the new channel and DialBegin (P5)
         pbx.emit("DialBegin", "call", caller.fields() + leg.fields("Dest") +
-                 [("DialString", dial_string(device) if dial_string else device)])
+                 [("DialString", dial_string(target) if dial_string else target)])
         legs.append((leg, member, phone))
     started = time.monotonic()
-    for leg, _, _ in legs:
+    for leg, _, phone in legs:
+        if isinstance(phone, LocalAnswer):
+            continue  # a Local channel's ;1 rings only when its ;2's side does
         if keep_caller_id:  # Dial: the caller sees the leg's (its own) number before the leg rings (P5)
             pbx.set_connected(caller, leg.caller_number, leg.caller_name)
         else:
@@ -300,7 +317,8 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, Member | None
         await _drop(pbx, [leg for leg, _, _ in legs], cause=19)
         return None
     leg, member = winner
-    pbx.set_state(leg, UP, device=queue is None)
+    if leg.state != UP:
+        pbx.set_state(leg, UP, device=queue is None)
     pbx.emit("DialEnd", "call", caller.fields() + leg.fields("Dest") + [("DialStatus", "ANSWER")])
     losers = [other for other, _, _ in legs if other is not leg]
     ringall = queue is not None and queue.strategy == "ringall"
@@ -313,6 +331,17 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, Member | None
             pbx.emit("DialEnd", "call", caller.fields() + other.fields("Dest") + [("DialStatus", "CANCEL")])
     pbx.losers[caller.name] = losers
     return leg, member, rang
+
+
+class LocalAnswer:
+    """The 'phone' behind a Local channel's ;1: it answers when its ;2 is answered."""
+
+    def __init__(self, one: Channel) -> None:
+        self.one = one
+
+    async def wait_answer(self, channel: str, sleep) -> bool:  # type: ignore[no-untyped-def]
+        await self.one.answered.wait()
+        return True
 
 
 async def hang_up_losers(pbx: Pbx, caller: Channel) -> None:
