@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cti.sim import control
@@ -54,7 +54,7 @@ class Request:
         return self.get("actionid")
 
 
-Handler = Callable[["AmiServer", Session, Request], bytes]
+Handler = Callable[["AmiServer", Session, Request], bytes | Awaitable[bytes]]
 
 
 class AmiServer:
@@ -106,6 +106,9 @@ class AmiServer:
                 self.pbx.answering()
                 try:
                     reply = self._handle(session, request)
+                    if not isinstance(reply, bytes):  # a synchronous action: its events come first
+                        self.pbx.answered()
+                        reply = await reply
                 finally:
                     session.send(reply)
                     self.pbx.answered()
@@ -134,7 +137,7 @@ class AmiServer:
                                                                 ("Status", "Fully Booted")],
                                     time.time() if self.timestamps else None))
 
-    def _handle(self, session: Session, request: Request) -> bytes:
+    def _handle(self, session: Session, request: Request) -> bytes | Awaitable[bytes]:
         name = request.get("action")
         if not name:
             return response_text("Error", request.action_id, "Missing action in request")
@@ -233,18 +236,40 @@ def play_dtmf(server: AmiServer, session: Session, request: Request) -> bytes:
     return response_text("Success", request.action_id, "DTMF successfully queued")
 
 
-def originate(server: AmiServer, session: Session, request: Request) -> bytes:
+def originate(server: AmiServer, session: Session, request: Request) -> bytes | Awaitable[bytes]:
+    """Async: "queued" now, an OriginateResponse event later. Otherwise the response
+    waits for the outcome: queued once answered, "Originate failed" if not (S10)."""
     target = request.get("channel")
     if not target:
         return response_text("Error", request.action_id, "Channel not specified")
     caller = _callerid(request.get("callerid"))
     variables = dict(v.split("=", 1) for v in request.variables if "=" in v)
+    asynchronous = request.get("async").lower() in ("true", "yes", "1")
     job = control.originate(server.pbx, target, context=request.get("context"), exten=request.get("exten"),
                             application=request.get("application"), data=request.get("data"), caller=caller,
                             timeout=float(request.get("timeout") or 30000) / 1000, action_id=request.action_id,
-                            variables=variables)
+                            variables=variables, report=asynchronous)
+    if not asynchronous:
+        return _originate_now(job, request.action_id)
     server.pbx.after_response(lambda: server.pbx.spawn(job))
     return response_text("Success", request.action_id, "Originate successfully queued")
+
+
+async def _originate_now(job: Awaitable[Channel | None], action_id: str) -> bytes:
+    if await job is None:
+        return response_text("Error", action_id, "Originate failed")
+    return response_text("Success", action_id, "Originate successfully queued")
+
+
+def command(server: AmiServer, session: Session, request: Request) -> bytes:
+    """The CLI over AMI: only what an admin checks first, the version; Asterisk's words otherwise (S10)."""
+    line = request.get("command").strip()
+    if line == "core show version":
+        return response_text("Success", request.action_id, "Command output follows",
+                             [("Output", "Asterisk 22.10.1 (simulated by cti)")])
+    first = " ".join(line.split()[:2])
+    return response_text("Error", request.action_id, "Command output follows", [
+        ("Output", f"No such command '{line}' (type 'core show help {first}' for other possible commands)")])
 
 
 def _callerid(value: str) -> tuple[str, str]:
@@ -412,4 +437,5 @@ ACTIONS: dict[str, Handler] = {
     "stopmixmonitor": stop_mixmonitor, "setvar": setvar, "getvar": getvar,
     "coreshowchannels": core_show_channels, "queuestatus": queue_status, "queueadd": queue_add,
     "queueremove": queue_remove, "queuepause": queue_pause, "confbridgelist": confbridge_list,
+    "command": command,
 }

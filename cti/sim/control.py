@@ -152,15 +152,20 @@ def finish_atxfer(pbx: Pbx, transferer: Channel, complete: bool) -> None:
 
 async def originate(pbx: Pbx, dial_string: str, *, context: str = "", exten: str = "", application: str = "",
                     data: str = "", caller: tuple[str, str], timeout: float, action_id: str,
-                    variables: dict[str, str]) -> Channel | None:
-    """Originate: ring the dial string; when it answers, run exten@context (or the application)."""
+                    variables: dict[str, str], report: bool = True) -> Channel | None:
+    """Originate: ring the dial string; when it answers, run exten@context (or the application).
+    ``report``: tell the outcome in an OriginateResponse event (async originates only)."""
     device, phone = resolve(pbx, dial_string)
     where = [("Context", context), ("Exten", exten)] if context else [("Application", application), ("Data", data)]
-    head = [("ActionID", action_id)] if action_id else []
+
+    def respond(response: str, channel: str, reason: str, uniqueid: str, cid: tuple[str, str]) -> None:
+        if report:
+            pbx.emit("OriginateResponse", "call", ([("ActionID", action_id)] if action_id else []) + [
+                ("Response", response), ("Channel", channel)] + where + [
+                ("Reason", reason), ("Uniqueid", uniqueid), ("CallerIDNum", cid[0]), ("CallerIDName", cid[1])])
+
     if phone is None and device not in pbx.endpoints:
-        pbx.emit("OriginateResponse", "call", head + [("Response", "Failure"), ("Channel", dial_string)] + where
-                 + [("Reason", "0"), ("Uniqueid", "<unknown>"), ("CallerIDNum", "<unknown>"),
-                    ("CallerIDName", "<unknown>")])
+        respond("Failure", dial_string, "0", "<unknown>", ("<unknown>", "<unknown>"))
         return None
     leg = pbx.new_channel(device, state=0, context=phone.context if phone else "default", exten="s")
     leg.variables.update(variables)
@@ -180,17 +185,23 @@ async def originate(pbx: Pbx, dial_string: str, *, context: str = "", exten: str
     if not answered:
         pbx.emit("DialEnd", "call", leg.fields("Dest") + [("DialStatus", "NOANSWER")])
         await pbx.hangup(leg, 19)
-        pbx.emit("OriginateResponse", "call", head + [("Response", "Failure"), ("Channel", dial_string)] + where
-                 + [("Reason", "3"), ("Uniqueid", "<unknown>"), ("CallerIDNum", caller[0]),
-                    ("CallerIDName", caller[1])])
+        respond("Failure", dial_string, "3", "<unknown>", caller)
         return None
     pbx.set_state(leg, UP)
     pbx.emit("DialEnd", "call", leg.fields("Dest") + [("DialStatus", "ANSWER")])
-    pbx.emit("OriginateResponse", "call", head + [("Response", "Success"), ("Channel", leg.name)] + where
-             + [("Reason", "4"), ("Uniqueid", leg.uniqueid), ("CallerIDNum", caller[0]), ("CallerIDName", caller[1])])
+    respond("Success", leg.name, "4", leg.uniqueid, caller)
     if context:
         pbx.run(leg, context, exten)
+    else:
+        pbx.spawn(_application(pbx, leg, application, data))
     return leg
+
+
+async def _application(pbx: Pbx, leg: Channel, application: str, data: str) -> None:
+    """An originated leg runs one application: Wait(seconds) here; an unknown one ends the call."""
+    if application.lower() == "wait":
+        await pbx.wait_while_alive(leg, seconds=float(data or 0))
+    await pbx.hangup(leg, 16, soft=True)
 
 
 # -- recording -----------------------------------------------------------------------

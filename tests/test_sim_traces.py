@@ -1,0 +1,222 @@
+"""The simulated PBX against the real Asterisk 22 transcripts.
+
+The lab scenarios are played on the simulator with the lab's own dialplan
+(``ami-traces/asterisk-conf-used-sip``), at the moments the capture did them,
+twenty times faster; the events must tell the same story as the trace
+(tests/simcompare.py says what "the same" means)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from cti.ami.framing import Framer
+from cti.sim.ami import AmiServer, AmiUser
+from cti.sim.dialplans import LabDialplan
+from cti.sim.pbx import Channel, Pbx
+from cti.sim.phones import Phone
+from cti.sim.ringing import Member, Queue
+from tests.fakeami import FIXTURES
+from tests.simcompare import ARTEFACTS, differences, keys
+
+SCALE = 0.02
+
+
+class Lab:
+    """The lab PBX (one ringall queue with an agent and a remote seat, 110 on a trunk) and
+    cti's AMI session to it, capturing every byte the simulator sends."""
+
+    def __init__(self) -> None:
+        self.pbx = Pbx(LabDialplan(), scale=SCALE)
+        queue = self.pbx.queues["q12345sip"] = Queue(self.pbx, "q12345sip", strategy="ringall")
+        for device, ring, name in (("PJSIP/agent1001", 2, "Seat 1001"), ("PJSIP/seat2001", 3, "Remote seat 2001")):
+            self.pbx.endpoints[device] = Phone(device, ring_seconds=ring)
+            queue.members.append(Member(device, name, dynamic=False))
+        self.pbx.endpoints["PJSIP/emergency110"] = Phone("PJSIP/emergency110", context="from-carrier", ring_seconds=1)
+        self.server = AmiServer(self.pbx, {"cti": AmiUser("cti-secret")})
+        self.data = bytearray()
+
+    async def __aenter__(self) -> Lab:
+        port = await self.server.start()
+        reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        self.action("Login", Username="cti", Secret="cti-secret", ActionID="l1")
+        self.reading = asyncio.create_task(self._read(reader))
+        await asyncio.sleep(0.05)
+        self.t0 = asyncio.get_running_loop().time()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.reading.cancel()
+        self.writer.close()
+        await self.server.close()
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(65536):
+            self.data.extend(chunk)
+
+    def action(self, name: str, **headers: str) -> None:
+        lines = [f"Action: {name}"] + [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    async def at(self, seconds: float) -> None:
+        """Wait until ``seconds`` of lab time after the start."""
+        await asyncio.sleep(max(0.0, self.t0 + seconds * SCALE - asyncio.get_running_loop().time()))
+
+    def channel(self, prefix: str) -> Channel:
+        return next(c for c in self.pbx.channels.values() if c.name.startswith(prefix))
+
+
+async def p5_blind_transfer_to_110(lab: Lab) -> None:
+    citizen = lab.pbx.inbound("12369", ("13800000043", "Citizen"))
+    await lab.at(5.0)
+    lab.action("BlindTransfer", Channel=lab.channel("PJSIP/agent1001").name, Exten="110", Context="emergency-sip",
+               ActionID="bt")
+    await lab.at(11.0)
+    await lab.pbx.hangup(citizen, 16, request=True)
+    await lab.at(12.0)
+
+
+async def p6_three_way_in_confbridge(lab: Lab) -> None:
+    citizen = lab.pbx.inbound("12369", ("13800000044", "Citizen"))
+    await lab.at(5.0)
+    agent = lab.channel("PJSIP/agent1001")
+    lab.action("Redirect", Channel=citizen.name, ExtraChannel=agent.name, Context="conference", Exten="800",
+               Priority="1", ExtraContext="conference", ExtraExten="800", ExtraPriority="1", ActionID="redirect-2")
+    await lab.at(8.2)
+    lab.action("Originate", Channel="PJSIP/seat2001", Context="conference", Exten="800", Priority="1",
+               CallerID='"Hotline 12369" <12369>', Async="true", Timeout="30000", ActionID="p6-seat2001")
+    await lab.at(16.2)
+    await lab.pbx.hangup(citizen, 16, request=True)
+    await lab.at(16.7)
+    await lab.pbx.hangup(agent, 16, request=True)
+    await lab.at(17.2)
+    await lab.pbx.hangup(lab.channel("PJSIP/seat2001"), None, request=True)
+    await lab.at(18.0)
+
+
+SCENARIOS: dict[str, Callable[[Lab], Awaitable[None]]] = {
+    "P5_sip_agent_blind_110": p5_blind_transfer_to_110,
+    "P6_sip_threeway_confbridge": p6_three_way_in_confbridge,
+}
+
+
+@pytest.mark.parametrize("trace", sorted(SCENARIOS))
+async def test_the_simulator_tells_the_same_story_as_asterisk(trace: str) -> None:
+    async with Lab() as lab:
+        await SCENARIOS[trace](lab)
+    real = (FIXTURES / f"{trace}.raw").read_bytes()
+    assert len(keys(bytes(lab.data))) > 50
+    assert differences(real, bytes(lab.data)) == []
+
+
+def test_the_comparison_notices_a_missing_or_reordered_event() -> None:
+    real = (FIXTURES / "P5_sip_agent_blind_110.raw").read_bytes()
+    messages = real.split(b"\r\n\r\n")
+    dial_end = next(i for i, m in enumerate(messages) if b"Event: DialEnd" in m and b"agent1001" in m)
+    without = b"\r\n\r\n".join(messages[:dial_end] + messages[dial_end + 1:])
+    assert any("only in the real trace: ('DialEnd'" in d for d in differences(real, without))
+    swapped = messages[:]
+    own = (b"Event: Newstate", b"Event: Newchannel")
+    first, second = [i for i, m in enumerate(messages) if b"Channel: PJSIP/agent1001" in m and m.startswith(own)][:2]
+    swapped[first], swapped[second] = swapped[second], swapped[first]
+    assert any(d.startswith("agent1001: order differs") for d in differences(real, b"\r\n\r\n".join(swapped)))
+
+
+# -- the conversations: each action a captured client sent, and what came back --------
+
+ANSWER_FIELDS = ("response", "message", "eventlist", "listitems", "reason", "ping", "value", "variable")
+
+
+def answers(raw: bytes, action_ids: set[str]) -> dict[str, list[tuple]]:
+    """Per ActionID, what Asterisk answered: each response or event's name, meaningful values and layout."""
+    found: dict[str, list[tuple]] = {}
+    for message in Framer().feed(raw):
+        if message.action_id in action_ids:
+            found.setdefault(message.action_id, []).append((
+                message.name, tuple(f"{k}={message.get(k)}" for k in ANSWER_FIELDS if k in message),
+                tuple(k for k in message.fields if k != "timestamp")))
+    return found
+
+
+def captured_actions(trace: str) -> list[tuple[float, str]]:
+    with (FIXTURES / f"{trace}.jsonl").open(encoding="utf-8") as lines:
+        entries = [json.loads(line) for line in lines]
+    return [(e["t"], e["raw"]) for e in entries if e["dir"] == "out"]
+
+
+async def converse(trace: str) -> bytes:
+    """Send the captured client's actions to the simulator at their captured moments; return what it sent back."""
+    pbx = Pbx(LabDialplan(), scale=SCALE)
+    pbx.queues["q12345"] = Queue(pbx, "q12345", strategy="ringall")
+    for device in ("Local/1001@agents", "Local/1002@agents"):  # the lab's seats: ring 2 s, then answer
+        pbx.endpoints[device] = Phone(device, ring_seconds=2)
+    server = AmiServer(pbx, {"cti": AmiUser("cti-secret")})
+    port = await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    data = bytearray()
+
+    async def read() -> None:
+        while chunk := await reader.read(65536):
+            data.extend(chunk)
+
+    reading = asyncio.create_task(read())
+    t0 = asyncio.get_running_loop().time()
+    for t, raw in captured_actions(trace):
+        await asyncio.sleep(max(0.0, t0 + t * SCALE - asyncio.get_running_loop().time()))
+        writer.write(raw.encode())
+    await asyncio.sleep(3 * SCALE + 0.2)
+    reading.cancel()
+    writer.close()
+    await server.close()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("trace", ["S9_bad_login", "S10_actions_errors", "S8_originate_callback"])
+async def test_the_simulator_answers_actions_as_asterisk_does(trace: str) -> None:
+    ids = {m.split("ActionID: ", 1)[1].split("\r\n", 1)[0] for _, m in captured_actions(trace) if "ActionID: " in m}
+    real = answers((FIXTURES / f"{trace}.raw").read_bytes(), ids)
+    simulated = answers(await converse(trace), ids)
+    assert set(real) == set(simulated)
+    for action_id in sorted(real):
+        assert simulated[action_id] == real[action_id], action_id
+
+
+LIST_FIELDS = ("channelstatedesc", "context", "exten", "application", "applicationdata", "strategy", "calls",
+               "membership", "incall", "status", "paused", "eventlist")
+
+
+def list_items(raw: bytes, action_ids: tuple[str, ...]) -> list[tuple]:
+    """The list a resync gets, keyed by what identifies each item, without ids, times and counters."""
+    items = []
+    for message in Framer().feed(raw):
+        if message.kind == "event" and message.action_id in action_ids:
+            if message.get("channel").startswith(ARTEFACTS):
+                continue
+            who = message.get("channel").split("-")[0] or message.get("location") or message.get("queue")
+            items.append((message.name, who, tuple(f"{k}={message.get(k)}" for k in LIST_FIELDS if k in message),
+                          tuple(message.fields)))
+    return items
+
+
+async def test_a_resync_mid_call_lists_channels_and_queue_members_as_asterisk_does() -> None:
+    """R1b: the client reconnects while a citizen talks to agent 1001 and asks for the
+    channels and the queue; the simulator's lists carry the same items in the same layout."""
+    async with Lab() as lab:
+        lab.pbx.inbound("12369", ("13800000045", "Citizen"))
+        await lab.at(9.0)
+        lab.action("CoreShowChannels", ActionID="coreshowchannels-2")
+        lab.action("QueueStatus", ActionID="queuestatus-3")
+        await lab.at(9.5)
+    ids = ("coreshowchannels-2", "queuestatus-3")
+    other_queue = ("q12345", "Local/1001@agents/n", "Local/2001@agents/n")  # the lab's second queue, not built here
+    real = [item for item in list_items((FIXTURES / "R1b_ami_client_reconnect_midcall.raw").read_bytes(), ids)
+            if item[1] not in other_queue]
+    simulated = list_items(bytes(lab.data), ids)
+    complete = [i for i in real if i[0].endswith("Complete")]
+    assert len(real) == 7  # the citizen's and the agent's channels, the queue, its two members, two ends
+    assert sorted(i for i in real if not i[0].endswith("Complete")) == sorted(
+        i for i in simulated if not i[0].endswith("Complete"))
+    assert [i[0] for i in complete] == [i[0] for i in simulated if i[0].endswith("Complete")]
