@@ -19,6 +19,7 @@ from cti.ami.client import AmiLoginError
 from cti.auth import ROLES, new_password
 from cti.calls.record import CallRecord
 from cti.configuration import load_configuration
+from cti.demo import Demo, DemoOptions
 from cti.replay import TranscriptError, replay
 from cti.routing.model import Decision
 from cti.routing.router import decide, guidance_list
@@ -66,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("serve", help="connect to Asterisk over AMI and record every call")
     run.set_defaults(command=_serve, log_level="info")
+
+    demo = commands.add_parser("demo", help="run cti on a simulated Asterisk with citizens calling (no PBX needed)")
+    demo.add_argument("--rate", type=float, default=0.1, help="citizens' calls per second (default 0.1)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    demo.add_argument("--seed", type=int, help="seed of the simulated traffic, for a repeatable run")
+    demo.add_argument("--workdir", type=Path, help="folder for the demo database and recordings (default: temporary)")
+    demo.add_argument("--port", type=int, help="the desk's port (default: settings web.port, 8345)")
+    demo.set_defaults(command=_demo)
 
     rep = commands.add_parser("replay", help="feed recorded AMI transcripts through the pipeline into the database")
     rep.add_argument("traces", nargs="+", type=Path, metavar="TRACE",
@@ -125,6 +134,20 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await serve(settings, stop)
+    return 0
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rate <= 0:
+        raise UsageError("--rate must be positive")
+    if args.port is not None:
+        settings = dataclasses.replace(settings, web=dataclasses.replace(settings.web, port=args.port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    options = DemoOptions(rate=args.rate, duration=args.duration, seed=args.seed, workdir=args.workdir)
+    await Demo(settings, options).run(stop)
     return 0
 
 

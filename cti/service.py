@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, database: Database, configuration: Configuration) -> None:
+    def __init__(self, settings: Settings, database: Database, configuration: Configuration, *,
+                 softphone: Callable[[str, str], bool] | None = None) -> None:
         self.settings = settings
         self.database = database
         store = database.calls
@@ -62,7 +63,8 @@ class Service:
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
-            zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set))
+            zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
+            softphone=softphone))
         self.web_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
 

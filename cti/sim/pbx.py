@@ -62,6 +62,7 @@ class Channel(ChannelState):
     peer: Channel | None = None  # the other half of a Local pair
     linked_peer_runs: bool = False  # its bridge peer went back to its own dialplan
     answered: asyncio.Event = field(default_factory=asyncio.Event)  # a Local ;1 answers when its ;2 does
+    joined: asyncio.Event = field(default_factory=asyncio.Event)  # it has been in a bridge with someone
 
     @property
     def alive(self) -> bool:
@@ -358,6 +359,9 @@ class Pbx:
         bridge.channels.append(channel)
         bridge.members.append(channel.name)
         self.emit("BridgeEnter", "call", bridge.fields() + channel.fields())
+        if len(bridge.channels) > 1 or bridge.conference:
+            for member in bridge.channels:
+                member.joined.set()
         if bridge.conference:
             self.emit("ConfbridgeJoin", "call", [("Conference", bridge.conference)] + bridge.fields()
                       + channel.fields() + [("Admin", "No"), ("Muted", "No")])

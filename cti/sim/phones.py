@@ -1,8 +1,9 @@
 """The people and phones around the simulated PBX.
 
 A :class:`Phone` is an endpoint the PBX rings (an agent's set, a department's
-remote seat, an emergency operator): it answers after its ring time, or never,
-or when a person says so (the demo's desk softphone). A :class:`Citizen` is the
+remote seat, an emergency operator): it answers after its ring time, or never;
+while a person is at its desk (``attended``), only when that person says so
+(the demo's desk softphone). A :class:`Citizen` is the
 caller on an inbound call: they talk for a while once someone answers, or give
 up after their patience runs out, and press digits when asked (the survey).
 """
@@ -10,7 +11,12 @@ up after their patience runs out, and press digits when asked (the survey).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+def nobody() -> bool:
+    return False
 
 
 @dataclass
@@ -20,8 +26,7 @@ class Phone:
     context: str = "phones"  # the endpoint's context, as its outgoing channels show it
     ring_seconds: float = 2.0
     answers: bool = True
-    talk_seconds: float | None = None  # hangs up this long after answering (None: the other side ends it)
-    manual: bool = False  # a person answers from the desk instead of the robot
+    attended: Callable[[], bool] = nobody  # True while a person answers from the desk instead of the robot
     _answer_now: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def answer_now(self, channel: str) -> bool:
@@ -41,7 +46,7 @@ class Phone:
             await asyncio.Event().wait()
         event = self._answer_now.setdefault(channel, asyncio.Event())
         try:
-            if self.manual:
+            if self.attended():
                 await event.wait()
             else:
                 waiter = asyncio.ensure_future(event.wait())

@@ -40,6 +40,9 @@ class WebContext:
     zone: ZoneInfo
     recording_file: Callable[[str], Path | None]  # Asterisk's path of a recording -> the file cti can read
     link_up: Callable[[], bool]
+    # the demo's softphone: (device, linkedid) -> whether a ringing phone picked up; None with a real PBX,
+    # where agents answer on their SIP phones
+    softphone: Callable[[str, str], bool] | None = None
 
 
 CONTEXT = web.AppKey("cti", WebContext)
@@ -93,7 +96,7 @@ async def sign_out(call: Call) -> dict[str, Any]:
 async def me(call: Call) -> dict[str, Any]:
     status = ctx(call).board.status(call.user.agent_id or "")
     return {"user": call.user.to_json(), "agent": status.to_json() if status else None,
-            "pbx": "up" if ctx(call).link_up() else "down"}
+            "pbx": "up" if ctx(call).link_up() else "down", "softphone": ctx(call).softphone is not None}
 
 
 # -- agents -----------------------------------------------------------------------------
@@ -168,6 +171,19 @@ async def live(call: Call) -> list[dict[str, Any]]:
 async def transfer(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.transfer(call.path("linkedid"), call.body["target"], call.body["kind"],
                                          acting_agent(call))
+
+
+@routes.add("POST", "/api/calls/{linkedid}/answer", roles=("agent",),
+            summary="Answer the call ringing on your phone from the desk (simulated PBX only: `cti demo`)")
+async def answer(call: Call) -> dict[str, Any]:
+    softphone = ctx(call).softphone
+    if softphone is None:
+        raise ApiError(404, "no_softphone", "this PBX has no desk softphone: answer on your phone")
+    agent = acting_agent(call)
+    assert agent is not None
+    if not softphone(agent.device, call.path("linkedid")):
+        raise ApiError(409, "not_ringing", f"call {call.path('linkedid')} is not ringing on {agent.device}")
+    return {"answered": call.path("linkedid")}
 
 
 @routes.add("POST", "/api/calls/{linkedid}/transfer/complete", roles=("agent", "supervisor"),

@@ -99,6 +99,10 @@ class PopHub:
         await self.detach(connection)
         await connection.close()
 
+    def present(self, person_id: str) -> bool:
+        """Whether the person has a desk open."""
+        return bool(self._for_person(person_id))
+
     def _for_person(self, person_id: str) -> list[Connection]:
         return [c for c in self.connections if c.person == person_id]
 

@@ -10,6 +10,7 @@ let me = null;
 let current = null; // the Linkedid on the pop
 let socket = null;
 let retry = 500;
+let softphone = false; // the simulated PBX (cti demo) lets the desk answer a ringing call
 
 function log(text) {
   const item = document.createElement("li");
@@ -45,6 +46,7 @@ function showPop(call, state) {
   $("pop-dialled").textContent = call.dialled_number;
   $("pop-unit").textContent = call.unit || "—";
   $("pop-treatment").textContent = TREATMENTS[call.treatment] || call.treatment || "—";
+  $("answer").hidden = !(softphone && state === "ringing");
 }
 
 function clearPop(reason) {
@@ -54,6 +56,7 @@ function clearPop(reason) {
   for (const id of ["pop-caller", "pop-dialled", "pop-unit", "pop-treatment"]) $(id).textContent = "—";
   $("history").innerHTML = '<li class="muted">—</li>';
   $("complete").disabled = $("cancel").disabled = true;
+  $("answer").hidden = true;
 }
 
 function showHistory(calls) {
@@ -126,6 +129,7 @@ async function startDesk() {
   $("who").textContent = `${me.name} (${me.id})`;
   showAgent(who.agent);
   $("pbx").textContent = who.pbx;
+  softphone = who.softphone;
   const targets = await api("GET", "/api/targets");
   $("targets").innerHTML = "";
   for (const target of targets) {
@@ -181,6 +185,9 @@ $("logout").onclick = agentAction("logout");
 $("ready").onclick = agentAction("ready");
 $("pause").onclick = agentAction("pause", () => ({ reason: $("pause-reason").value }));
 $("signout").onclick = signOut;
+$("answer").onclick = async () => {
+  try { await api("POST", `/api/calls/${current}/answer`); } catch (error) { log(`接听失败 ${error.message}`); }
+};
 $("complete").onclick = async () => { await api("POST", `/api/calls/${current}/transfer/complete`); log("转接完成"); };
 $("cancel").onclick = async () => { await api("POST", `/api/calls/${current}/transfer/cancel`); log("转接取消"); };
 $("case-form").addEventListener("submit", (event) => event.preventDefault());

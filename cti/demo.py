@@ -1,0 +1,155 @@
+"""``cti demo``: the whole system on one machine with no Asterisk.
+
+A simulated Asterisk 22 (cti.sim) runs the shipped dialplan and speaks AMI and
+FastAGI to a real ``cti serve`` on a fresh SQLite database; citizens call the
+hotline and the legacy numbers of trunk_map.yaml; the agents of agents.yaml
+log into their queues through AMI, as the desk would, and answer as robots
+until a person signs in at the desk — then that agent's calls wait for the
+person's 接听 button. Now and then a robot agent hands a citizen to 110 with
+the desk's one-key transfer, so transfers show in the records too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import secrets
+import tempfile
+from pathlib import Path
+
+from cti.agents.directory import Agent
+from cti.auth import new_password
+from cti.calls.events import CallAnswered, CallEvent
+from cti.configuration import load_configuration
+from cti.service import Service
+from cti.settings import AgiSettings, RecordingSettings, Settings
+from cti.sim.traffic import TrafficMix, arrivals
+from cti.sim.world import World
+from cti.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoOptions:
+    rate: float = 0.1  # citizens' calls per second; 0: none generated (tests place their own)
+    scale: float = 1.0  # simulated seconds per real second, inverted: 0.05 runs twenty times faster
+    duration: float | None = None  # seconds; None: until interrupted
+    seed: int | None = None
+    workdir: Path | None = None  # database and recordings; a fresh temporary folder when None
+    transfer_share: float = 0.05  # robot-answered calls handed to 110
+
+
+class Demo:
+    def __init__(self, settings: Settings, options: DemoOptions) -> None:
+        self.options = options
+        self.rng = random.Random(options.seed)
+        self.secret = secrets.token_hex(8)  # the simulated PBX's AMI password, for this run only
+        workdir = options.workdir or Path(tempfile.mkdtemp(prefix="cti-demo-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.configuration = load_configuration(settings)
+        prompts = settings.path(settings.paths.prompts) / settings.paths.prompt_language
+        self.world = World(self.configuration, agi_url="agi://127.0.0.1:4573", prompts=prompts, secret=self.secret,
+                           seed=options.seed, attended=self._attended, scale=options.scale)
+        self.settings = dataclasses.replace(
+            settings,
+            ami=dataclasses.replace(settings.ami, host="127.0.0.1", port=0, username="cti", secret=self.secret),
+            agi=AgiSettings(host="127.0.0.1", port=0),
+            database=dataclasses.replace(settings.database, url=f"sqlite:///{workdir / 'demo.db'}"),
+            recordings=RecordingSettings(directory=str(workdir / "recordings")))
+        self.service: Service | None = None
+        self.sign_ins: list[tuple[str, str, str]] = []  # (user, password, role)
+
+    def _attended(self, agent_id: str) -> bool:
+        return self.service is not None and self.service.hub.present(agent_id)
+
+    async def run(self, stop: asyncio.Event, *, ready: asyncio.Event | None = None) -> None:
+        ami_port = await self.world.start()
+        self.settings = dataclasses.replace(self.settings, ami=dataclasses.replace(self.settings.ami, port=ami_port))
+        database = await Database.open(self.settings.database.url)
+        try:
+            await self._users(database)
+            self.service = Service(self.settings, database, self.configuration, softphone=self.world.answer)
+            self.service.pipeline.subscribe(self._robots_transfer)
+            service_stop = asyncio.Event()
+            running = asyncio.create_task(self.service.run(service_stop))
+            try:
+                await self._wait_for_service(running)
+                self.world.pbx.dialplan.agi_url = f"agi://127.0.0.1:{self.service.agi_port}"
+                for agent in self.configuration.directory.agents:
+                    await self.service.desk.log_in(agent)
+                self._announce()
+                mix = TrafficMix(rate=self.options.rate, talk=(15.0, 60.0), patience=(30.0, 180.0))
+                calls = arrivals(self.configuration.trunk_map, mix, self.rng) if self.options.rate > 0 else iter(())
+                traffic = asyncio.create_task(self.world.traffic(calls))
+                if ready is not None:
+                    ready.set()
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait([running, stopping], timeout=self.options.duration,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                traffic.cancel()
+                await self.world.close()  # the citizens still on the line hang up: their records are written too
+                await asyncio.sleep(0.5)  # their last events reach cti
+            finally:
+                service_stop.set()
+                await running
+        finally:
+            await database.close()
+
+    async def _wait_for_service(self, running: asyncio.Task[None]) -> None:
+        assert self.service is not None
+        while not (self.service.ami.connected.is_set() and self.service.agi_port and self.service.web_port):
+            if running.done():
+                running.result()  # raises why it stopped
+            await asyncio.sleep(0.05)
+
+    async def _users(self, database: Database) -> None:
+        for agent in self.configuration.directory.agents[:2]:
+            password = new_password()
+            await database.users.add(agent.id, agent.name, "agent", password, agent.id)
+            self.sign_ins.append((agent.id, password, "agent"))
+        password = new_password()
+        await database.users.add("supervisor", "值班长 Supervisor", "supervisor", password)
+        self.sign_ins.append(("supervisor", password, "supervisor"))
+
+    def _announce(self) -> None:
+        assert self.service is not None
+        web = f"http://{self.settings.web.host}:{self.service.web_port}/"
+        lines = [
+            "", "cti demo: a simulated Asterisk 22 and cti, with citizens calling "
+            f"(about {self.options.rate * 60:.0f} calls a minute)", "",
+            f"  desk            {web}",
+            f"  API document    {web}api/openapi.json",
+            f"  AMI (simulated) 127.0.0.1:{self.settings.ami.port}  user cti, secret {self.secret}",
+            f"  FastAGI         127.0.0.1:{self.service.agi_port}",
+            f"  database        {self.settings.database.url}", "",
+            "  sign-ins:"]
+        lines += [f"    {user:<11} {password}   ({role})" for user, password, role in self.sign_ins]
+        lines += ["", "  Sign in as an agent: that agent's calls now ring on your desk; press 接听 to answer,",
+                  "  110 to hand the citizen over. Records: cti calls --db " + self.settings.database.url,
+                  "  Ctrl-C stops.", ""]
+        print("\n".join(lines), flush=True)
+
+    def _robots_transfer(self, events: list[CallEvent]) -> None:
+        """Now and then a robot agent presses the desk's 110 key a few seconds into the call."""
+        for event in events:
+            if isinstance(event, CallAnswered) and self.rng.random() < self.options.transfer_share:
+                agent = self._agent(event.answered_by)
+                if agent is not None and not self._attended(agent.id):
+                    self.world.pbx.spawn(self._transfer_later(event.linkedid, agent))
+
+    def _agent(self, phone: str) -> Agent | None:
+        person = self.configuration.directory.by_phone(phone)
+        return person if isinstance(person, Agent) else None
+
+    async def _transfer_later(self, linkedid: str, agent: Agent) -> None:
+        await asyncio.sleep(self.rng.uniform(3, 8))
+        assert self.service is not None
+        try:
+            await self.service.desk.transfer(linkedid, "110", "blind", agent)
+        except Exception as exc:  # the citizen hung up first: nothing to hand over
+            log.info("demo: robot transfer of %s not done: %s", linkedid, exc)
