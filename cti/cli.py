@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_serve, log_level="info")
 
     demo = commands.add_parser("demo", help="run cti on a simulated Asterisk with citizens calling (no PBX needed)")
-    demo.add_argument("--rate", type=float, default=0.1, help="citizens' calls per second (default 0.1)")
+    demo.add_argument("--rate", type=float, default=0.05, help="citizens' calls per second (default 0.05: 3 a minute)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     demo.add_argument("--seed", type=int, help="seed of the simulated traffic, for a repeatable run")
     demo.add_argument("--workdir", type=Path, help="folder for the demo database and recordings (default: temporary)")

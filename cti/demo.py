@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class DemoOptions:
-    rate: float = 0.1  # citizens' calls per second; 0: none generated (tests place their own)
+    rate: float = 0.05  # citizens' calls per second; 0: none generated (tests place their own)
     scale: float = 1.0  # simulated seconds per real second, inverted: 0.05 runs twenty times faster
     duration: float | None = None  # seconds; None: until interrupted
     seed: int | None = None
@@ -82,7 +82,7 @@ class Demo:
                 for agent in self.configuration.directory.agents:
                     await self.service.desk.log_in(agent)
                 self._announce()
-                mix = TrafficMix(rate=self.options.rate, talk=(15.0, 60.0), patience=(30.0, 180.0))
+                mix = TrafficMix(rate=self.options.rate, talk=(10.0, 40.0), patience=(30.0, 120.0))
                 calls = arrivals(self.configuration.trunk_map, mix, self.rng) if self.options.rate > 0 else iter(())
                 traffic = asyncio.create_task(self.world.traffic(calls))
                 if ready is not None:

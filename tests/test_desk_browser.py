@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from cti.calls.record import CallRecord
+from cti.sim.phones import Citizen
 from tests.conftest import REPO
 from tests.desk_harness import PASSWORD, running_desk
 from tests.fakeami import until
+from tests.test_demo import running
 from tests.test_desk import AGENT_CHANNEL, p5_with_pause
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -90,4 +93,33 @@ async def test_a_wrong_password_is_refused_on_the_page(tmp_path: Path, browser) 
         await page.click("#signin-button")
         await page.wait_for_selector("#signin-error:has-text('wrong user or password')")
         assert await page.is_hidden("#desk")
+        await page.close()
+
+
+async def test_on_the_demo_a_person_answers_with_the_desk_softphone(tmp_path: Path, browser) -> None:
+    """cti demo: the desk page pops the simulated citizen's call, the 接听 button answers
+    it on the simulated PBX, and the 110 key hands the citizen over."""
+    async with running(tmp_path) as demo:
+        assert demo.service is not None
+        await demo.service.desk.log_out(demo.configuration.directory.get("1002"))
+        user, password, _ = demo.sign_ins[0]
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{demo.service.web_port}/")
+        await page.fill("#user", user)
+        await page.fill("#password", password)
+        await page.click("#signin-button")
+        await page.wait_for_selector("#desk:not([hidden])")
+        await until(lambda: demo.service is not None and demo.service.hub.present("1001"), what="the desk's socket")
+        assert await page.is_hidden("#answer")
+        demo.world.call("12369", Citizen("13900000011", "市民", talk_seconds=60, patience=600))
+        await page.wait_for_selector("#pop.ringing #answer:not([hidden])", timeout=10000)
+        assert await page.inner_text("#pop-dialled") == "12369"
+        while not await page.is_visible("#pop.answered"):  # a slow click waits for the queue's next ring
+            if await page.is_visible("#answer"):
+                await page.click("#answer")
+            await asyncio.sleep(0.05)
+        assert await page.is_hidden("#answer")
+        await page.select_option("#kind", "blind")
+        await page.click("#targets button[data-target='110']")
+        await page.wait_for_selector("#messages li:has-text('已转接 blind → 110')", timeout=10000)
         await page.close()
