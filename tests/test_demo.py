@@ -101,6 +101,7 @@ async def test_every_treatment_through_the_shipped_dialplan(tmp_path: Path) -> N
     seat = by_dialled["12369"]
     assert seat.treatment == "remote_seat" and seat.answered_by in agents | {"PJSIP/seat-12369"}
     assert {leg.device for leg in seat.legs} >= {"Local/q12345@cti-queue", "PJSIP/seat-12369"}
+    assert seat.talk_time is not None and seat.talk_time > 20  # the citizen hung up first: answer to end
     utility = by_dialled["2587777"]
     assert utility.treatment == "interconnected" and utility.unit_id == "gas"
     guided = by_dialled["12380"]

@@ -90,7 +90,7 @@ EXPECTED: dict[tuple[str, ...], list[dict]] = {
         # only the callback that reached the citizen is a call; the two failed originates never dialled
         dict(linkedid="1795281291.80", direction="outbound", caller=("12345", "Hotline 12345"),
              dialled="13800000008", queue="", answered_by=("Local/1001@agents", ""), queue_wait=None,
-             talk_time=None, times=("17:14:53.000", "17:14:55.000", "17:15:01.000"), transfers=[], legs=[],
+             talk_time=6.0, times=("17:14:53.000", "17:14:55.000", "17:15:01.000"), transfers=[], legs=[],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
     ("S9_bad_login_observer",): [],

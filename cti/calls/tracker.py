@@ -632,7 +632,7 @@ def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRe
         caller_name=call.caller_name, dialled_number=call.dialled_number, arrived_at=call.arrived_at,
         ended_at=at, unit=call.unit, unit_id=call.unit_id, treatment=call.treatment, queue=call.queue,
         queued_at=call.queued_at, answered_at=call.answered_at, queue_wait=call.queue_wait,
-        talk_time=call.talk_time, answered_by=call.answered_by,
+        talk_time=_talk_time(call, at), answered_by=call.answered_by,
         answered_by_name=call.answered_by_name, answered_channel=call.answered_channel_name,
         transfers=tuple(call.transfers),
         legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at)
@@ -640,6 +640,15 @@ def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRe
         hangup_cause=cause, hangup_cause_text=cause_text, recording=call.recording,
         estimated=call.estimated, timeline=tuple(call.timeline),
     )
+
+
+def _talk_time(call: Call, ended_at: float) -> float | None:
+    """app_queue's TalkTime when the queue reported it before the end; else answer to end (a
+    call Dial connected, or a citizen who hung up first on a parallel ring, whose queue leg
+    reports only after the citizen's Hangup). Unknown when the end itself is an estimate."""
+    if call.talk_time is not None or call.answered_at is None or call.estimated:
+        return call.talk_time
+    return round(ended_at - call.answered_at, 3)
 
 
 def _known(value: str) -> str:
