@@ -82,7 +82,7 @@ class AmiServer:
             await self._server.wait_closed()
 
     def _broadcast(self, name: str, privilege: str, fields: Fields) -> None:
-        stamp = time.time() if self.timestamps else None
+        stamp = self.pbx.now() if self.timestamps else None
         data = None
         for session in self.sessions:
             if session.user is not None and session.events and privilege in session.user.read:
@@ -131,11 +131,11 @@ class AmiServer:
         session.user = user
         session.events = request.get("events", "on").lower() not in ("off", "no")
         session.send(response_text("Success", request.action_id, "Authentication accepted"))
-        uptime = str(int(time.time() - self.pbx.boot))
+        uptime = str(int(self.pbx.now() - self.pbx.boot))
         if "system" in user.read:
             session.send(event_text("FullyBooted", "system", [("Uptime", uptime), ("LastReload", uptime),
                                                                 ("Status", "Fully Booted")],
-                                    time.time() if self.timestamps else None))
+                                    self.pbx.now() if self.timestamps else None))
 
     def _handle(self, session: Session, request: Request) -> bytes | Awaitable[bytes]:
         name = request.get("action")
@@ -170,7 +170,8 @@ def _channel(server: AmiServer, request: Request, header: str = "channel") -> Ch
 
 
 def ping(server: AmiServer, session: Session, request: Request) -> bytes:
-    return response_text("Success", request.action_id, None, [("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")])
+    stamp = f"{server.pbx.now():.6f}"
+    return response_text("Success", request.action_id, None, [("Ping", "Pong"), ("Timestamp", stamp)])
 
 
 def logoff(server: AmiServer, session: Session, request: Request) -> bytes:

@@ -88,6 +88,7 @@ class Pbx:
         self.dialplan = dialplan
         self.scale = scale
         self.boot = time.time() if boot is None else boot
+        self._started = time.monotonic()
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.sinks: list[EventSink] = []
@@ -108,6 +109,11 @@ class Pbx:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- time and ids -------------------------------------------------------------
+
+    def now(self) -> float:
+        """The PBX's clock (its event Timestamps): simulated time, running at 1/scale of real time
+        from the boot, so that every time cti derives agrees with app_queue's own counts."""
+        return self.boot + (time.monotonic() - self._started) / self.scale
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds * self.scale)

@@ -72,7 +72,7 @@ class Queue:
         return next((m for m in self.members if m.interface == interface), None)
 
     def add(self, interface: str, name: str, paused: bool = False, reason: str = "") -> Member:
-        member = Member(interface, name or interface, paused, reason)
+        member = Member(interface, name or interface, paused, reason, login_time=int(self.pbx.now()))
         member.status = 1 if self.pbx.device_states.get(interface, "NOT_INUSE") == "NOT_INUSE" else 2
         self.members.append(member)
         self._member_event("QueueMemberAdded", member)
@@ -200,7 +200,7 @@ class Queue:
             ("Queue", self.name), ("Interface", member.interface), ("MemberName", member.name),
             ("HoldTime", str(held)), ("RingTime", str(round(rang)))])
         member.calls_taken += 1
-        member.last_call = int(time.time())
+        member.last_call = int(self.pbx.now())
         member.in_call = True
         self.completed += 1
         self.hold_total += held
