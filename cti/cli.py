@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--name", help="display name (default: the agent's name, or the id)")
     add.add_argument("--agent", help="the agents.yaml id an agent user works as (default: the user id)")
+    add.add_argument("--unit", help="the handling unit (cases.yaml) an integrator user acts for")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--db", help="database URL (default: the settings' database.url)")
     add.set_defaults(command=_user_add)
@@ -260,9 +261,13 @@ async def _user_add(args: argparse.Namespace, settings: Settings) -> int:
         if person is None:
             raise UsageError(f"no agent {agent_id!r} in agents.yaml")
         name = args.name or person.name
+    if args.unit is not None:
+        units = load_configuration(settings).catalogue.units
+        if args.unit not in units:
+            raise UsageError(f"no unit {args.unit!r} in the dispatch catalogue (cases.yaml and the trunk map)")
     password, show = _password(args)
     async with _database(settings) as database:
-        user = await database.users.add(args.id, name, args.role, password, agent_id)
+        user = await database.users.add(args.id, name, args.role, password, agent_id, args.unit)
     print(f"added {user.role} {user.id} ({user.name})" + (f"; password: {password}" if show else ""))
     return 0
 

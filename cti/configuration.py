@@ -1,5 +1,5 @@
 """Everything integrators edit, loaded and checked together: the trunk map,
-agents/ (queues), ivr_flows/ and the prompts. ``cti check`` prints the
+agents/ (queues), ivr_flows/, the prompts and cases.yaml. ``cti check`` prints the
 problems; ``cti serve`` refuses to start with any; a reload keeps the last good
 configuration. Each problem names its file, line and key."""
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cti.agents.directory import Directory, load_directory
+from cti.cases.catalogue import Catalogue, load_catalogue
 from cti.ivr.flows import Flow, load_flows
 from cti.routing.model import (
     GUIDANCE,
@@ -46,11 +47,13 @@ class Configuration:
     queues: tuple[QueueSpec, ...]
     prompts: frozenset[str]
     directory: Directory
+    catalogue: Catalogue
 
     def summary(self) -> str:
         return (f"{len(self.trunk_map.units)} units and {len(self.trunk_map.numbers)} numbers, "
                 f"{len(self.queues)} queue(s), {len(self.directory.agents)} agents and "
-                f"{len(self.directory.seats)} remote seats, {len(self.flows)} IVR flows, {len(self.prompts)} prompts")
+                f"{len(self.directory.seats)} remote seats, {len(self.flows)} IVR flows, {len(self.prompts)} prompts, "
+                f"{len(self.catalogue.units)} units cases go to")
 
 
 def load_configuration(settings: Settings) -> Configuration:
@@ -83,9 +86,10 @@ def load_configuration(settings: Settings) -> Configuration:
                                        set(trunk_map.units_by_id))
         except ConfigError as exc:
             problems.extend(exc.problems)
-    if problems or trunk_map is None or queues is None or directory is None:
+    catalogue = load_catalogue(settings.path(paths.cases), trunk_map, problems) if trunk_map is not None else None
+    if problems or trunk_map is None or queues is None or directory is None or catalogue is None:
         raise ConfigError(problems)
-    return Configuration(trunk_map, flows, queues, prompts, directory)
+    return Configuration(trunk_map, flows, queues, prompts, directory, catalogue)
 
 
 def _doc(path: Path, problems: list[Problem]) -> YamlDoc | None:

@@ -19,6 +19,7 @@ from cti.ami.message import AmiMessage
 from cti.calls.events import CallAnswered, CallEvent, IvrFinished, RouteDecided
 from cti.calls.record import CallRecord
 from cti.calls.tracker import CallTracker
+from cti.cases.service import CaseService
 from cti.configuration import Configuration, load_configuration
 from cti.desk.actions import Desk
 from cti.ivr.engine import Outcome
@@ -56,13 +57,17 @@ class Service:
         self.agi_port = 0
         self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, settings.recordings.directory,
                          settings.zone, expect_recording=self.tracker.expect_recording, sleep=asyncio.sleep)
+        self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,
+                                 originate=self.ami.send, notify=self.webhooks.post)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
-                          lambda caller: self.database.calls.calls(caller_number=caller, limit=10))
+                          lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
+                          lambda caller: self.database.cases.find(caller_number=caller, limit=10))
         self.pipeline.subscribe(self.hub.on_events)
         self.pipeline.subscribe(self._record_answered_calls)
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
+            cases=self.cases,
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
             softphone=softphone))
         self.web_port = 0
@@ -70,6 +75,7 @@ class Service:
 
     def _on_ami_message(self, message: AmiMessage) -> None:
         self.pipeline.on_message(message)
+        self.cases.on_ami_message(message)
         changed = self.board.feed(message, self.pipeline.clock(message))
         if changed:
             self.hub.on_agent(changed)
@@ -103,12 +109,20 @@ class Service:
         task.add_done_callback(self._tasks.discard)
 
     def _finished(self, record: CallRecord) -> None:
-        """A call ended: store it, and share it with its unit when the unit is interconnected."""
+        """A call ended: store it, give it a case (or put it on the missed-call list), and share it
+        with its unit when the unit is interconnected."""
         self.writer.put(record)
+        self._spawn(self._case_for(record))
         if record.unit_id:
             unit = self.configuration.trunk_map.units_by_id.get(record.unit_id)
             if unit is not None and unit.webhook:
                 self.webhooks.send(unit.webhook, record)
+
+    async def _case_for(self, record: CallRecord) -> None:
+        try:
+            await self.cases.on_call_finished(record)
+        except Exception:  # the call record is safe in the writer; the case can be opened by hand
+            log.exception("opening a case for call %s failed", record.linkedid)
 
     def route(self, number: str, at: datetime) -> Decision:
         return decide(self.configuration.trunk_map, number, at)
@@ -133,6 +147,15 @@ class Service:
     def _ivr_finished(self, call: AgiCall, flow: str, outcome: Outcome, at: float) -> None:
         self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: IvrFinished(
             linkedid, at, flow, outcome.next, dict(outcome.answers), outcome.hung_up))
+        case_id = call.env.get("agi_arg_3", "")
+        if flow == "survey" and case_id.isdigit():
+            self._spawn(self._survey_answered(int(case_id), dict(outcome.answers), call.linkedid))
+
+    async def _survey_answered(self, case_id: int, answers: dict[str, str], linkedid: str) -> None:
+        try:
+            await self.cases.survey_answered(case_id, answers, linkedid)
+        except Exception:
+            log.exception("recording the survey answer of case %d failed", case_id)
 
     async def _resync(self) -> None:
         """After every login: list the live channels. The tracker reads the list from
@@ -154,6 +177,7 @@ class Service:
         self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
         runner, self.web_port = await start_web(self.web, self.settings.web.host, self.settings.web.port)
         link = asyncio.create_task(self.ami.run(), name="ami-link")
+        sweeping = asyncio.create_task(self.cases.run(stop), name="case-sweep")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait([link, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -161,6 +185,7 @@ class Service:
                 link.result()  # raises the login error
         finally:
             stopping.cancel()
+            sweeping.cancel()
             await runner.cleanup()
             await self.agi.close()
             await self.ami.close()

@@ -63,6 +63,7 @@ class PathSettings:
     ivr_flows: str = "ivr_flows"
     prompts: str = "recordings/prompts"
     prompt_language: str = "zh"
+    cases: str = "cases.yaml"  # the dispatch catalogue and case rules (optional)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
-"""Call records shared with interconnected units (对接联通): an HTTP POST of the
-record as JSON when the call ends.
+"""What units hear from cti by HTTP POST of JSON: the call records of
+interconnected units (对接联通) when a call ends, and case notices (a case
+dispatched to them, reminders, overdue notices, escalations).
 
-Delivery is at least once: a unit that is down gets the record later, retried
-with backoff; the ``X-CTI-Linkedid`` header lets it drop a repeat. The queue is
+Delivery is at least once: a unit that is down gets the message later, retried
+with backoff; the ``X-CTI-Linkedid`` (calls) or ``X-CTI-Case`` and
+``X-CTI-Event`` (cases) headers let it drop a repeat. The queue is
 bounded so a unit gone for days cannot exhaust memory; what is dropped is
 logged with its Linkedid (the record itself stays in cti's database).
 """
@@ -14,6 +16,7 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -26,8 +29,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Delivery:
     url: str
-    linkedid: str
+    what: str  # for the logs: "call 1795…", "case 12 case.overdue"
     body: bytes
+    headers: dict[str, str]
     attempts: int = 0
 
 
@@ -46,12 +50,17 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
 
     def send(self, url: str, record: CallRecord) -> None:
-        body = json.dumps({"event": "call.ended", "call": record.to_json(self.zone)}, ensure_ascii=False).encode()
+        """A finished call to an interconnected unit."""
+        self.post(url, {"event": "call.ended", "call": record.to_json(self.zone)},
+                  {"X-CTI-Linkedid": record.linkedid})
+
+    def post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        what = " ".join(f"{k.removeprefix('X-CTI-').lower()} {v}" for k, v in headers.items())
         if len(self._pending) >= self.max_pending:
             dropped = self._pending.popleft()
-            log.error("webhook queue full: call %s for %s dropped (it stays in the database)",
-                      dropped.linkedid, dropped.url)
-        self._pending.append(_Delivery(url, record.linkedid, body))
+            log.error("webhook queue full: %s for %s dropped (it stays in the database)", dropped.what, dropped.url)
+        self._pending.append(_Delivery(url, what, body, headers))
         self._wake.set()
 
     @property
@@ -71,7 +80,7 @@ class WebhookSender:
             except TimeoutError:
                 pass
         for delivery in self._pending:
-            log.warning("webhook for call %s to %s not delivered before shutdown", delivery.linkedid, delivery.url)
+            log.warning("webhook for %s to %s not delivered before shutdown", delivery.what, delivery.url)
 
     async def _run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
@@ -98,11 +107,10 @@ class WebhookSender:
     async def _post(self, session: aiohttp.ClientSession, delivery: _Delivery) -> bool:
         try:
             async with session.post(delivery.url, data=delivery.body, headers={
-                    "Content-Type": "application/json; charset=utf-8", "X-CTI-Linkedid": delivery.linkedid}) as reply:
+                    "Content-Type": "application/json; charset=utf-8", **delivery.headers}) as reply:
                 if 200 <= reply.status < 300:
                     return True
-                log.warning("webhook for call %s: %s answered HTTP %d", delivery.linkedid, delivery.url, reply.status)
+                log.warning("webhook for %s: %s answered HTTP %d", delivery.what, delivery.url, reply.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("webhook for call %s to %s failed: %s", delivery.linkedid, delivery.url,
-                        exc or type(exc).__name__)
+            log.warning("webhook for %s to %s failed: %s", delivery.what, delivery.url, exc or type(exc).__name__)
         return False

@@ -9,6 +9,7 @@ import difflib
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -173,9 +174,12 @@ def _scalar(hint: Any, value: Any, doc: YamlDoc, path: KeyPath, problems: list[P
     elif hint is str:
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value), True  # numbers such as 12345 are strings here
+    elif hint is date:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value, True
     else:
         return value, True
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", date: "a date (YYYY-MM-DD)"}
     problems.append(doc.problem(path, f"expected {names[hint]}, got {_describe(value)}"))
     return None, False
 

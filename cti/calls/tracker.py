@@ -240,7 +240,9 @@ class CallTracker:
         if not channel.uniqueid:
             return
         self.channels[channel.uniqueid] = channel
-        if self._is_inbound_leg(channel):
+        # a call from the carrier arrives ringing; a channel cti or the dialplan places towards the
+        # carrier (a callback, an emergency leg) is created Down in the same context: not inbound
+        if self._is_inbound_leg(channel) and message.fields.get("channelstate") != "0":
             self._start_inbound(channel, at)
         elif channel.context in self.outbound_contexts and self._is_new(channel.linkedid):
             self._start_outbound(channel, at)

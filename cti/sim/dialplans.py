@@ -48,11 +48,12 @@ async def confbridge(pbx: Pbx, channel: Channel, room: str, *, late_joiner_wait:
 
 class ShippedDialplan:
     def __init__(self, *, agi_url: str, hotline_queue: str = "q12345", prompts: Path | None = None,
-                 citizens: dict[str, Citizen] | None = None) -> None:
+                 citizens: dict[str, Citizen] | None = None, callees: dict[str, Citizen] | None = None) -> None:
         self.agi_url = agi_url.rstrip("/")
         self.hotline_queue = hotline_queue
         self.prompts = prompts
-        self.citizens = citizens if citizens is not None else {}
+        self.citizens = citizens if citizens is not None else {}  # by the channel of their call in
+        self.callees = callees if callees is not None else {}  # by number, for the calls out to them
 
     def __call__(self, context: str, exten: str) -> Program | None:
         if context == "from-carrier" and exten.isdigit():
@@ -69,7 +70,7 @@ class ShippedDialplan:
             return self.conference
         if context == "callback" and exten.isdigit():
             return self.callback
-        if context == "cti-survey" and exten == "s":
+        if context == "cti-survey" and exten.isdigit():
             return self.survey
         return None
 
@@ -78,7 +79,7 @@ class ShippedDialplan:
 
     async def _agi(self, pbx: Pbx, channel: Channel, script: str, *args: str) -> str:
         status = await agi(pbx, channel, f"{self.agi_url}/{script}", list(args), prompt_seconds=self.prompt_seconds,
-                           citizen=self.citizens.get(channel.name))
+                           citizen=self.citizens.get(channel.name) or self.callees.get(channel.exten))
         pbx.check(channel)
         return status
 
@@ -127,7 +128,9 @@ class ShippedDialplan:
         await dial(pbx, channel, [f"PJSIP/{channel.exten}@carrier"], 45)
 
     async def survey(self, pbx: Pbx, channel: Channel) -> None:
-        await self._agi(pbx, channel, "survey", channel.caller_number, channel.linkedid)
+        channel.language = "zh"
+        await self._agi(pbx, channel, "survey", channel.exten, channel.linkedid,
+                        channel.variables.get("CTI_CASE", ""))
 
 
 class LabDialplan:

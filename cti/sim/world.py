@@ -32,9 +32,10 @@ class World:
                  secret: str = "cti-secret", scale: float = 1.0, seed: int | None = None,
                  attended: Callable[[str], bool] | None = None) -> None:
         self.rng = random.Random(seed)
-        self.citizens: dict[str, Citizen] = {}
+        self.citizens: dict[str, Citizen] = {}  # on the line now, by their channel
+        self.people: dict[str, Citizen] = {}  # everyone who called, by number: they answer callbacks
         self.pbx = Pbx(ShippedDialplan(agi_url=agi_url, hotline_queue=configuration.trunk_map.hotline.queue,
-                                       prompts=prompts, citizens=self.citizens), scale=scale)
+                                       prompts=prompts, citizens=self.citizens, callees=self.people), scale=scale)
         for spec in configuration.queues:  # asterisk-conf/queues.conf
             self.pbx.queues[spec.name] = Queue(self.pbx, spec.name, strategy="rrmemory", timeout=15, retry=1)
         self._phones(configuration, attended)
@@ -75,6 +76,9 @@ class World:
         """A citizen dials ``number``: the carrier delivers the call; they talk, or give up."""
         channel = self.pbx.inbound(number, (citizen.number, citizen.name))
         self.citizens[channel.name] = citizen
+        self.people[citizen.number] = citizen
+        if len(self.people) > 20_000:  # a load run places millions of calls: remember the recent callers
+            del self.people[next(iter(self.people))]
         self.calls_started += 1
         self.pbx.spawn(self._behave(channel, citizen))
         return channel

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cti.store.calls import CallStore, make_engine
+from cti.store.cases import CaseStore
 from cti.store.models import Base
 from cti.store.users import UserStore
 
@@ -14,6 +15,7 @@ class Database:
         self.engine = engine
         self.calls = CallStore(engine)
         self.users = UserStore(engine)
+        self.cases = CaseStore(engine)
 
     @classmethod
     async def open(cls, url: str, **engine_options: Any) -> Database:

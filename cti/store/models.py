@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -98,6 +98,7 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(256))
     agent_id: Mapped[str | None] = mapped_column(String(64))  # the agents.yaml id an agent works as
+    unit_id: Mapped[str | None] = mapped_column(String(64))  # the unit an integrator's system acts for
     created_at: Mapped[datetime]
     disabled: Mapped[bool]
 
@@ -113,3 +114,94 @@ class TokenRow(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked: Mapped[bool]
+
+
+class CaseRow(Base):
+    """A case (工单); its columns are the fields of cti.cases.model.Case."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caller_number: Mapped[str] = mapped_column(String(64))
+    caller_name: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(256))
+    legacy_number: Mapped[str] = mapped_column(String(64))
+    confidential: Mapped[bool]
+    auto: Mapped[bool]
+    state: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    extension_days: Mapped[int]
+    extension_request: Mapped[dict[str, Any] | None]
+    reply: Mapped[str] = mapped_column(Text)
+    replied_at: Mapped[datetime | None]
+    on_time: Mapped[bool | None]
+    satisfaction: Mapped[str] = mapped_column(String(16))
+    rehandled: Mapped[int]
+    reminded: Mapped[bool]
+    overdue_notices: Mapped[int]
+    last_notice_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    callback_attempts: Mapped[int]
+    next_callback_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+    merged_into: Mapped[int | None]
+    version: Mapped[int]
+
+    __table_args__ = (
+        Index("ix_cases_state_due", "state", "due_at"),
+        Index("ix_cases_caller", "caller_number", "created_at"),
+        Index("ix_cases_unit_created", "unit", "created_at"),
+        Index("ix_cases_created", "created_at"),
+    )
+
+
+class CaseEventRow(Base):
+    """Every transition of a case: who did what, when, from which state to which."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]]
+
+
+class CaseCallRow(Base):
+    """A call that belongs to a case (the first, later ones from the same caller, its callbacks)."""
+
+    __tablename__ = "case_calls"
+
+    linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    linked_at: Mapped[datetime]
+
+
+class MissedCallRow(Base):
+    """A citizen's call nobody answered (abandoned in the queue, or rung out): to be called back."""
+
+    __tablename__ = "missed_calls"
+
+    linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    caller_number: Mapped[str] = mapped_column(String(64))
+    caller_name: Mapped[str] = mapped_column(String(128))
+    dialled_number: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    waited: Mapped[float | None]
+    state: Mapped[str] = mapped_column(String(16))  # open, called_back, unreachable
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None]
+
+    __table_args__ = (Index("ix_missed_state_at", "state", "at"),)

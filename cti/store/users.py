@@ -23,13 +23,15 @@ class User:
     name: str
     role: str
     agent_id: str | None = None
+    unit_id: str | None = None  # an integrator acting for a handling unit (its cases only)
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "name": self.name, "role": self.role, "agent_id": self.agent_id}
+        return {"id": self.id, "name": self.name, "role": self.role, "agent_id": self.agent_id,
+                "unit_id": self.unit_id}
 
 
 def _user(row: UserRow) -> User:
-    return User(row.id, row.name, row.role, row.agent_id)
+    return User(row.id, row.name, row.role, row.agent_id, row.unit_id)
 
 
 class UserStore:
@@ -37,12 +39,14 @@ class UserStore:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def add(self, user_id: str, name: str, role: str, password: str | None = None,
-                  agent_id: str | None = None) -> User:
+                  agent_id: str | None = None, unit_id: str | None = None) -> User:
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         if role == "agent" and not agent_id:
             raise UserError("an agent user works as an agent of agents.yaml: give its id")
-        row = UserRow(id=user_id, name=name, role=role, agent_id=agent_id, disabled=False,
+        if unit_id and role != "integrator":
+            raise UserError("only an integrator user acts for a unit")
+        row = UserRow(id=user_id, name=name, role=role, agent_id=agent_id, unit_id=unit_id, disabled=False,
                       password_hash=hash_password(password) if password else None, created_at=datetime.now(UTC))
         try:
             async with self._sessions.begin() as session:

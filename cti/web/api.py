@@ -14,6 +14,7 @@ from aiohttp import web
 from cti.agents.board import AgentBoard
 from cti.agents.directory import Agent
 from cti.calls.record import CallRecord, LiveCall
+from cti.cases.service import CaseService
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
 from cti.routing.router import decide, guidance_list
@@ -40,6 +41,7 @@ class WebContext:
     zone: ZoneInfo
     recording_file: Callable[[str], Path | None]  # Asterisk's path of a recording -> the file cti can read
     link_up: Callable[[], bool]
+    cases: CaseService
     # the demo's softphone: (device, linkedid) -> whether a ringing phone picked up; None with a real PBX,
     # where agents answer on their SIP phones
     softphone: Callable[[str, str], bool] | None = None

@@ -10,7 +10,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from cti.ami.client import AmiActionError, AmiDisconnected, AmiTimeout
+from cti.cases.model import CaseError
 from cti.desk.actions import DeskError
+from cti.web import case_api  # noqa: F401 - registers the case routes
 from cti.web.api import CONTEXT, TOKEN, WebContext, routes
 from cti.web.hub import Connection
 from cti.web.routes import ApiError, Call, Route, validate
@@ -43,7 +45,7 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every error in one JSON shape: {"error": {"code", "message", "details"}}."""
     try:
         return await handler(request)
-    except (ApiError, DeskError) as exc:
+    except (ApiError, DeskError, CaseError) as exc:
         return error_body(exc.status, exc.code, exc.message, getattr(exc, "details", None))
     except AmiActionError as exc:  # Asterisk said no: its own words reach the desk
         return error_body(409, "pbx_refused", exc.reason, {"action": exc.action})

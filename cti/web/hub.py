@@ -29,11 +29,13 @@ from cti.calls.events import (
     RecordingStarted,
 )
 from cti.calls.record import CallRecord, LiveCall, iso_time
+from cti.cases.model import CATEGORIES, Case
 from cti.store.users import User
 
 log = logging.getLogger(__name__)
 
 History = Callable[[str], Awaitable[list[CallRecord]]]
+CaseHistory = Callable[[str], Awaitable[list[Case]]]
 QUEUE_LIMIT = 1000  # messages waiting for one browser before it is cut off
 
 
@@ -52,10 +54,11 @@ class Connection:
 
 class PopHub:
     def __init__(self, directory: Callable[[], Directory], live: Callable[[str], LiveCall | None],
-                 history: History) -> None:
+                 history: History, case_history: CaseHistory | None = None) -> None:
         self._directory = directory
         self._live = live
         self._history = history
+        self._case_history = case_history
         self.connections: set[Connection] = set()
         self._pops: dict[str, set[str]] = {}  # person id -> Linkedids with a pop on their desk
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,11 +165,13 @@ class PopHub:
     async def _send_history(self, person_id: str, call: LiveCall) -> None:
         try:
             records = await self._history(call.caller_number)
+            cases = await self._case_history(call.caller_number) if self._case_history else []
         except Exception:  # the pop is already on the desk; a missing history is not worth a crash
             log.exception("history of %s for the screen-pop failed", call.caller_number)
             return
         earlier = [summary(r) for r in records if r.linkedid != call.linkedid]
-        self._deliver(self._for_person(person_id), {"type": "history", "linkedid": call.linkedid, "calls": earlier})
+        self._deliver(self._for_person(person_id), {"type": "history", "linkedid": call.linkedid, "calls": earlier,
+                                                    "cases": [case_summary(c) for c in cases]})
 
     def _person_message(self, device: str, linkedid: str, message: dict[str, Any], forget: bool = False) -> None:
         person = self._directory().by_phone(device)
@@ -184,6 +189,13 @@ class PopHub:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """An earlier case of the caller, as a pop lists it."""
+    return {"id": case.id, "created_at": case.created_at.isoformat(), "category": CATEGORIES[case.category],
+            "state": case.state, "unit": case.unit, "content": case.content[:80], "due_at":
+            case.due_at.isoformat() if case.due_at else None, "satisfaction": case.satisfaction}
 
 
 def summary(record: CallRecord) -> dict[str, Any]:

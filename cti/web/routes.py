@@ -129,6 +129,12 @@ def validate(fields: dict[str, Field], data: Any, where: str) -> dict[str, Any]:
                 problems[name] = "required"
             continue
         value = data[name]
+        if spec.type is bool:
+            if value in ("true", "false"):  # a query string's spelling
+                value = value == "true"
+            if not isinstance(value, bool):
+                problems[name] = "expected true or false"
+                continue
         try:
             value = spec.type(value) if spec.type is not str or isinstance(value, str) else _not_text(value)
         except (TypeError, ValueError):

@@ -1,0 +1,308 @@
+"""Cases at work: created from the desk or for calls that ended without one,
+moved through the workflow table, their deadlines watched, their callers
+called back with the satisfaction question, their units told by webhook.
+
+The rules are pure (model, schedule); this is the IO around them: the store,
+AMI Originate for callbacks, webhooks, the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cti.ami.message import AmiMessage
+from cti.calls.events import RouteDecided
+from cti.calls.record import CallRecord
+from cti.cases.catalogue import Catalogue
+from cti.cases.model import CATEGORIES, OPEN, Case, CaseError, CaseEvent, Context, apply
+from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
+from cti.cases.workdays import WorkCalendar
+from cti.store.cases import CaseStore, MissedCall
+
+log = logging.getLogger(__name__)
+SYSTEM = "cti"
+NOT_MISSED = ("retired_notice", "guidance", "not_routed")  # the IVR served these callers: nothing to call back
+Send = Callable[[dict[str, Any]], Awaitable[AmiMessage]]
+Notify = Callable[[str, dict[str, Any], dict[str, str]], None]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class CaseService:
+    def __init__(self, store: CaseStore, catalogue: Callable[[], Catalogue], zone: ZoneInfo, *,
+                 originate: Send | None = None, notify: Notify | None = None,
+                 clock: Callable[[], datetime] = now_utc) -> None:
+        self.store = store
+        self._catalogue = catalogue
+        self.zone = zone
+        self._originate = originate
+        self._notify = notify
+        self.clock = clock
+        self._callbacks: dict[str, int] = {}  # Originate ActionID -> case id, until OriginateResponse
+        self._calendar_key: Any = None
+        self._calendar: WorkCalendar | None = None
+
+    # -- the rules in force ---------------------------------------------------------
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._catalogue()
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        overrides = self.catalogue.calendar
+        if self._calendar is None or self._calendar_key != overrides:
+            self._calendar = WorkCalendar(self.zone, holidays=overrides.holidays, workdays=overrides.workdays)
+            self._calendar_key = overrides
+        return self._calendar
+
+    def _context(self, actor: str, role: str, at: datetime | None = None) -> Context:
+        catalogue = self.catalogue
+        return Context(at or self.clock(), actor, role, catalogue.policy, self.calendar, frozenset(catalogue.units))
+
+    # -- creating and acting ---------------------------------------------------------------
+
+    async def open(self, *, caller_number: str, caller_name: str = "", category: str, content: str,
+                   actor: str, role: str, location: str = "", confidential: bool = False, unit: str = "",
+                   linkedid: str = "", legacy_number: str = "", auto: bool = False) -> Case:
+        """A new case (受理), linked to its call, and dispatched at once when a unit is given."""
+        if category not in CATEGORIES:
+            raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
+        if not content.strip():
+            raise CaseError("invalid", "a case needs its content (what the caller asks or reports)", 422)
+        if linkedid and await self.store.case_of_call(linkedid) is not None:
+            raise CaseError("call_has_case", f"call {linkedid} already belongs to case "
+                            f"{await self.store.case_of_call(linkedid)}")
+        at = self.clock()
+        case = Case(id=0, caller_number=caller_number, caller_name=caller_name, category=category,
+                    content=content.strip(), created_at=at, created_by=actor, location=location,
+                    legacy_number=legacy_number, confidential=confidential, auto=auto)
+        event = CaseEvent(0, at, actor, role, "create", "", "accepted",
+                          {"category": category, "linkedid": linkedid, "auto": auto})
+        case = await self.store.create(case, event, linkedid)
+        if unit:
+            case = await self.act(case.id, "dispatch", {"unit": unit}, actor, role)
+        return case
+
+    async def act(self, case_id: int, action: str, params: dict[str, Any], actor: str, role: str) -> Case:
+        """Do one action of the workflow table on a case, for ``actor`` in ``role``."""
+        case = await self._get(case_id)
+        if action == "merge":
+            await self._check_merge_target(case, params.get("into"))
+        after, event = apply(case, action, params, self._context(actor, role))
+        await self.store.save(case, after, event)
+        if action == "merge":
+            await self.store.move_calls(case.id, int(params["into"]))
+        self._tell_unit(after, event)
+        return after
+
+    async def update_details(self, case_id: int, fields: dict[str, Any], actor: str, role: str) -> Case:
+        """The agent completes a case cti opened for their call (category, content, place…)."""
+        case = await self._get(case_id)
+        if case.state != "accepted":
+            raise CaseError("illegal_transition", f"case {case.id} is {case.state}: only an accepted case is edited")
+        changes = {k: v for k, v in fields.items() if k in ("category", "content", "location", "confidential")}
+        if "category" in changes and changes["category"] not in CATEGORIES:
+            raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
+        after = dataclasses.replace(case, **changes, auto=False, version=case.version + 1)
+        event = CaseEvent(case.id, self.clock(), actor, role, "edit", case.state, case.state,
+                          {k: v for k, v in changes.items() if k != "content"})
+        return await self.store.save(case, after, event)
+
+    async def _get(self, case_id: int) -> Case:
+        case = await self.store.get(case_id)
+        if case is None:
+            raise CaseError("no_such_case", f"no case {case_id}", 404)
+        return case
+
+    async def _check_merge_target(self, case: Case, into: Any) -> None:
+        try:
+            target = await self.store.get(int(into))
+        except (TypeError, ValueError):
+            target = None
+        if target is None:
+            raise CaseError("no_such_case", f"no case {into!r} to merge into", 404)
+        if target.state not in OPEN:
+            raise CaseError("illegal_transition", f"case {target.id} is {target.state}: merge into an open case")
+
+    # -- calls ending ----------------------------------------------------------------------
+
+    async def on_call_finished(self, record: CallRecord) -> None:
+        """Every citizen call joins a case: the desk's, or one cti opens; unanswered calls
+        that were meant for a person go on the missed-call list. (Callbacks are the cases' own
+        doing: each attempt and its outcome is in the case's timeline.)"""
+        if record.direction != "inbound":
+            return
+        if await self.store.case_of_call(record.linkedid) is not None:
+            return
+        action = next((e.action for e in record.timeline if isinstance(e, RouteDecided)), "")
+        if record.answered:
+            who = record.answered_by_name or record.answered_by
+            content = f"（来电未填写工单）{record.dialled_number} 来电，{who} 接听"
+            await self.open(caller_number=record.caller_number, caller_name=record.caller_name,
+                            category="consultation", content=content,
+                            actor=SYSTEM, role="system", linkedid=record.linkedid,
+                            legacy_number=record.dialled_number, auto=True)
+        elif action not in NOT_MISSED and record.caller_number:
+            await self.store.add_missed(MissedCall(
+                record.linkedid, record.caller_number, record.caller_name, record.dialled_number,
+                datetime.fromtimestamp(record.arrived_at, UTC), record.queue_wait))
+
+    async def resolve_missed(self, linkedid: str, state: str, actor: str, case_id: int | None = None) -> MissedCall:
+        if state not in ("called_back", "unreachable"):
+            raise CaseError("invalid", "state must be called_back or unreachable", 422)
+        missed = await self.store.resolve_missed(linkedid, state, actor, self.clock(), case_id)
+        if missed is None:
+            raise CaseError("no_such_call", f"no missed call {linkedid}", 404)
+        return missed
+
+    # -- deadlines, callbacks, archive -------------------------------------------------------
+
+    async def sweep(self) -> dict[str, int]:
+        """Everything due now: notices, automated callbacks, archiving. Returns counts."""
+        now = self.clock()
+        catalogue = self.catalogue
+        done = {"remind": 0, "overdue": 0, "escalate": 0, "callback": 0, "archive": 0}
+        for case in await self.store.find(states=("dispatched", "in_progress"), limit=100_000):
+            for action in notices_due(case, now, catalogue.policy, self.calendar):
+                case = await self._system(case, action, {})
+                done[action] += 1
+        for case in await self.store.find(states=("replied", "callback"), limit=100_000):
+            if callback_due(case, now, catalogue.callback, self.zone) and self._originate is not None:
+                await self._call_back(case)
+                done["callback"] += 1
+        for case in await self.store.find(states=("closed",), limit=100_000):
+            if archive_due(case, now, catalogue.archive_after_days):
+                await self._system(case, "archive", {})
+                done["archive"] += 1
+        return done
+
+    async def _system(self, case: Case, action: str, params: dict[str, Any]) -> Case:
+        after, event = apply(case, action, params, self._context(SYSTEM, "system"))
+        await self.store.save(case, after, event)
+        self._tell_unit(after, event)
+        return after
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:  # one bad case must not stop deadlines being watched
+                log.exception("case sweep failed")
+            try:
+                await asyncio.wait_for(stop.wait(), self.catalogue.sweep_seconds)
+            except TimeoutError:
+                pass
+
+    async def _call_back(self, case: Case) -> None:
+        """回访: Originate to the caller; answered, the survey flow asks the question (OriginateResponse
+        and the survey's answer come back later)."""
+        assert self._originate is not None
+        rules = self.catalogue.callback
+        case = await self._system(case, "callback", {"how": "auto"})
+        action_id = f"cti-callback-{case.id}-{case.callback_attempts}-{secrets.token_hex(3)}"
+        self._callbacks[action_id] = case.id
+        try:
+            await self._originate({
+                "Action": "Originate", "ActionID": action_id, "Channel": rules.dial.format(number=case.caller_number),
+                "Context": "cti-survey", "Exten": case.caller_number, "Priority": "1", "CallerID": rules.caller_id,
+                "Timeout": "45000", "Async": "true", "Variable": f"CTI_CASE={case.id}"})
+        except Exception as exc:  # the PBX refused or the link is down: try again later
+            self._callbacks.pop(action_id, None)
+            await self._callback_failed(case.id, f"Originate not sent: {exc}")
+
+    def on_ami_message(self, message: AmiMessage) -> None:
+        """OriginateResponse of a callback: not reached means try again later."""
+        if message.name != "OriginateResponse":
+            return
+        case_id = self._callbacks.pop(message.action_id, None)
+        if case_id is None:
+            return
+        if message.get("response") == "Success":
+            return  # answered: the survey flow reports
+        reason = {"0": "failed", "1": "hung up", "3": "no answer", "5": "busy", "8": "congestion"}.get(
+            message.get("reason"), f"reason {message.get('reason')}")
+        asyncio.ensure_future(self._callback_failed(case_id, reason))
+
+    async def survey_answered(self, case_id: int, answers: dict[str, str], linkedid: str) -> None:
+        """The survey flow's answer: 1 or 2 closes the case, 3 sends it back; none is a failed attempt."""
+        answer = answers.get("satisfaction", "")
+        if answer:
+            await self.act(case_id, "satisfaction", {"satisfaction": answer, "linkedid": linkedid}, SYSTEM, "system")
+        else:
+            await self._callback_failed(case_id, "no answer to the survey")
+
+    async def _callback_failed(self, case_id: int, reason: str) -> None:
+        case = await self._get(case_id)
+        if case.state != "callback":
+            return
+        rules = self.catalogue.callback
+        retry = retry_at(self.clock(), rules) if case.callback_attempts < rules.attempts else None
+        await self._system(case, "callback_failed", {"reason": reason, "retry_at": retry})
+
+    # -- lists ------------------------------------------------------------------------------
+
+    async def tasks(self) -> dict[str, Any]:
+        """The agents' work: missed calls to call back and callbacks left to a person."""
+        rules = self.catalogue.callback
+        callbacks = [c for c in await self.store.find(states=("replied", "callback"), limit=1000)
+                     if is_agent_task(c, rules)]
+        return {"missed_calls": await self.store.missed(), "callbacks": callbacks}
+
+    # -- telling the units ------------------------------------------------------------------
+
+    def _tell_unit(self, case: Case, event: CaseEvent) -> None:
+        """Units hear of what concerns them: a case dispatched to them, reminders, overdue
+        notices, escalations, an approved or refused extension, a re-handling."""
+        if self._notify is None or event.action not in (
+                "dispatch", "remind", "overdue", "escalate", "approve_extension", "reject_extension", "satisfaction"):
+            return
+        unit = self.catalogue.units.get(case.unit)
+        if unit is None or not unit.webhook:
+            return
+        if event.action == "satisfaction" and not event.details.get("rehandle"):
+            return
+        payload = {"event": f"case.{event.action}", "case": case_json(case, self.zone, for_unit=True),
+                   "at": event.at.astimezone(self.zone).isoformat(), "details": event.details}
+        self._notify(unit.webhook, payload, {"X-CTI-Case": str(case.id), "X-CTI-Event": f"case.{event.action}"})
+
+
+def _iso(at: datetime | None, zone: ZoneInfo) -> str | None:
+    return at.astimezone(zone).isoformat() if at is not None else None
+
+
+def mask(number: str) -> str:
+    """A confidential caller's number as a unit sees it."""
+    return number[:3] + "*" * max(0, len(number) - 7) + number[-4:] if len(number) > 7 else "*" * len(number)
+
+
+def case_json(case: Case, zone: ZoneInfo, *, for_unit: bool = False) -> dict[str, Any]:
+    """A case as the API and webhooks show it; a unit does not see a confidential caller."""
+    hidden = for_unit and case.confidential
+    data = {name: getattr(case, name) for name in (
+        "id", "category", "content", "location", "legacy_number", "confidential", "auto", "state", "unit",
+        "extension_days", "extension_request", "reply", "on_time", "satisfaction", "rehandled", "overdue_notices",
+        "callback_attempts", "merged_into", "version")}
+    data["category_name"] = CATEGORIES[case.category]
+    data["caller_number"] = mask(case.caller_number) if hidden else case.caller_number
+    data["caller_name"] = "" if hidden else case.caller_name
+    for name in ("created_at", "dispatched_at", "due_at", "replied_at", "escalated_at", "closed_at", "archived_at",
+                 "next_callback_at"):
+        data[name] = _iso(getattr(case, name), zone)
+    data["created_by"] = case.created_by
+    return data
+
+
+def event_json(event: CaseEvent, zone: ZoneInfo) -> dict[str, Any]:
+    return {"at": event.at.astimezone(zone).isoformat(), "actor": event.actor, "role": event.role,
+            "action": event.action, "from": event.from_state, "to": event.to_state,
+            "details": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in event.details.items()}}

@@ -1,0 +1,168 @@
+"""Cases, their transitions, their calls and the missed-call list in the database.
+
+A transition is saved with its event in one transaction, and only if the case
+has not changed since it was read (its ``version``): two people acting on one
+case at once cannot both win; the second gets a clear conflict."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from cti.cases.model import Case, CaseError, CaseEvent
+from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Case))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MissedCall:
+    linkedid: str
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    at: datetime
+    waited: float | None
+    state: str = "open"
+    resolved_at: datetime | None = None
+    resolved_by: str = ""
+    case_id: int | None = None
+
+
+class CaseStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    # -- cases ----------------------------------------------------------------------
+
+    async def create(self, case: Case, event: CaseEvent, linkedid: str = "") -> Case:
+        """Insert a new case (its id is assigned here) with its first event and call."""
+        async with self._sessions.begin() as session:
+            row = CaseRow(**{k: v for k, v in _columns(case).items() if k != "id"})
+            session.add(row)
+            await session.flush()
+            session.add(_event_row(dataclasses.replace(event, case_id=row.id)))
+            if linkedid:
+                session.add(CaseCallRow(linkedid=linkedid, case_id=row.id, linked_at=case.created_at))
+        return dataclasses.replace(case, id=row.id)
+
+    async def save(self, before: Case, after: Case, event: CaseEvent) -> Case:
+        """Write a transition, if nobody changed the case since ``before`` was read."""
+        columns = {k: v for k, v in _columns(after).items() if k != "id"}
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(CaseRow).where(CaseRow.id == before.id, CaseRow.version == before.version).values(**columns))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise CaseError("conflict", f"case {before.id} was changed by someone else meanwhile; reload it")
+            session.add(_event_row(event))
+        return after
+
+    async def get(self, case_id: int) -> Case | None:
+        async with self._sessions() as session:
+            row = await session.get(CaseRow, case_id)
+        return _case(row) if row is not None else None
+
+    async def find(self, *, states: Sequence[str] | None = None, unit: str | None = None,
+                   caller_number: str | None = None, escalated: bool | None = None,
+                   created_from: datetime | None = None, created_to: datetime | None = None,
+                   limit: int = 100, offset: int = 0) -> list[Case]:
+        """Cases, newest first."""
+        query = select(CaseRow)
+        if states:
+            query = query.where(CaseRow.state.in_(list(states)))
+        if unit is not None:
+            query = query.where(CaseRow.unit == unit)
+        if caller_number is not None:
+            query = query.where(CaseRow.caller_number == caller_number)
+        if escalated is not None:
+            query = query.where(CaseRow.escalated_at.is_not(None) if escalated else CaseRow.escalated_at.is_(None))
+        if created_from is not None:
+            query = query.where(CaseRow.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(CaseRow.created_at < created_to)
+        query = query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(limit).offset(offset)
+        async with self._sessions() as session:
+            return [_case(row) for row in await session.scalars(query)]
+
+    async def events(self, case_id: int) -> list[CaseEvent]:
+        query = select(CaseEventRow).where(CaseEventRow.case_id == case_id).order_by(CaseEventRow.id)
+        async with self._sessions() as session:
+            return [CaseEvent(r.case_id, r.at, r.actor, r.role, r.action, r.from_state, r.to_state, r.details)
+                    for r in await session.scalars(query)]
+
+    # -- calls ------------------------------------------------------------------------
+
+    async def link_call(self, case_id: int, linkedid: str, at: datetime) -> bool:
+        """Join a call to a case; False when the call already belongs to one."""
+        async with self._sessions.begin() as session:
+            if await session.get(CaseCallRow, linkedid) is not None:
+                return False
+            session.add(CaseCallRow(linkedid=linkedid, case_id=case_id, linked_at=at))
+        return True
+
+    async def case_of_call(self, linkedid: str) -> int | None:
+        async with self._sessions() as session:
+            row = await session.get(CaseCallRow, linkedid)
+        return row.case_id if row is not None else None
+
+    async def calls_of(self, case_id: int) -> list[str]:
+        query = select(CaseCallRow.linkedid).where(CaseCallRow.case_id == case_id).order_by(CaseCallRow.linked_at)
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
+    async def move_calls(self, from_case: int, to_case: int) -> None:
+        """并单: the calls of a merged case belong to the case it joined."""
+        async with self._sessions.begin() as session:
+            await session.execute(update(CaseCallRow).where(CaseCallRow.case_id == from_case).values(case_id=to_case))
+
+    # -- missed calls -------------------------------------------------------------------
+
+    async def add_missed(self, missed: MissedCall) -> bool:
+        async with self._sessions.begin() as session:
+            if await session.get(MissedCallRow, missed.linkedid) is not None:
+                return False
+            session.add(MissedCallRow(**dataclasses.asdict(missed)))
+        return True
+
+    async def missed(self, *, states: Sequence[str] = ("open",), limit: int = 100,
+                     since: datetime | None = None, until: datetime | None = None) -> list[MissedCall]:
+        """Missed calls, oldest first (the first to call back)."""
+        query = select(MissedCallRow).where(MissedCallRow.state.in_(list(states)))
+        if since is not None:
+            query = query.where(MissedCallRow.at >= since)
+        if until is not None:
+            query = query.where(MissedCallRow.at < until)
+        query = query.order_by(MissedCallRow.at).limit(limit)
+        async with self._sessions() as session:
+            return [_missed(row) for row in await session.scalars(query)]
+
+    async def resolve_missed(self, linkedid: str, state: str, by: str, at: datetime,
+                             case_id: int | None = None) -> MissedCall | None:
+        async with self._sessions.begin() as session:
+            row = await session.get(MissedCallRow, linkedid)
+            if row is None:
+                return None
+            row.state, row.resolved_by, row.resolved_at, row.case_id = state, by, at, case_id
+        return _missed(row)
+
+
+def _columns(case: Case) -> dict[str, Any]:
+    return {name: getattr(case, name) for name in FIELDS}
+
+
+def _case(row: CaseRow) -> Case:
+    return Case(**{name: getattr(row, name) for name in FIELDS})
+
+
+def _event_row(event: CaseEvent) -> CaseEventRow:
+    return CaseEventRow(case_id=event.case_id, at=event.at, actor=event.actor, role=event.role, action=event.action,
+                        from_state=event.from_state, to_state=event.to_state, details=event.details)
+
+
+def _missed(row: MissedCallRow) -> MissedCall:
+    return MissedCall(**{f.name: getattr(row, f.name) for f in dataclasses.fields(MissedCall)})

@@ -1,0 +1,223 @@
+"""The case routes of the API: open, list, act on cases (工单), the agents' tasks,
+missed calls, the dispatch catalogue and statistics.
+
+Who acts as what in the workflow table (cti.cases.model): an agent as "agent",
+a supervisor or admin as "supervisor", an integrator bound to a unit (``cti user
+add … --role integrator --unit ID``) as that "unit", on its own cases only; an
+integrator bound to no unit reads. A unit never sees a confidential caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case
+from cti.cases.service import case_json, event_json
+from cti.cases.stats import GROUPS, statistics, to_csv
+from cti.store.cases import MissedCall
+from cti.web.api import ctx, routes
+from cti.web.routes import ANYONE, ApiError, Call, Field
+
+READERS = ("agent", "supervisor", "admin", "integrator")
+
+
+def case_role(call: Call) -> str:
+    """The user's role in the case workflow."""
+    role = call.user.role
+    if role == "agent":
+        return "agent"
+    if role in ("supervisor", "admin"):
+        return "supervisor"
+    if role == "integrator" and call.user.unit_id:
+        return "unit"
+    raise ApiError(403, "forbidden", "this integrator acts for no unit: it may read cases, not act on them")
+
+
+def _unit_view(call: Call) -> str | None:
+    """The unit whose cases an integrator sees (None: everyone's)."""
+    return call.user.unit_id if call.user.role == "integrator" else None
+
+
+async def _case(call: Call) -> Case:
+    try:
+        case_id = int(call.path("case_id"))
+    except ValueError:
+        raise ApiError(404, "no_such_case", f"no case {call.path('case_id')!r}") from None
+    case = await ctx(call).cases.store.get(case_id)
+    unit = _unit_view(call)
+    if case is None or (unit is not None and case.unit != unit):
+        raise ApiError(404, "no_such_case", f"no case {case_id}")
+    return case
+
+
+def _json(call: Call, case: Case) -> dict[str, Any]:
+    return case_json(case, ctx(call).zone, for_unit=_unit_view(call) is not None)
+
+
+# -- cases ----------------------------------------------------------------------------------
+
+@routes.add("POST", "/api/cases", roles=("agent", "supervisor"),
+            summary="Open a case (受理), for a call when linkedid is given; dispatched at once when unit is given",
+            body={"category": Field(required=True, choices=tuple(CATEGORIES)),
+                  "content": Field(required=True, description="what the caller asks or reports"),
+                  "caller_number": Field(description="default: the call's caller"), "caller_name": Field(),
+                  "location": Field(), "unit": Field(description="a unit of GET /api/units"),
+                  "confidential": Field(bool, description="the caller asked not to be named to the unit"),
+                  "linkedid": Field(description="the call this case is about"),
+                  "legacy_number": Field(description="default: the number the call dialled")})
+async def open_case(call: Call) -> dict[str, Any]:
+    body, cases = call.body, ctx(call).cases
+    linkedid = body.get("linkedid", "")
+    caller, legacy = body.get("caller_number", ""), body.get("legacy_number", "")
+    if linkedid:
+        existing = await cases.store.case_of_call(linkedid)
+        if existing is not None:  # cti opened a case when the call ended: the agent completes it
+            case = await cases.update_details(existing, body, call.user.id, case_role(call))
+            if body.get("unit"):
+                case = await cases.act(case.id, "dispatch", {"unit": body["unit"]}, call.user.id, case_role(call))
+            return _json(call, case)
+        live = ctx(call).live(linkedid)
+        if live is None:
+            [record] = await ctx(call).database.calls.calls(linkedids=[linkedid], limit=1) or [None]
+            caller, legacy = caller or (record.caller_number if record else ""), legacy or (
+                record.dialled_number if record else "")
+        else:
+            caller, legacy = caller or live.caller_number, legacy or live.dialled_number
+    if not caller:
+        raise ApiError(422, "invalid", "invalid body", {"fields": {"caller_number": "required without a call"}})
+    case = await cases.open(caller_number=caller, caller_name=body.get("caller_name", ""),
+                            category=body["category"], content=body["content"], location=body.get("location", ""),
+                            confidential=body.get("confidential", False), unit=body.get("unit", ""),
+                            linkedid=linkedid, legacy_number=legacy, actor=call.user.id, role=case_role(call))
+    return _json(call, case)
+
+
+@routes.add("GET", "/api/cases", roles=READERS, summary="Cases, newest first (an integrator of a unit: its own)",
+            query={"state": Field(choices=STATES), "unit": Field(), "caller": Field(),
+                   "escalated": Field(bool, description="only escalated (督办) cases, or only others"),
+                   "from": Field(description="created on or after (YYYY-MM-DD)"),
+                   "to": Field(description="created on or before (YYYY-MM-DD)"), "limit": Field(int),
+                   "offset": Field(int)})
+async def list_cases(call: Call) -> list[dict[str, Any]]:
+    q = call.query
+    start, end = _period(call)
+    unit = _unit_view(call) or q.get("unit")
+    cases = await ctx(call).cases.store.find(
+        states=[q["state"]] if "state" in q else None, unit=unit, caller_number=q.get("caller"),
+        escalated=q.get("escalated"), created_from=start, created_to=end,
+        limit=min(q.get("limit", 100), 1000), offset=q.get("offset", 0))
+    return [_json(call, c) for c in cases]
+
+
+@routes.add("GET", "/api/cases/{case_id}", roles=READERS, summary="A case with its timeline and calls")
+async def get_case(call: Call) -> dict[str, Any]:
+    case = await _case(call)
+    store = ctx(call).cases.store
+    return _json(call, case) | {"events": [event_json(e, ctx(call).zone) for e in await store.events(case.id)],
+                                "calls": await store.calls_of(case.id)}
+
+
+@routes.add("PATCH", "/api/cases/{case_id}", roles=("agent", "supervisor"),
+            summary="Complete an accepted case's details (category, content, location, confidentiality)",
+            body={"category": Field(choices=tuple(CATEGORIES)), "content": Field(), "location": Field(),
+                  "confidential": Field(bool)})
+async def edit_case(call: Call) -> dict[str, Any]:
+    case = await _case(call)
+    return _json(call, await ctx(call).cases.update_details(case.id, call.body, call.user.id, case_role(call)))
+
+
+@routes.add("POST", "/api/cases/{case_id}/actions/{action}", roles=("agent", "supervisor", "admin", "integrator"),
+            summary="Move a case through its workflow: " + ", ".join(
+                a for a, m in MOVES.items() if m.roles != ("system",)),
+            body={"unit": Field(), "reason": Field(), "days": Field(int), "reply": Field(),
+                  "satisfaction": Field(choices=("1", "2", "3")), "into": Field(int), "note": Field()})
+async def act(call: Call) -> dict[str, Any]:
+    case = await _case(call)
+    action = call.path("action")
+    if action in MOVES and MOVES[action].roles == ("system",):
+        raise ApiError(403, "forbidden", f"{action} is cti's own doing (deadline notices)")
+    return _json(call, await ctx(call).cases.act(case.id, action, call.body, call.user.id, case_role(call)))
+
+
+@routes.add("POST", "/api/cases/{case_id}/calls", roles=("agent", "supervisor"),
+            summary="Join a call to a case (the caller calls again about it)",
+            body={"linkedid": Field(required=True)})
+async def link_call(call: Call) -> dict[str, Any]:
+    case = await _case(call)
+    if not await ctx(call).cases.store.link_call(case.id, call.body["linkedid"], datetime.now().astimezone()):
+        other = await ctx(call).cases.store.case_of_call(call.body["linkedid"])
+        raise ApiError(409, "call_has_case", f"call {call.body['linkedid']} already belongs to case {other}")
+    return {"case": case.id, "linkedid": call.body["linkedid"]}
+
+
+# -- the agents' work ------------------------------------------------------------------------------
+
+def _missed_json(call: Call, missed: MissedCall) -> dict[str, Any]:
+    zone = ctx(call).zone
+    return {"linkedid": missed.linkedid, "caller_number": missed.caller_number, "caller_name": missed.caller_name,
+            "dialled_number": missed.dialled_number, "at": missed.at.astimezone(zone).isoformat(),
+            "waited": missed.waited, "state": missed.state, "case_id": missed.case_id}
+
+
+@routes.add("GET", "/api/tasks", roles=("agent", "supervisor"),
+            summary="The agents' tasks: missed calls to call back, callbacks left to a person")
+async def tasks(call: Call) -> dict[str, Any]:
+    work = await ctx(call).cases.tasks()
+    return {"missed_calls": [_missed_json(call, m) for m in work["missed_calls"]],
+            "callbacks": [_json(call, c) for c in work["callbacks"]]}
+
+
+@routes.add("POST", "/api/missed/{linkedid}", roles=("agent", "supervisor"),
+            summary="A missed call was called back (or the caller could not be reached)",
+            body={"state": Field(required=True, choices=("called_back", "unreachable")), "case_id": Field(int)})
+async def resolve_missed(call: Call) -> dict[str, Any]:
+    missed = await ctx(call).cases.resolve_missed(call.path("linkedid"), call.body["state"], call.user.id,
+                                                 call.body.get("case_id"))
+    return _missed_json(call, missed)
+
+
+@routes.add("GET", "/api/units", roles=ANYONE, summary="The dispatch catalogue: the units cases go to")
+async def units(call: Call) -> list[dict[str, str]]:
+    catalogue = ctx(call).configuration().catalogue
+    return [{"id": u.id, "name": u.name} for u in sorted(catalogue.units.values(), key=lambda u: u.id)]
+
+
+# -- statistics -------------------------------------------------------------------------------------
+
+@routes.add("GET", "/api/stats", roles=("supervisor", "admin", "integrator"),
+            summary="Case statistics per unit, category, legacy number, day or month (CSV with format=csv)",
+            query={"by": Field(required=True, choices=GROUPS), "from": Field(description="YYYY-MM-DD"),
+                   "to": Field(description="YYYY-MM-DD (inclusive)"), "format": Field(choices=("json", "csv"))})
+async def stats(call: Call) -> Any:
+    start, end = _period(call)
+    store = ctx(call).cases.store
+    cases = await store.find(unit=_unit_view(call), created_from=start, created_to=end, limit=1_000_000)
+    missed = [] if _unit_view(call) else await store.missed(
+        states=("open", "called_back", "unreachable"), since=start, until=end, limit=1_000_000)
+    rows = statistics(cases, missed, call.query["by"], ctx(call).zone, datetime.now().astimezone())
+    if call.query.get("format") == "csv":
+        name = f"cti-stats-{call.query['by']}.csv"
+        return web.Response(text=to_csv(rows, call.query["by"]), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return [dataclasses.asdict(row) for row in rows]
+
+
+def _period(call: Call) -> tuple[datetime | None, datetime | None]:
+    zone = ctx(call).zone
+    bounds = []
+    for name, shift in (("from", 0), ("to", 1)):
+        text = call.query.get(name)
+        if not text:
+            bounds.append(None)
+            continue
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ApiError(422, "invalid", "invalid query", {"fields": {name: "expected YYYY-MM-DD"}}) from None
+        bounds.append(datetime.combine(day + timedelta(days=shift), datetime.min.time(), zone))
+    return bounds[0], bounds[1]
+
