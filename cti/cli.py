@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 from cti.ami.client import AmiLoginError
 from cti.auth import ROLES, new_password
 from cti.calls.record import CallRecord
+from cti.case_cli import add_case_commands
+from cti.cases.model import CaseError
 from cti.configuration import load_configuration
 from cti.demo import Demo, DemoOptions
 from cti.replay import TranscriptError, replay
@@ -30,6 +32,7 @@ from cti.store.users import UserError
 from cti.yamlconfig import ConfigError
 
 EXIT_USAGE = 2
+EXIT_REFUSED = 1
 
 
 class UsageError(Exception):
@@ -55,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TranscriptError, AmiLoginError, UsageError) as exc:
         print(f"cti: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CaseError as exc:  # the workflow refused: the case is unchanged
+        print(f"cti: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
 
@@ -126,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--caller", help="only calls from this number")
     calls.add_argument("--db", help="database URL (default: the settings' database.url)")
     calls.set_defaults(command=_calls)
+    add_case_commands(commands)
     return parser
 
 

@@ -1,0 +1,194 @@
+"""``cti case``: cases from the command line — list, show, open, act, stats, missed calls.
+
+The same service as the API: the workflow table decides, the database keeps
+every transition. The command acts as a supervisor (``--as`` names who, for the
+case's timeline); units hear of dispatches and decisions by webhook as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case
+from cti.cases.service import CaseService, case_json, event_json
+from cti.cases.stats import GROUPS, statistics, to_csv
+from cti.configuration import load_configuration
+from cti.settings import Settings
+from cti.store.database import Database
+from cti.webhooks import WebhookSender
+
+ACTIONS = tuple(a for a, move in MOVES.items() if move.roles != ("system",))
+
+
+def add_case_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    case = commands.add_parser("case", help="case records (工单): list, show, open, act, stats, missed calls")
+    sub = case.add_subparsers(required=True, metavar="ACTION")
+
+    listing = sub.add_parser("list", help="cases, newest first")
+    listing.add_argument("--state", choices=STATES)
+    listing.add_argument("--unit")
+    listing.add_argument("--caller")
+    listing.add_argument("--escalated", action="store_true", help="only escalated (督办) cases")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(command=_list)
+
+    show = sub.add_parser("show", help="a case with its timeline and calls")
+    show.add_argument("id", type=int)
+    show.set_defaults(command=_show)
+
+    opening = sub.add_parser("open", help="open a case (受理); --unit dispatches it at once")
+    opening.add_argument("--caller", required=True, help="the caller's number")
+    opening.add_argument("--name", default="", help="the caller's name")
+    opening.add_argument("--category", required=True, choices=tuple(CATEGORIES))
+    opening.add_argument("--content", required=True)
+    opening.add_argument("--location", default="")
+    opening.add_argument("--unit", default="")
+    opening.add_argument("--confidential", action="store_true")
+    opening.set_defaults(command=_open)
+
+    act = sub.add_parser("act", help=f"move a case on: {', '.join(ACTIONS)}")
+    act.add_argument("id", type=int)
+    act.add_argument("action", choices=ACTIONS)
+    for name in ("unit", "reason", "reply", "note"):
+        act.add_argument(f"--{name}")
+    act.add_argument("--days", type=int)
+    act.add_argument("--satisfaction", choices=("1", "2", "3"))
+    act.add_argument("--into", type=int, help="merge: the case this one joins")
+    act.set_defaults(command=_act)
+
+    stats = sub.add_parser("stats", help="statistics per unit, category, legacy number, day or month")
+    stats.add_argument("--by", required=True, choices=GROUPS)
+    stats.add_argument("--from", dest="start", type=date.fromisoformat, help="YYYY-MM-DD")
+    stats.add_argument("--to", dest="end", type=date.fromisoformat, help="YYYY-MM-DD (inclusive)")
+    stats.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
+    stats.set_defaults(command=_stats)
+
+    missed = sub.add_parser("missed", help="missed calls waiting to be called back")
+    missed.set_defaults(command=_missed)
+
+    for parser in (listing, show, opening, act, stats, missed):
+        parser.add_argument("--db", help="database URL (default: the settings' database.url)")
+        parser.add_argument("--json", action="store_true", help="JSON, one object per line")
+        parser.add_argument("--as", dest="actor", default=f"cli:{getpass.getuser()}", help="who acts, for the log")
+
+
+@asynccontextmanager
+async def _cases(settings: Settings) -> AsyncIterator[CaseService]:
+    configuration = load_configuration(settings)
+    database = await Database.open(settings.database.url)
+    webhooks = WebhookSender(settings.zone)
+    webhooks.start()
+    try:
+        yield CaseService(database.cases, lambda: configuration.catalogue, settings.zone, notify=webhooks.post)
+    finally:
+        await webhooks.close()
+        await database.close()
+
+
+def _line(case: Case, zone: ZoneInfo) -> str:
+    due = case.due_at.astimezone(zone).strftime("%m-%d") if case.due_at else "—"
+    created = case.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return (f"{case.id:>6}  {created}  {case.caller_number:<12} {CATEGORIES[case.category]:<4} "
+            f"{case.state:<11} {case.unit or '—':<24} due {due}  {case.content[:30]}")
+
+
+def _print(cases: list[Case], as_json: bool, zone: ZoneInfo) -> None:
+    for case in cases:
+        print(json.dumps(case_json(case, zone), ensure_ascii=False) if as_json else _line(case, zone))
+
+
+async def _list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _cases(settings) as cases:
+        found = await cases.store.find(states=[args.state] if args.state else None, unit=args.unit,
+                                       caller_number=args.caller, escalated=True if args.escalated else None,
+                                       limit=args.limit)
+    _print(found, args.json, settings.zone)
+    return 0
+
+
+async def _show(args: argparse.Namespace, settings: Settings) -> int:
+    async with _cases(settings) as cases:
+        case = await cases._get(args.id)
+        events = await cases.store.events(case.id)
+        calls = await cases.store.calls_of(case.id)
+    data = case_json(case, settings.zone) | {"events": [event_json(e, settings.zone) for e in events],
+                                             "calls": calls}
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    print(_line(case, settings.zone))
+    print(f"        {case.content}")
+    for event in data["events"]:
+        print(f"        {event['at'][:16].replace('T', ' ')}  {event['action']:<18} {event['from'] or '—':>11} → "
+              f"{event['to']:<11} {event['actor']} {json.dumps(event['details'], ensure_ascii=False)}")
+    if calls:
+        print(f"        calls: {', '.join(calls)}")
+    return 0
+
+
+async def _open(args: argparse.Namespace, settings: Settings) -> int:
+    async with _cases(settings) as cases:
+        case = await cases.open(caller_number=args.caller, caller_name=args.name, category=args.category,
+                                content=args.content, location=args.location, confidential=args.confidential,
+                                unit=args.unit, actor=args.actor, role="supervisor")
+    _print([case], args.json, settings.zone)
+    return 0
+
+
+async def _act(args: argparse.Namespace, settings: Settings) -> int:
+    params = {name: getattr(args, name) for name in ("unit", "reason", "reply", "note", "days", "satisfaction",
+                                                     "into") if getattr(args, name) is not None}
+    async with _cases(settings) as cases:
+        case = await cases.act(args.id, args.action, params, args.actor, "supervisor")
+    _print([case], args.json, settings.zone)
+    return 0
+
+
+async def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    zone = settings.zone
+    start = datetime.combine(args.start, datetime.min.time(), zone) if args.start else None
+    end = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), zone) if args.end else None
+    async with _cases(settings) as cases:
+        found = await cases.store.find(created_from=start, created_to=end, limit=10_000_000)
+        missed = await cases.store.missed(states=("open", "called_back", "unreachable"), since=start, until=end,
+                                          limit=10_000_000)
+    rows = statistics(found, missed, args.by, zone, datetime.now(UTC))
+    if args.csv:
+        sys.stdout.write(to_csv(rows, args.by))
+    elif args.json:
+        for row in rows:
+            print(json.dumps({f: getattr(row, f) for f in row.__slots__}, ensure_ascii=False))
+    else:
+        print(f"{args.by:<24} {'cases':>6} {'closed':>6} {'on time':>8} {'overdue':>7} {'satisfied':>9} "
+              f"{'rehandled':>9} {'missed':>6} {'called back':>11}")
+        for row in rows:
+            print(f"{row.key:<24} {row.cases:>6} {row.closed:>6} {_percent(row.on_time_rate):>8} {row.overdue:>7} "
+                  f"{_percent(row.satisfaction_rate):>9} {row.rehandled:>9} {row.missed_calls:>6} "
+                  f"{row.called_back:>11}")
+    return 0
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.0%}"
+
+
+async def _missed(args: argparse.Namespace, settings: Settings) -> int:
+    async with _cases(settings) as cases:
+        calls = await cases.store.missed(limit=1000)
+    for call in calls:
+        at = call.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
+        if args.json:
+            print(json.dumps({"linkedid": call.linkedid, "caller_number": call.caller_number,
+                              "dialled_number": call.dialled_number, "at": at, "waited": call.waited},
+                             ensure_ascii=False))
+        else:
+            waited = f"{call.waited:.0f}s" if call.waited is not None else "—"
+            print(f"{at}  {call.caller_number:<12} → {call.dialled_number:<8} waited {waited:>5}  {call.linkedid}")
+    return 0
