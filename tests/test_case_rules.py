@@ -199,7 +199,8 @@ def test_callbacks_are_placed_in_hours_and_then_left_to_an_agent() -> None:
     case = case_in("replied")
     assert callback_due(case, MONDAY, rules, ZONE)
     assert not callback_due(case, MONDAY.replace(hour=21), rules, ZONE)  # not at night
-    waiting = dataclasses.replace(case, state="callback", callback_attempts=1, next_callback_at=MONDAY + timedelta(hours=1))
+    waiting = dataclasses.replace(case, state="callback", callback_attempts=1,
+                                  next_callback_at=MONDAY + timedelta(hours=1))
     assert not callback_due(waiting, MONDAY, rules, ZONE)  # the retry is not due yet
     assert callback_due(waiting, MONDAY + timedelta(hours=1), rules, ZONE)
     tried = dataclasses.replace(case, state="callback", callback_attempts=3)
