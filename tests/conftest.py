@@ -17,7 +17,8 @@ from cti.store.database import Database
 REPO = Path(__file__).parent.parent
 # The project's own trunk map, queues, flows and prompts, wherever the tests run from.
 REPO_PATHS = PathSettings(trunk_map=str(REPO / "trunk_map.yaml"), agents=str(REPO / "agents"),
-                          ivr_flows=str(REPO / "ivr_flows"), prompts=str(REPO / "recordings" / "prompts"))
+                          ivr_flows=str(REPO / "ivr_flows"), prompts=str(REPO / "recordings" / "prompts"),
+                          cases=str(REPO / "cases.yaml"))
 
 PG_URL = os.environ.get("CTI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
