@@ -111,7 +111,8 @@ class CaseStore:
         return row.case_id if row is not None else None
 
     async def calls_of(self, case_id: int) -> list[str]:
-        query = select(CaseCallRow.linkedid).where(CaseCallRow.case_id == case_id).order_by(CaseCallRow.linked_at, CaseCallRow.linkedid)
+        query = (select(CaseCallRow.linkedid).where(CaseCallRow.case_id == case_id)
+                 .order_by(CaseCallRow.linked_at, CaseCallRow.linkedid))
         async with self._sessions() as session:
             return list(await session.scalars(query))
 

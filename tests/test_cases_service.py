@@ -1,0 +1,213 @@
+"""Cases at work on a real SQLite database, with the clock in the test's hands: a case
+for every call, the missed-call list, deadline notices to the unit's webhook (a real
+HTTP server), archiving, and what happens when a callback fails."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from cti.ami.message import AmiMessage
+from cti.calls.events import RouteDecided
+from cti.calls.record import CallRecord
+from cti.cases.catalogue import HandlingUnit
+from cti.cases.model import CaseError
+from cti.cases.service import CaseService, case_json, mask
+from cti.configuration import load_configuration
+from cti.settings import Settings
+from cti.store.database import Database
+from cti.webhooks import WebhookSender
+from tests.conftest import REPO_PATHS
+from tests.fakeami import until
+
+CONFIGURATION = load_configuration(Settings(paths=REPO_PATHS))
+ZONE = CONFIGURATION.trunk_map.zone
+MONDAY = datetime(2026, 11, 9, 10, 0, tzinfo=ZONE)
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture
+async def unit_endpoint() -> AsyncIterator[tuple[str, list[tuple[dict[str, Any], dict[str, str]]]]]:
+    received: list[tuple[dict[str, Any], dict[str, str]]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append((await request.json(), dict(request.headers)))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/cases", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/cases", received
+    await runner.cleanup()
+
+
+def service(database: Database, clock: Clock, webhook: str = "", sent: list | None = None,
+            notify: Any = None) -> CaseService:
+    catalogue = CONFIGURATION.catalogue
+    if webhook:
+        units = dict(catalogue.units)
+        units["yanhu-district"] = HandlingUnit("yanhu-district", "盐湖区人民政府", webhook)
+        catalogue = dataclasses.replace(catalogue, units=units)
+
+    async def originate(action: dict[str, Any]) -> AmiMessage:
+        assert sent is not None
+        sent.append(action)
+        return AmiMessage("response", "Success", {"response": "Success", "actionid": action["ActionID"]})
+
+    return CaseService(database.cases, lambda: catalogue, ZONE, originate=originate if sent is not None else None,
+                       notify=notify, clock=clock)
+
+
+def record(linkedid: str, *, answered: bool, action: str = "queue", direction: str = "inbound") -> CallRecord:
+    at = MONDAY.timestamp()
+    timeline = (RouteDecided(linkedid, at, "12345", "", "", "hotline", action),)
+    return CallRecord(linkedid=linkedid, direction=direction, caller_number="13800000001", caller_name="张伟",
+                      dialled_number="12345", arrived_at=at, ended_at=at + 60, answered_at=at + 5 if answered else None,
+                      answered_by="PJSIP/agent1001" if answered else "", answered_by_name="王芳" if answered else "",
+                      queue_wait=5.0, timeline=timeline)
+
+
+async def test_every_call_gets_a_case_or_goes_on_the_missed_list(sqlite_db: Database) -> None:
+    cases = service(sqlite_db, Clock(MONDAY))
+    await cases.on_call_finished(record("1.1", answered=True))
+    await cases.on_call_finished(record("1.2", answered=False))
+    await cases.on_call_finished(record("1.3", answered=False, action="retired_notice"))  # the notice served them
+    await cases.on_call_finished(record("1.4", answered=False, action="guidance"))
+    await cases.on_call_finished(record("1.5", answered=True, direction="outbound"))
+    [auto] = await sqlite_db.cases.find()
+    assert (auto.auto, auto.state, auto.caller_number, auto.legacy_number) == (True, "accepted", "13800000001",
+                                                                               "12345")
+    assert "王芳 接听" in auto.content
+    assert await sqlite_db.cases.calls_of(auto.id) == ["1.1"]
+    assert [m.linkedid for m in await sqlite_db.cases.missed()] == ["1.2"]
+    await cases.on_call_finished(record("1.1", answered=True))  # told twice: still one case
+    assert len(await sqlite_db.cases.find()) == 1
+
+
+async def test_the_agent_completes_the_case_cti_opened(sqlite_db: Database) -> None:
+    cases = service(sqlite_db, Clock(MONDAY))
+    await cases.on_call_finished(record("2.1", answered=True))
+    [auto] = await sqlite_db.cases.find()
+    done = await cases.update_details(auto.id, {"category": "complaint", "content": "夜间施工", "location": "盐湖区",
+                                                "ignored": 1}, "1001", "agent")
+    assert (done.category, done.content, done.location, done.auto) == ("complaint", "夜间施工", "盐湖区", False)
+    with pytest.raises(CaseError, match="category must be one of"):
+        await cases.update_details(auto.id, {"category": "gossip"}, "1001", "agent")
+    with pytest.raises(CaseError, match="call 2.1 already belongs to case"):
+        await cases.open(caller_number="1", category="request", content="x", actor="1001", role="agent",
+                         linkedid="2.1")
+
+
+async def test_deadline_notices_reach_the_units_webhook(sqlite_db: Database, unit_endpoint) -> None:
+    url, received = unit_endpoint
+    clock = Clock(MONDAY)
+    webhooks = WebhookSender(ZONE, retry_min=0.05)
+    webhooks.start()
+    cases = service(sqlite_db, clock, webhook=url, notify=webhooks.post)
+    case = await cases.open(caller_number="13800000003", category="consultation", content="办证需要什么材料",
+                            actor="1001", role="agent", unit="yanhu-district", confidential=True)
+    assert case.due_at == cases.calendar.due(MONDAY, 3)
+    seen = []
+    for _ in range(21 * 4):  # three weeks, four sweeps a day
+        done = await cases.sweep()
+        seen += [k for k, n in done.items() for _ in range(n)]
+        clock.advance(hours=6)
+    assert seen.count("remind") == 1 and seen.count("escalate") == 1 and seen.count("overdue") >= 3
+    await until(lambda: len(received) == 1 + len(seen), what="every notice delivered")
+    await webhooks.close()
+    events = [body["event"] for body, _ in received]
+    assert events[:3] == ["case.dispatch", "case.remind", "case.overdue"]
+    body, headers = received[1]
+    assert headers["X-CTI-Case"] == str(case.id) and headers["X-CTI-Event"] == "case.remind"
+    assert body["case"]["caller_number"] == mask("13800000003") == "138****0003"  # confidential: the unit sees less
+    assert body["case"]["caller_name"] == ""
+    stored = await sqlite_db.cases.get(case.id)
+    assert stored is not None and stored.escalated_at is not None and stored.overdue_notices == seen.count("overdue")
+    assert [c.id for c in await sqlite_db.cases.find(escalated=True)] == [case.id]
+
+
+async def test_closed_cases_are_archived_by_the_sweep(sqlite_db: Database) -> None:
+    clock = Clock(MONDAY)
+    cases = service(sqlite_db, clock)
+    case = await cases.open(caller_number="1", category="consultation", content="公交线路", actor="1001",
+                            role="agent")
+    for action, params in (("answer", {"reply": "已告知"}), ("callback", {}), ("satisfaction", {"satisfaction": "1"})):
+        case = await cases.act(case.id, action, params, "1001", "agent")
+    assert case.state == "closed"
+    clock.advance(days=7)
+    assert (await cases.sweep())["archive"] == 1
+    assert (await sqlite_db.cases.get(case.id)).state == "archived"  # type: ignore[union-attr]
+
+
+async def test_a_failed_callback_is_tried_again_then_left_to_an_agent(sqlite_db: Database) -> None:
+    clock = Clock(MONDAY)
+    sent: list[dict[str, Any]] = []
+    cases = service(sqlite_db, clock, sent=sent)
+    case = await cases.open(caller_number="13800000004", category="request", content="路灯不亮", actor="1001",
+                            role="agent")
+    await cases.act(case.id, "answer", {"reply": "已报修"}, "1001", "agent")
+    rules = cases.catalogue.callback
+    for attempt in range(1, rules.attempts + 1):
+        assert (await cases.sweep())["callback"] == 1
+        action = sent[-1]
+        assert (action["Channel"], action["Context"], action["Exten"], action["Variable"]) == (
+            "PJSIP/13800000004@carrier", "cti-survey", "13800000004", f"CTI_CASE={case.id}")
+        cases.on_ami_message(AmiMessage("event", "OriginateResponse", {
+            "event": "OriginateResponse", "actionid": action["ActionID"], "response": "Failure", "reason": "3"}))
+        await failures_recorded(sqlite_db, case.id, attempt)
+        assert (await cases.sweep())["callback"] == 0  # not before the retry time
+        clock.advance(minutes=rules.retry_minutes)
+    stored = await sqlite_db.cases.get(case.id)
+    assert stored is not None and stored.state == "callback" and stored.callback_attempts == rules.attempts
+    assert (await cases.sweep())["callback"] == 0
+    assert [c.id for c in (await cases.tasks())["callbacks"]] == [case.id]  # an agent calls now
+    failures = [e for e in await sqlite_db.cases.events(case.id) if e.action == "callback_failed"]
+    assert [e.details["reason"] for e in failures] == ["no answer"] * rules.attempts
+
+
+async def failures_recorded(database: Database, case_id: int, attempts: int) -> None:
+    """OriginateResponse is handled in a task of its own: wait until its failure is in the timeline."""
+    for _ in range(200):
+        events = [e for e in await database.cases.events(case_id) if e.action == "callback_failed"]
+        if len(events) == attempts:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the callback failure was not recorded")
+
+
+async def test_the_survey_answer_closes_or_reopens_and_silence_is_a_failed_attempt(sqlite_db: Database) -> None:
+    clock = Clock(MONDAY)
+    cases = service(sqlite_db, clock, sent=[])
+    one = await cases.open(caller_number="1", category="request", content="a", actor="1001", role="agent")
+    two = await cases.open(caller_number="2", category="request", content="b", actor="1001", role="agent",
+                           unit="yanhu-district")
+    await cases.act(one.id, "answer", {"reply": "r"}, "1001", "agent")
+    await cases.act(two.id, "sign", {}, "yanhu", "unit")
+    await cases.act(two.id, "reply", {"reply": "r"}, "yanhu", "unit")
+    await cases.sweep()
+    await cases.survey_answered(one.id, {}, "5.1")  # the citizen pressed nothing
+    assert (await sqlite_db.cases.get(one.id)).next_callback_at == MONDAY + timedelta(hours=1)  # type: ignore
+    await cases.survey_answered(two.id, {"satisfaction": "3"}, "5.2")
+    again = await sqlite_db.cases.get(two.id)
+    assert again is not None and (again.state, again.rehandled) == ("dispatched", 1)
+    assert case_json(again, ZONE)["state"] == "dispatched"
