@@ -177,7 +177,8 @@ class Service:
         self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
         runner, self.web_port = await start_web(self.web, self.settings.web.host, self.settings.web.port)
         link = asyncio.create_task(self.ami.run(), name="ami-link")
-        sweeping = asyncio.create_task(self.cases.run(stop), name="case-sweep")
+        finished = asyncio.Event()
+        sweeping = asyncio.create_task(self.cases.run(finished), name="case-sweep")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait([link, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -185,13 +186,16 @@ class Service:
                 link.result()  # raises the login error
         finally:
             stopping.cancel()
-            sweeping.cancel()
+            finished.set()
             await runner.cleanup()
             await self.agi.close()
             await self.ami.close()
             if not link.done():
                 await asyncio.wait([link], timeout=2)
                 link.cancel()
+            # a sweep or a case being opened finishes its database work before the database closes
+            await asyncio.wait([sweeping, *self._tasks], timeout=5)
+            sweeping.cancel()
             await self.writer.close()
             await self.webhooks.close()
 

@@ -179,3 +179,39 @@ def test_cti_demo_refuses_a_rate_that_is_not_positive(rate: str, tmp_path: Path)
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--rate must be positive" in done.stderr
 
+
+
+async def test_a_callback_asks_the_caller_and_stores_the_answer(tmp_path: Path) -> None:
+    """回访 end to end: the replied case's callback is an AMI Originate to the citizen on the
+    simulated carrier; answered, the dialplan runs the survey over FastAGI; the citizen's key
+    closes one case and sends the other back to its unit."""
+    (tmp_path / "cases.yaml").write_text('callback: {hours: ["00:00", "23:59"]}\n', encoding="utf-8")
+    async with running(tmp_path) as demo:
+        assert demo.service is not None
+        cases = demo.service.cases
+        pleased = Citizen("13900000021", "市民", digits=["1"])
+        unhappy = Citizen("13900000022", "市民", digits=["3"])
+        ids = []
+        for person, unit in ((pleased, ""), (unhappy, "ecology-environment")):
+            demo.world.people[person.number] = person
+            case = await cases.open(caller_number=person.number, category="complaint", content="噪音", actor="1001",
+                                    role="agent", unit=unit)
+            if unit:
+                await cases.act(case.id, "sign", {}, "ecology", "unit")
+                await cases.act(case.id, "reply", {"reply": "已处理"}, "ecology", "unit")
+            else:
+                await cases.act(case.id, "answer", {"reply": "已告知"}, "1001", "agent")
+            ids.append(case.id)
+        assert (await cases.sweep())["callback"] == 2
+        store = demo.service.database.cases
+        for _ in range(400):
+            states = [(await store.get(i)).state for i in ids]  # type: ignore[union-attr]
+            if states == ["closed", "dispatched"]:
+                break
+            await asyncio.sleep(0.05)
+        closed, back = [await store.get(i) for i in ids]
+        assert back is not None
+        actions = [e.action for e in await store.events(back.id)]
+    assert closed is not None and (closed.state, closed.satisfaction) == ("closed", "1")
+    assert (back.state, back.satisfaction, back.rehandled) == ("dispatched", "3", 1)
+    assert actions[-2:] == ["callback", "satisfaction"]
