@@ -172,7 +172,7 @@ def test_the_shipped_configuration_is_clean() -> None:
     settings = Settings(source=str(REPO / "cti.yaml"))
     assert load_configuration(settings).summary() == (
         "51 units and 58 numbers, 1 queue(s), 2 agents and 2 remote seats, 7 IVR flows, 12 prompts, "
-            "53 units cases go to")
+        "53 units cases go to")
 
 
 def test_agents_and_seats_are_checked(tmp_path: Path) -> None:
@@ -190,4 +190,47 @@ seats:
         "agents/agents.yaml:3: agents[1].device: PJSIP/agent1001 is already at line 2",
         "agents/agents.yaml:5: seats[0].device: 'seat-12369' is not a device (TECH/name)",
         "agents/agents.yaml:5: seats[0].unit: unknown unit 'ecology' (not an id in the trunk map)",
+    ]
+
+
+
+def test_the_case_rules_are_checked(tmp_path: Path) -> None:
+    settings = workspace(tmp_path, GOOD_UNITS + """\
+  - {id: police-110, name: 市公安局, mode: emergency, numbers: ["110"], dial: PJSIP/110@carrier}
+""")
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("""\
+deadlines: {complaint: 7, gossip: 3}
+calendar:
+  holidays: [2027-01-01, soon]
+""", encoding="utf-8")
+    assert problems(settings) == [
+        "cases.yaml:1: deadlines.gossip: unknown key; known keys: consultation, request, complaint, report, "
+        "suggestion",
+        "cases.yaml:3: calendar.holidays[1]: expected a date (YYYY-MM-DD), got 'soon'",
+    ]
+    cases.write_text("""\
+deadlines: {complaint: 0}
+return_within: -1
+callback:
+  mode: robot
+  dial: PJSIP/carrier
+  hours: ["9am", "20:00"]
+units:
+  - {id: district-a}
+  - {id: market-regulation, webhook: ftp://x, deadlines: {report: -2}}
+  - {id: market-regulation}
+  - {id: police-110}
+""", encoding="utf-8")
+    assert problems(settings) == [
+        "cases.yaml:2: return_within: must not be negative",
+        "cases.yaml:1: deadlines.complaint: a deadline is a positive number of working days",
+        "cases.yaml:4: callback.mode: must be auto or agent, not 'robot'",
+        "cases.yaml:5: callback.dial: the dial string needs {number} (the caller's number)",
+        'cases.yaml:6: callback.hours: two times of day, e.g. ["09:00", "20:00"]',
+        "cases.yaml:8: units[0].id: unit 'district-a' is not in the trunk map: give it a name",
+        "cases.yaml:9: units[1].webhook: a webhook is an http:// or https:// URL",
+        "cases.yaml:9: units[1].deadlines.report: a deadline is a positive number",
+        "cases.yaml:10: units[2].id: duplicate unit 'market-regulation' (also units[1])",
+        "cases.yaml:11: units[3].id: unit 'police-110' is an emergency line, not a handling unit",
     ]

@@ -159,3 +159,29 @@ def test_users_and_tokens_from_the_command_line(tmp_path: Path) -> None:
     assert token.stdout.startswith("cti_") and len(token.stdout.strip()) > 40
     missing = cti("--settings", settings, "token", "ghost", "--db", db, cwd=tmp_path)
     assert (missing.returncode, missing.stderr.strip()) == (2, "cti: no user 'ghost'")
+
+
+def test_cases_from_the_command_line(tmp_path: Path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'cases.db'}"]
+    opened = cti("case", "open", "--caller", "13800000001", "--category", "complaint", "--content", "夜间施工噪音",
+                 "--unit", "yanhu-district", "--as", "值班长", "--json", *db, cwd=REPO)
+    assert opened.returncode == 0, opened.stderr
+    case = json.loads(opened.stdout)
+    assert (case["state"], case["unit"], case["category_name"]) == ("dispatched", "yanhu-district", "投诉")
+    number = str(case["id"])
+    for action, *extra in (("sign",), ("reply", "--reply", "已协调停工")):
+        done = cti("case", "act", number, action, *extra, *db, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+    refused = cti("case", "act", number, "archive", *db, cwd=REPO)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"cti: cannot archive case {number}: it is replied (allowed from closed)"
+    shown = cti("case", "show", number, *db, cwd=REPO)
+    assert [line.split()[2] for line in shown.stdout.splitlines()[2:]] == ["create", "dispatch", "sign", "reply"]
+    assert "值班长" in shown.stdout
+    listed = cti("case", "list", "--state", "replied", *db, cwd=REPO)
+    assert listed.stdout.split()[0] == number
+    table = cti("case", "stats", "--by", "unit", "--csv", *db, cwd=REPO)
+    assert table.stdout.splitlines()[0].startswith("unit,cases,closed,replied,on_time")
+    assert table.stdout.splitlines()[1].startswith("yanhu-district,1,0,1,1,1.0")
+    unknown = cti("case", "act", "999", "sign", *db, cwd=REPO)
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "cti: no case 999")
