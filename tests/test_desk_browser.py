@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from cti.calls.record import CallRecord
 from cti.sim.phones import Citizen
+from cti.store.cases import MissedCall
 from tests.conftest import REPO
 from tests.desk_harness import PASSWORD, running_desk
 from tests.fakeami import until
@@ -122,4 +124,45 @@ async def test_on_the_demo_a_person_answers_with_the_desk_softphone(tmp_path: Pa
         await page.select_option("#kind", "blind")
         await page.click("#targets button[data-target='110']")
         await page.wait_for_selector("#messages li:has-text('已转接 blind → 110')", timeout=10000)
+        await page.close()
+
+
+async def test_on_the_demo_the_case_form_saves_and_tasks_are_worked_off(tmp_path: Path, browser) -> None:
+    """The pop fills the case form's caller; saving opens the case for the call and dispatches
+    it; a missed call waits in the task list until the agent says it was called back."""
+    async with running(tmp_path) as demo:
+        assert demo.service is not None
+        await demo.service.desk.log_out(demo.configuration.directory.get("1002"))
+        await demo.service.database.cases.add_missed(MissedCall(
+            "8.1", "13900000031", "", "12345", datetime(2026, 11, 21, 1, 0, tzinfo=UTC), 35.0))
+        user, password, _ = demo.sign_ins[0]
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{demo.service.web_port}/")
+        await page.fill("#user", user)
+        await page.fill("#password", password)
+        await page.click("#signin-button")
+        await page.wait_for_selector("#missed li[data-missed='8.1']")
+        await page.wait_for_selector("#case-unit option[value='market-regulation']", state="attached")
+        await until(lambda: demo.service is not None and demo.service.hub.present("1001"), what="the desk's socket")
+        demo.world.call("12345", Citizen("13900000032", "市民", talk_seconds=120, patience=600))
+        await page.wait_for_selector("#pop.ringing", timeout=10000)
+        assert await page.input_value("#case-caller") == "13900000032"
+        while not await page.is_visible("#pop.answered"):
+            if await page.is_visible("#answer"):
+                await page.click("#answer")
+            await asyncio.sleep(0.05)
+        await page.select_option("#case-category", "complaint")
+        await page.fill("#case-content", "楼下餐馆油烟扰民")
+        await page.fill("#case-location", "盐湖区解放路")
+        await page.select_option("#case-unit", "market-regulation")
+        await page.click("#case-save")
+        await page.wait_for_selector("#case-result:has-text('已派单')")
+        [case] = await demo.service.database.cases.find()
+        assert (case.caller_number, case.category, case.unit, case.state) == (
+            "13900000032", "complaint", "market-regulation", "dispatched")
+        [linkedid] = await demo.service.database.cases.calls_of(case.id)
+        assert demo.service.tracker.live(linkedid) is not None  # the call still on the desk
+        await page.click("#missed li[data-missed='8.1'] button:has-text('已回拨')")
+        await page.wait_for_selector("#missed li[data-missed='8.1']", state="detached")
+        assert [m.linkedid for m in await demo.service.database.cases.missed(states=("called_back",))] == ["8.1"]
         await page.close()

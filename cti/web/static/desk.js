@@ -1,8 +1,13 @@
 // The 12345 agent desk: sign in, ready/pause, the live screen-pop with the
-// caller's earlier calls, one-key transfers, and the case form.
+// caller's earlier calls and cases, one-key transfers, the case form and the
+// agent's tasks (missed calls to call back, callbacks left to a person).
 const TREATMENTS = {
   merged: "直接合并 merged", remote_seat: "远端座席 remote seat", interconnected: "对接联通 interconnected",
   emergency: "话务转接 emergency", excluded: "暂不纳入 excluded", hotline: "12345", unknown: "未登记 unknown",
+};
+const STATES = {
+  accepted: "已受理", dispatched: "已派单", in_progress: "办理中", replied: "已答复", callback: "回访中",
+  closed: "已办结", archived: "已归档", merged: "已并单",
 };
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("cti-token");
@@ -47,6 +52,7 @@ function showPop(call, state) {
   $("pop-unit").textContent = call.unit || "—";
   $("pop-treatment").textContent = TREATMENTS[call.treatment] || call.treatment || "—";
   $("answer").hidden = !(softphone && state === "ringing");
+  if (state === "ringing") $("case-caller").value = call.caller_number;
 }
 
 function clearPop(reason) {
@@ -55,6 +61,7 @@ function clearPop(reason) {
   $("pop-title").textContent = `等待来电 · Waiting for calls${reason ? ` (${reason})` : ""}`;
   for (const id of ["pop-caller", "pop-dialled", "pop-unit", "pop-treatment"]) $(id).textContent = "—";
   $("history").innerHTML = '<li class="muted">—</li>';
+  $("history-cases").innerHTML = '<li class="muted">—</li>';
   $("complete").disabled = $("cancel").disabled = true;
   $("answer").hidden = true;
 }
@@ -79,6 +86,75 @@ function showHistory(calls) {
   }
 }
 
+function showCases(cases) {
+  const list = $("history-cases");
+  list.innerHTML = cases.length ? "" : '<li class="muted">无 none</li>';
+  for (const c of cases) {
+    const item = document.createElement("li");
+    item.dataset.case = c.id;
+    item.textContent = `#${c.id} ${c.created_at.slice(0, 10)} ${c.category} · ${STATES[c.state] || c.state}` +
+      `${c.unit ? ` · ${c.unit}` : ""} · ${c.content}`;
+    list.append(item);
+  }
+}
+
+function taskButton(label, action) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.onclick = async () => {
+    try { await action(); await loadTasks(); } catch (error) { log(`操作失败 ${error.message}`); }
+  };
+  return button;
+}
+
+async function loadTasks() {
+  const tasks = await api("GET", "/api/tasks");
+  const missed = $("missed");
+  missed.innerHTML = tasks.missed_calls.length ? "" : '<li class="muted">无 none</li>';
+  for (const m of tasks.missed_calls) {
+    const item = document.createElement("li");
+    item.dataset.missed = m.linkedid;
+    item.append(`${m.at.slice(0, 16).replace("T", " ")} ${m.caller_number} → ${m.dialled_number} `,
+      taskButton("已回拨 called back", () => api("POST", `/api/missed/${m.linkedid}`, { state: "called_back" })),
+      taskButton("无法接通 unreachable", () => api("POST", `/api/missed/${m.linkedid}`, { state: "unreachable" })));
+    missed.append(item);
+  }
+  const callbacks = $("callbacks");
+  callbacks.innerHTML = tasks.callbacks.length ? "" : '<li class="muted">无 none</li>';
+  for (const c of tasks.callbacks) {
+    const item = document.createElement("li");
+    item.dataset.case = c.id;
+    const act = (action, body) => async () => {
+      if (c.state === "replied") await api("POST", `/api/cases/${c.id}/actions/callback`, {});
+      await api("POST", `/api/cases/${c.id}/actions/${action}`, body);
+      log(`工单 #${c.id} 回访已记录`);
+    };
+    item.append(`#${c.id} ${c.caller_number} ${c.category_name} · ${c.reply} `,
+      taskButton("满意", act("satisfaction", { satisfaction: "1" })),
+      taskButton("基本满意", act("satisfaction", { satisfaction: "2" })),
+      taskButton("不满意", act("satisfaction", { satisfaction: "3" })),
+      taskButton("无法联系", act("unreachable", {})));
+    callbacks.append(item);
+  }
+}
+
+async function saveCase(event) {
+  event.preventDefault();
+  const body = {
+    caller_number: $("case-caller").value, category: $("case-category").value, content: $("case-content").value,
+    location: $("case-location").value, unit: $("case-unit").value, confidential: $("case-confidential").checked,
+  };
+  if (current) body.linkedid = current;
+  try {
+    const saved = await api("POST", "/api/cases", body);
+    $("case-result").textContent = `工单 #${saved.id} 已保存 · ${STATES[saved.state] || saved.state}`;
+    log(`工单 #${saved.id} saved (${saved.state})`);
+    $("case-content").value = $("case-location").value = "";
+    $("case-confidential").checked = false;
+  } catch (error) { $("case-result").textContent = `保存失败 ${error.message}`; }
+}
+
 async function playRecording(linkedid) {
   // <audio src> cannot send the token: fetch the file, then play it from memory
   const response = await fetch(`/api/calls/${linkedid}/recording`, { headers: { Authorization: `Bearer ${token}` } });
@@ -99,7 +175,7 @@ const handlers = {
   agent: (m) => { if (me && m.status.agent_id === me.agent_id) showAgent(m.status); },
   link: (m) => { $("pbx").textContent = m.state; log(`PBX link ${m.state}`); },
   ringing: (m) => { showPop(m.call, "ringing"); log(`来电 ${m.call.caller_number} → ${m.call.dialled_number}`); },
-  history: (m) => { if (m.linkedid === current) showHistory(m.calls); },
+  history: (m) => { if (m.linkedid === current) { showHistory(m.calls); showCases(m.cases || []); } },
   answered: (m) => { if (m.call) showPop(m.call, "answered"); log("已接听 answered"); },
   cleared: (m) => { if (m.linkedid === current) clearPop(m.outcome === "cancel" ? "已由他人接听" : m.outcome); },
   transferred: (m) => log(`已转接 ${m.kind} → ${m.target}`),
@@ -141,6 +217,15 @@ async function startDesk() {
     button.onclick = () => transfer(target.id);
     $("targets").append(button);
   }
+  const units = await api("GET", "/api/units");
+  $("case-unit").length = 1; // keep "not dispatched"
+  for (const unit of units) {
+    const option = document.createElement("option");
+    option.value = unit.id;
+    option.textContent = unit.name;
+    $("case-unit").append(option);
+  }
+  loadTasks().catch((error) => log(`待办 ${error.message}`));
   connect();
 }
 
@@ -190,5 +275,6 @@ $("answer").onclick = async () => {
 };
 $("complete").onclick = async () => { await api("POST", `/api/calls/${current}/transfer/complete`); log("转接完成"); };
 $("cancel").onclick = async () => { await api("POST", `/api/calls/${current}/transfer/cancel`); log("转接取消"); };
-$("case-form").addEventListener("submit", (event) => event.preventDefault());
+$("case-form").addEventListener("submit", saveCase);
+$("refresh-tasks").onclick = () => loadTasks().catch((error) => log(`待办 ${error.message}`));
 if (token) startDesk().catch(() => signOut());
