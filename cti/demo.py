@@ -6,7 +6,10 @@ hotline and the legacy numbers of trunk_map.yaml; the agents of agents.yaml
 log into their queues through AMI, as the desk would, and answer as robots
 until a person signs in at the desk — then that agent's calls wait for the
 person's 接听 button. Now and then a robot agent hands a citizen to 110 with
-the desk's one-key transfer, so transfers show in the records too.
+the desk's one-key transfer, so transfers show in the records too. Robots also
+work the cases: an agent completes the case cti opened for a robot-answered
+call and dispatches it (or answers it directly), the unit signs and replies,
+and cti's callbacks reach the simulated citizens, who answer the survey.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from cti.agents.directory import Agent
 from cti.auth import new_password
 from cti.calls.events import CallAnswered, CallEvent
+from cti.cases.model import CATEGORIES, Case
 from cti.configuration import load_configuration
 from cti.service import Service
 from cti.settings import AgiSettings, RecordingSettings, Settings
@@ -50,7 +54,11 @@ class Demo:
         workdir = options.workdir or Path(tempfile.mkdtemp(prefix="cti-demo-"))
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
-        self.configuration = load_configuration(settings)
+        configuration = load_configuration(settings)
+        catalogue = configuration.catalogue  # the demo's day is short: callbacks at any hour, sweeps often
+        self.configuration = dataclasses.replace(configuration, catalogue=dataclasses.replace(
+            catalogue, sweep_seconds=5.0 * options.scale,
+            callback=dataclasses.replace(catalogue.callback, hours=("00:00", "23:59"), retry_minutes=1)))
         prompts = settings.path(settings.paths.prompts) / settings.paths.prompt_language
         self.world = World(self.configuration, agi_url="agi://127.0.0.1:4573", prompts=prompts, secret=self.secret,
                            seed=options.seed, attended=self._attended, scale=options.scale)
@@ -83,6 +91,8 @@ class Demo:
                     await self.service.desk.log_in(agent)
                 self._announce()
                 mix = TrafficMix(rate=self.options.rate, talk=(10.0, 40.0), patience=(30.0, 120.0))
+                if self.options.rate > 0:
+                    self.world.pbx.spawn(self._robots_work_cases(stop))
                 calls = arrivals(self.configuration.trunk_map, mix, self.rng) if self.options.rate > 0 else iter(())
                 traffic = asyncio.create_task(self.world.traffic(calls))
                 if ready is not None:
@@ -153,3 +163,40 @@ class Demo:
             await self.service.desk.transfer(linkedid, "110", "blind", agent)
         except Exception as exc:  # the citizen hung up first: nothing to hand over
             log.info("demo: robot transfer of %s not done: %s", linkedid, exc)
+
+    async def _robots_work_cases(self, stop: asyncio.Event) -> None:
+        """Move the robots' cases on, a step every few (simulated) seconds."""
+        assert self.service is not None
+        cases = self.service.cases
+        while not stop.is_set():
+            await asyncio.sleep(5.0 * self.options.scale)
+            try:
+                for case in await cases.store.find(states=("accepted", "dispatched", "in_progress"), limit=200):
+                    await self._robot_step(case)
+            except Exception as exc:  # a person acted on the same case meanwhile: the robot lets it be
+                log.info("demo: robot case step skipped: %s", exc)
+
+    async def _robot_step(self, case: Case) -> None:
+        assert self.service is not None
+        cases = self.service.cases
+        age = (cases.clock() - case.created_at).total_seconds() / self.options.scale
+        if case.state == "accepted" and case.auto and age > 5:
+            category = self.rng.choice(list(CATEGORIES))
+            await cases.update_details(case.id, {"category": category, "content": self.rng.choice(CONCERNS)},
+                                       "robot", "agent")
+            line = self.configuration.trunk_map.numbers.get(case.legacy_number)
+            if category == "consultation" and self.rng.random() < 0.6:
+                await cases.act(case.id, "answer", {"reply": "已当场解答"}, "robot", "agent")
+            else:
+                unit = line.unit if line and line.unit in self.configuration.catalogue.units else self.rng.choice(
+                    sorted(self.configuration.catalogue.units))
+                await cases.act(case.id, "dispatch", {"unit": unit}, "robot", "agent")
+        elif case.state == "dispatched" and age > 15:
+            await cases.act(case.id, "sign", {}, f"robot:{case.unit}", "unit")
+        elif case.state == "in_progress" and age > 30:
+            await cases.act(case.id, "reply", {"reply": "已办理，并与来电人沟通"}, f"robot:{case.unit}", "unit")
+
+
+CONCERNS = ["小区夜间施工噪音扰民", "路灯不亮已有一周", "咨询社保卡补办所需材料", "供暖温度不达标",
+            "公交线路调整后站点太远", "餐馆油烟影响居民", "建议增设便民停车位", "举报商家缺斤短两", "燃气费缴纳咨询",
+            "自来水水质发黄"]
