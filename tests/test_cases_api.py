@@ -26,8 +26,13 @@ async def test_from_the_desk_to_the_unit_and_back(tmp_path: Path) -> None:
         await desk.database.users.add("market-system", "市场监管局", "integrator", unit_id="market-regulation")
         other_unit = await desk.database.users.issue_token("market-system", "unit", None)
         reader = await desk.user("crm", "integrator")
+        earlier = await desk.service.cases.open(caller_number="13800000043", category="report", actor="1002",
+                                                content="举报河道排污（上周）", role="agent")
         async with desk.socket(agent) as pops:
             start.set()
+            history = await pops.next("history")  # the pop lists the caller's earlier cases with their calls
+            assert [(c["id"], c["category"], c["state"]) for c in history["cases"]] == [
+                (earlier.id, "举报", "accepted")]
             await pops.next("answered")
             # the agent fills the form during the call: caller and legacy number come from the call
             case = await desk.request("POST", "/api/cases", agent, json={
@@ -79,9 +84,13 @@ async def test_from_the_desk_to_the_unit_and_back(tmp_path: Path) -> None:
             "satisfaction"]
         assert [e["actor"] for e in full["events"]][2:4] == ["eco-system", "eco-system"]
         assert full["calls"] == [CALL] and full["caller_number"] == "13800000043"
-        # when the call ended, cti did not open a second case: the call has one
+        # when the call ended, cti did not open another case: the call has one
         await until(lambda: desk.service.tracker.live(CALL) is None, what="the call to end")
-        assert len(await desk.request("GET", "/api/cases", supervisor)) == 1
+        assert len(await desk.request("GET", "/api/cases", supervisor)) == 2
+        # a duplicate joins an open case only
+        refused = await desk.request("POST", f"/api/cases/{earlier.id}/actions/merge", agent, expect=409,
+                                     json={"into": case_id})
+        assert refused["error"]["message"] == f"case {case_id} is closed: merge into an open case"
 
 
 async def test_bad_input_is_named(tmp_path: Path) -> None:

@@ -211,3 +211,16 @@ async def test_the_survey_answer_closes_or_reopens_and_silence_is_a_failed_attem
     again = await sqlite_db.cases.get(two.id)
     assert again is not None and (again.state, again.rehandled) == ("dispatched", 1)
     assert case_json(again, ZONE)["state"] == "dispatched"
+
+
+async def test_a_duplicate_is_merged_and_its_calls_follow(sqlite_db: Database) -> None:
+    cases = service(sqlite_db, Clock(MONDAY))
+    first = await cases.open(caller_number="1", category="complaint", content="噪音", actor="1001", role="agent",
+                             linkedid="3.1", unit="yanhu-district")
+    second = await cases.open(caller_number="2", category="complaint", content="同一工地噪音", actor="1002",
+                              role="agent", linkedid="3.2")
+    merged = await cases.act(second.id, "merge", {"into": first.id}, "1002", "agent")
+    assert (merged.state, merged.merged_into) == ("merged", first.id)
+    assert await sqlite_db.cases.calls_of(first.id) == ["3.1", "3.2"]
+    with pytest.raises(CaseError, match="no case 'x' to merge into"):
+        await cases.act(first.id, "merge", {"into": "x"}, "1001", "agent")
