@@ -121,7 +121,7 @@ class AmiProtocol(AMIProtocol):
                 if not self.banner.done():
                     self.banner.set_result(message.name)
                 continue
-            action_id = message.fields.get("actionid")
+            action_id = message.peek("ActionID")
             if action_id and action_id in self.responses:
                 self.handle_message(_to_panoramisk(message))
             try:

@@ -19,10 +19,15 @@ from zoneinfo import ZoneInfo
 from cti.ami.message import AmiMessage
 
 EventClock = Callable[[AmiMessage], float]
+# the security events, which carry EventTV (Asterisk's main/security_events.c)
+SECURITY_EVENTS = frozenset({
+    "FailedACL", "InvalidAccountID", "SessionLimit", "MemoryLimit", "LoadAverageLimit", "RequestNotSupported",
+    "RequestNotAllowed", "AuthMethodNotAllowed", "RequestBadFormat", "SuccessfulAuth", "UnexpectedAddress",
+    "ChallengeResponseFailed", "InvalidPassword", "ChallengeSent", "InvalidTransport"})
 
 
 def _stamp(message: AmiMessage) -> float | None:
-    stamp = message.fields.get("timestamp")
+    stamp = message.peek("Timestamp")
     if stamp:
         try:
             return float(stamp)
@@ -52,6 +57,7 @@ class StreamClock:
     def __init__(self, pbx_timezone: str = "UTC", start: float = 0.0) -> None:
         self._zone = ZoneInfo(pbx_timezone)
         self.now = start
+        self._last_cel: tuple[str, float | None] = ("", None)  # CEL events come in bursts of one second
 
     def __call__(self, message: AmiMessage) -> float:
         stamp = _stamp(message) or self._cel_time(message) or self._event_tv(message)
@@ -60,22 +66,25 @@ class StreamClock:
         return self.now
 
     def _cel_time(self, message: AmiMessage) -> float | None:
-        value = message.fields.get("eventtime")
+        value = message.peek("EventTime") if message.name == "CEL" else None
         if not value:
             return None
         try:
             return float(value)  # cel.conf dateformat = %s
         except ValueError:
             pass
+        if value == self._last_cel[0]:
+            return self._last_cel[1]
         try:
-            parsed = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+            parsed: float | None = datetime.fromisoformat(value).replace(tzinfo=self._zone).timestamp()
         except ValueError:
-            return None
-        return parsed.replace(tzinfo=self._zone).timestamp()
+            parsed = None
+        self._last_cel = (value, parsed)
+        return parsed
 
     @staticmethod
     def _event_tv(message: AmiMessage) -> float | None:
-        value = message.fields.get("eventtv")
+        value = message.peek("EventTV") if message.name in SECURITY_EVENTS else None
         if not value:
             return None
         try:

@@ -134,7 +134,40 @@ class Framer:
 
 
 def parse_message(text: str) -> AmiMessage | None:
-    """Parse the text of one message (without its terminating empty line)."""
+    """Parse the text of one message (without its terminating empty line); None when it
+    has no Event or Response header.
+
+    The usual message starts with its ``Event:`` or ``Response:`` line: it is named from
+    that line and its other headers are parsed when first read (AmiMessage.unparsed)."""
+    first, newline, _ = text.partition("\n")
+    key, colon, value = first.partition(": ")
+    if colon and newline and key in _FIRST and (value := value.removesuffix("\r")):
+        return AmiMessage.unparsed(_FIRST[key], value, text)
+    fields, repeated, body = parse_headers(text)
+    if "event" in fields:
+        kind, name = "event", fields["event"]
+    elif "response" in fields:
+        kind, name = "response", fields["response"]
+    else:
+        return None
+    return AmiMessage(kind, name, fields, repeated, body)  # type: ignore[arg-type]
+
+
+_FIRST = {"Event": "event", "Response": "response"}
+
+
+def parse_headers(text: str) -> tuple[dict[str, str], dict[str, list[str]] | None, tuple[str, ...]]:
+    """Headers (lowercased names, first values), repeated headers, and free-text lines."""
+    text = text.removesuffix("\r")  # the framer leaves the \r of the last line's ending
+    pairs = [line.partition(": ") for line in text.split("\r\n" if "\r\n" in text else "\n")]
+    fields = {key.lower(): value for key, colon, value in pairs if colon}
+    # the usual message: every line "Key: value", no key twice, no stray text
+    if len(fields) == len(pairs) and not any(" " in key for key in fields):
+        return fields, None, ()
+    return _parse_headers_slowly(text)
+
+
+def _parse_headers_slowly(text: str) -> tuple[dict[str, str], dict[str, list[str]] | None, tuple[str, ...]]:
     fields: dict[str, str] = {}
     repeated: dict[str, list[str]] | None = None
     body: list[str] = []
@@ -155,12 +188,6 @@ def parse_message(text: str) -> AmiMessage | None:
             repeated.setdefault(key, [fields[key]]).append(value)
         else:
             fields[key] = value
-    if "event" in fields:
-        kind, name = "event", fields["event"]
-    elif "response" in fields:
-        kind, name = "response", fields["response"]
-    else:
-        return None
     if body and body[-1] == "--END COMMAND--":
         body.pop()
-    return AmiMessage(kind, name, fields, repeated, tuple(body))  # type: ignore[arg-type]
+    return fields, repeated, tuple(body)

@@ -3,6 +3,12 @@
 Header names are case-insensitive in practice (CEL spells ``CallerIDname``), so
 they are stored lowercased; a header sent more than once (``ChanVariable``,
 ``Output``) keeps every value.
+
+Most messages on a busy PBX are of no interest to anyone (VarSet, CEL, Newexten,
+RTCP…), so a message from the wire keeps its text and parses its headers only
+when they are first read; ``peek`` finds one header in the text without parsing
+the rest, for the few every message is asked about (Uniqueid, Timestamp,
+ActionID).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 Kind = Literal["event", "response", "banner"]
+_NEEDLES: dict[str, str] = {}  # header -> "\nHeader:", as peek looks for it
 
 
 class AmiMessage:
@@ -19,7 +26,7 @@ class AmiMessage:
     maps the names sent more than once to all their values, in order.
     """
 
-    __slots__ = ("kind", "name", "fields", "repeated", "body")
+    __slots__ = ("kind", "name", "_fields", "_repeated", "_body", "_text")
 
     def __init__(
         self,
@@ -31,9 +38,18 @@ class AmiMessage:
     ) -> None:
         self.kind = kind
         self.name = name
-        self.fields = fields
-        self.repeated = repeated
-        self.body = body
+        self._fields: dict[str, str] | None = fields
+        self._repeated = repeated
+        self._body = body
+        self._text: str | None = None
+
+    @classmethod
+    def unparsed(cls, kind: Kind, name: str, text: str) -> AmiMessage:
+        """A message whose headers are parsed from ``text`` when first read."""
+        message = cls.__new__(cls)
+        message.kind, message.name = kind, name
+        message._fields, message._repeated, message._body, message._text = None, None, (), text
+        return message
 
     @classmethod
     def event(cls, name: str, **headers: str) -> AmiMessage:
@@ -41,6 +57,52 @@ class AmiMessage:
         fields = {"event": name}
         fields.update((k.lower(), v) for k, v in headers.items())
         return cls("event", name, fields)
+
+    def _parse(self) -> dict[str, str]:
+        from cti.ami.framing import parse_headers  # the one parser, shared with the framer
+
+        assert self._text is not None
+        self._fields, self._repeated, self._body = parse_headers(self._text)
+        self._text = None
+        return self._fields
+
+    @property
+    def fields(self) -> dict[str, str]:
+        fields = self._fields
+        return fields if fields is not None else self._parse()
+
+    @property
+    def repeated(self) -> dict[str, list[str]] | None:
+        if self._fields is None:
+            self._parse()
+        return self._repeated
+
+    @property
+    def body(self) -> tuple[str, ...]:
+        if self._fields is None:
+            self._parse()
+        return self._body
+
+    def peek(self, header: str) -> str | None:
+        """The value of ``header``, spelt as Asterisk spells it (``Uniqueid``), without parsing
+        the whole message; None when absent. (The first line is the Event or Response line,
+        so every other header follows a line break.)"""
+        if self._fields is not None:
+            return self._fields.get(header.lower())
+        text = self._text
+        assert text is not None
+        needle = _NEEDLES.get(header)
+        if needle is None:
+            needle = _NEEDLES[header] = "\n" + header + ":"
+        start = text.find(needle)
+        if start < 0:
+            return None
+        start += len(needle)
+        end = text.find("\n", start)
+        value = text[start:end] if end >= 0 else text[start:]
+        if value.endswith("\r"):
+            value = value[:-1]
+        return value[1:] if value.startswith(" ") else value
 
     def get(self, key: str, default: str = "") -> str:
         """The first value of header ``key`` (lowercase), or ``default``."""
@@ -54,14 +116,15 @@ class AmiMessage:
 
     def getall(self, key: str) -> list[str]:
         """Every value of a header that may repeat, in the order sent."""
-        if self.repeated and key in self.repeated:
-            return list(self.repeated[key])
+        repeated = self.repeated
+        if repeated and key in repeated:
+            return list(repeated[key])
         value = self.fields.get(key)
         return [] if value is None else [value]
 
     @property
     def action_id(self) -> str:
-        return self.fields.get("actionid", "")
+        return self.peek("ActionID") or ""
 
     @property
     def is_error(self) -> bool:

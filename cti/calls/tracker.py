@@ -166,7 +166,7 @@ class CallTracker:
         """Apply one AMI message; return the domain events it caused."""
         if message.kind != "event":
             return []
-        uniqueid = message.fields.get("uniqueid")
+        uniqueid = message.peek("Uniqueid")  # most events are not about a tracked channel: do not parse them
         if uniqueid is not None and message.name != "CoreShowChannel":
             channel = self.channels.get(uniqueid)
             if channel is not None:
@@ -227,11 +227,11 @@ class CallTracker:
     # -- channel identity and location ------------------------------------------
 
     def _update_channel(self, channel: Channel, message: AmiMessage, at: float) -> None:
-        context = message.fields.get("context")
+        context = message.peek("Context")
         if context is None or context == channel.context:
             return
         channel.context = context
-        channel.exten = message.fields.get("exten", channel.exten)
+        channel.exten = message.peek("Exten") or channel.exten
         if context in self.outbound_contexts and self._is_new(channel.linkedid):
             self._start_outbound(channel, at)
 
@@ -510,9 +510,9 @@ class CallTracker:
             self._emit(call, RecordingStarted(call.linkedid, at, call.recording))
 
     def _varset(self, message: AmiMessage, at: float) -> None:
-        f = message.fields
-        if f.get("variable") != "MIXMONITOR_FILENAME":
+        if message.peek("Variable") != "MIXMONITOR_FILENAME":
             return
+        f = message.fields
         call = self._call_for(message, at)
         if call is not None and not call.recording:
             call.recording = f.get("value", "")
