@@ -42,7 +42,8 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+    level = args.log_level or args.quiet_level  # an explicit --log-level wins over the command's own default
+    logging.basicConfig(level=getattr(logging, level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.settings)
@@ -68,11 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cti", description="12345 hotline telephony integration beside Asterisk")
     parser.add_argument("--settings", help="settings YAML (default: $CTI_SETTINGS, or ./cti.yaml if present)")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="default: info for serve, warning for the rest")
+    parser.set_defaults(quiet_level="warning")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("serve", help="connect to Asterisk over AMI and record every call")
-    run.set_defaults(command=_serve, log_level="info")
+    run.set_defaults(command=_serve, quiet_level="info")
 
     demo = commands.add_parser("demo", help="run cti on a simulated Asterisk with citizens calling (no PBX needed)")
     demo.add_argument("--rate", type=float, default=0.05, help="citizens' calls per second (default 0.05: 3 a minute)")
