@@ -87,7 +87,7 @@ async def load(port: int, rate: float, seconds: float, warmup: float) -> tuple[l
 
 
 def percentile(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(p * 10) - 1] if len(values) > 1 else values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1] if len(values) > 1 else values[0]
 
 
 async def main() -> None:

@@ -96,6 +96,8 @@ class FastAgiServer:
             log.warning("FastAGI session from %s dropped: %s", peer, exc)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.info("FastAGI session from %s ended early: %s", peer, exc or type(exc).__name__)
+        except asyncio.CancelledError:  # cti is shutting down; Asterisk's dialplan falls back to the queue
+            log.info("FastAGI session from %s closed at shutdown", peer)
         finally:
             self._sessions.discard(task)
             writer.close()

@@ -37,7 +37,7 @@ class Session:
     closed: bool = False
 
     def send(self, data: bytes) -> None:
-        if not self.closed:
+        if not self.closed and not self.writer.is_closing():
             self.writer.write(data)
 
 
@@ -114,6 +114,8 @@ class AmiServer:
                     self.pbx.answered()
                 await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:  # the simulator is shutting down
             pass
         finally:
             session.closed = True

@@ -37,6 +37,7 @@ class Member:
 class QueueEntry:
     channel: Channel
     joined: float
+    ringing: bool = False  # its members are being rung now
 
 
 class Queue:
@@ -76,7 +77,7 @@ class Queue:
         member.status = 1 if self.pbx.device_states.get(interface, "NOT_INUSE") == "NOT_INUSE" else 2
         self.members.append(member)
         self._member_event("QueueMemberAdded", member)
-        self._turn.set()
+        self._wake()
         return member
 
     def remove(self, member: Member) -> None:
@@ -87,7 +88,7 @@ class Queue:
         member.paused, member.reason = paused, reason if paused else ""
         self._member_event("QueueMemberPause", member)
         if not paused:
-            self._turn.set()
+            self._wake()
 
     def device_changed(self, device: str, state: str) -> None:
         member = self.member(device)
@@ -98,7 +99,7 @@ class Queue:
             member.status = status
             self._member_event("QueueMemberStatus", member)
             if status == 1:
-                self._turn.set()
+                self._wake()
             self._queue_devices()
 
     def member_fields(self, member: Member) -> list[tuple[str, str]]:
@@ -140,16 +141,17 @@ class Queue:
         deadline = time.monotonic() + timeout * pbx.scale
         try:
             while True:
-                if self.waiting[0] is not entry:
-                    await self._wait_turn(channel)
-                    continue
-                members = self.free_members()
+                members = self.free_members() if self._our_turn(entry) else []
                 if not members:
                     await self._wait_turn(channel)
                     if time.monotonic() > deadline:
                         break
                     continue
-                winner = await ring(pbx, channel, [(m.interface, m) for m in members], self)
+                entry.ringing = True
+                try:
+                    winner = await ring(pbx, channel, [(m.interface, m) for m in members], self)
+                finally:
+                    entry.ringing = False
                 if winner is not None:
                     await self._connected(entry, winner)
                     return
@@ -165,8 +167,26 @@ class Queue:
         self._leave(entry)
 
     async def _wait_turn(self, channel: Channel) -> None:
-        self._turn = asyncio.Event()
         await self.pbx.wait_while_alive(channel, self._turn.wait(), seconds=1.0)
+
+    def _wake(self) -> None:
+        """A member became free or a caller left: every waiting caller looks again."""
+        self._turn.set()
+        self._turn = asyncio.Event()
+
+    def _available(self) -> int:
+        return sum(1 for m in self.members if not m.paused and (self.ringinuse or m.status == 1))
+
+    def _our_turn(self, entry: QueueEntry) -> bool:
+        """app_queue's autofill (the default): as many waiting callers are served at once as there
+        are members free; a caller already ringing its members does not hold the others back."""
+        ahead = 0
+        for other in self.waiting:
+            if other is entry:
+                break
+            if not other.ringing:
+                ahead += 1
+        return ahead < max(1, self._available())
 
     def _leave(self, entry: QueueEntry) -> None:
         if entry in self.waiting:
@@ -175,7 +195,7 @@ class Queue:
             self.pbx.event("QueueCallerLeave", entry.channel, ("Queue", self.name), ("Position", str(position)),
                            ("Count", str(len(self.waiting))), privilege="agent")
             self._queue_devices()
-            self._turn.set()
+            self._wake()
 
     def _abandon(self, entry: QueueEntry) -> None:
         if entry not in self.waiting:
