@@ -1,8 +1,8 @@
 """AMI ingest: the captured transcripts repeated to 40 MB, fed in 4 KB reads.
 
 Three paths over the same bytes, in the same run:
-- cti: framing, UTF-8 decoding, the stream clock, call tracking and domain events
-  (everything `cti serve` does with a message before the database);
+- cti: framing, UTF-8 decoding, the event clock, call tracking and domain events
+  (everything `cti serve` does with a message before the database, with its clock);
 - panoramisk 1.4's AMIProtocol.data_received (decode, split, parse, dispatch);
 - bare bytes.split framing (the floor: no parsing at all).
 
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
-from cti.ami.clock import StreamClock  # noqa: E402
+from cti.ami.clock import ReceiveClock  # noqa: E402
 from cti.ami.framing import Framer  # noqa: E402
 from cti.calls.tracker import CallTracker  # noqa: E402
 from cti.pipeline import CallPipeline  # noqa: E402
@@ -59,8 +59,8 @@ def chunks(data: bytes) -> list[bytes]:
 def run_cti(reads: list[bytes]) -> int:
     framer = Framer()
     ended = []
-    pipeline = CallPipeline(CallTracker(("from-carrier", "from-pstn", "from-sim"), ("callback",)), StreamClock("UTC"),
-                            ended.append)
+    tracker = CallTracker(("from-carrier", "from-pstn", "from-sim"), ("callback",))
+    pipeline = CallPipeline(tracker, ReceiveClock(), ended.append)
     count = 0
     for read in reads:
         for message in framer.feed(read):
