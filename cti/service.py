@@ -112,17 +112,11 @@ class Service:
         """A call ended: store it, give it a case (or put it on the missed-call list), and share it
         with its unit when the unit is interconnected."""
         self.writer.put(record)
-        self._spawn(self._case_for(record))
+        self.cases.call_ended(record)
         if record.unit_id:
             unit = self.configuration.trunk_map.units_by_id.get(record.unit_id)
             if unit is not None and unit.webhook:
                 self.webhooks.send(unit.webhook, record)
-
-    async def _case_for(self, record: CallRecord) -> None:
-        try:
-            await self.cases.on_call_finished(record)
-        except Exception:  # the call record is safe in the writer; the case can be opened by hand
-            log.exception("opening a case for call %s failed", record.linkedid)
 
     def route(self, number: str, at: datetime) -> Decision:
         return decide(self.configuration.trunk_map, number, at)
@@ -179,6 +173,7 @@ class Service:
         link = asyncio.create_task(self.ami.run(), name="ami-link")
         finished = asyncio.Event()
         sweeping = asyncio.create_task(self.cases.run(finished), name="case-sweep")
+        intake = asyncio.create_task(self.cases.intake(finished), name="case-intake")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait([link, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -194,8 +189,9 @@ class Service:
                 await asyncio.wait([link], timeout=2)
                 link.cancel()
             # a sweep or a case being opened finishes its database work before the database closes
-            await asyncio.wait([sweeping, *self._tasks], timeout=5)
+            await asyncio.wait([sweeping, intake, *self._tasks], timeout=5)
             sweeping.cancel()
+            intake.cancel()
             await self.writer.close()
             await self.webhooks.close()
 

@@ -89,24 +89,24 @@ def record(linkedid: str, *, answered: bool, action: str = "queue", direction: s
 
 async def test_every_call_gets_a_case_or_goes_on_the_missed_list(sqlite_db: Database) -> None:
     cases = service(sqlite_db, Clock(MONDAY))
-    await cases.on_call_finished(record("1.1", answered=True))
-    await cases.on_call_finished(record("1.2", answered=False))
-    await cases.on_call_finished(record("1.3", answered=False, action="retired_notice"))  # the notice served them
-    await cases.on_call_finished(record("1.4", answered=False, action="guidance"))
-    await cases.on_call_finished(record("1.5", answered=True, direction="outbound"))
+    await cases.on_calls_ended([record("1.1", answered=True), record("1.2", answered=False),
+                                record("1.3", answered=False, action="retired_notice"),  # the notice served them
+                                record("1.4", answered=False, action="guidance"),
+                                record("1.5", answered=True, direction="outbound")])
     [auto] = await sqlite_db.cases.find()
     assert (auto.auto, auto.state, auto.caller_number, auto.legacy_number) == (True, "accepted", "13800000001",
                                                                                "12345")
     assert "王芳 接听" in auto.content
     assert await sqlite_db.cases.calls_of(auto.id) == ["1.1"]
     assert [m.linkedid for m in await sqlite_db.cases.missed()] == ["1.2"]
-    await cases.on_call_finished(record("1.1", answered=True))  # told twice: still one case
+    await cases.on_calls_ended([record("1.1", answered=True), record("1.2", answered=False)])  # told twice
+    assert len(await sqlite_db.cases.missed()) == 1
     assert len(await sqlite_db.cases.find()) == 1
 
 
 async def test_the_agent_completes_the_case_cti_opened(sqlite_db: Database) -> None:
     cases = service(sqlite_db, Clock(MONDAY))
-    await cases.on_call_finished(record("2.1", answered=True))
+    await cases.on_calls_ended([record("2.1", answered=True)])
     [auto] = await sqlite_db.cases.find()
     done = await cases.update_details(auto.id, {"category": "complaint", "content": "夜间施工", "location": "盐湖区",
                                                 "ignored": 1}, "1001", "agent")
@@ -224,3 +224,19 @@ async def test_a_duplicate_is_merged_and_its_calls_follow(sqlite_db: Database) -
     assert await sqlite_db.cases.calls_of(first.id) == ["3.1", "3.2"]
     with pytest.raises(CaseError, match="no case 'x' to merge into"):
         await cases.act(first.id, "merge", {"into": "x"}, "1001", "agent")
+
+
+async def test_ended_calls_get_their_cases_in_batches(sqlite_db: Database) -> None:
+    cases = service(sqlite_db, Clock(MONDAY))
+    stop = asyncio.Event()
+    intake = asyncio.create_task(cases.intake(stop, interval=0.05))
+    desk = await cases.open(caller_number="1", category="request", content="desk's own", actor="1001",
+                            role="agent", linkedid="4.1")  # the agent saved the form before the call ended
+    for n in range(250):
+        cases.call_ended(record(f"4.{n}", answered=n % 5 != 0))
+    stop.set()
+    await asyncio.wait_for(intake, 10)
+    everything = await sqlite_db.cases.find(limit=1000)
+    assert len(everything) == 200 and sum(1 for c in everything if c.auto) == 199
+    assert await sqlite_db.cases.case_of_call("4.1") == desk.id
+    assert len(await sqlite_db.cases.missed(limit=1000)) == 50

@@ -48,6 +48,8 @@ class CaseService:
         self._notify = notify
         self.clock = clock
         self._callbacks: dict[str, int] = {}  # Originate ActionID -> case id, until OriginateResponse
+        self._ended: list[CallRecord] = []  # calls ended, waiting to be given a case in the next batch
+        self._ended_wake = asyncio.Event()
         self._calendar_key: Any = None
         self._calendar: WorkCalendar | None = None
 
@@ -79,19 +81,25 @@ class CaseService:
             raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
         if not content.strip():
             raise CaseError("invalid", "a case needs its content (what the caller asks or reports)", 422)
-        if linkedid and await self.store.case_of_call(linkedid) is not None:
-            raise CaseError("call_has_case", f"call {linkedid} already belongs to case "
-                            f"{await self.store.case_of_call(linkedid)}")
-        at = self.clock()
-        case = Case(id=0, caller_number=caller_number, caller_name=caller_name, category=category,
-                    content=content.strip(), created_at=at, created_by=actor, location=location,
-                    legacy_number=legacy_number, confidential=confidential, auto=auto)
-        event = CaseEvent(0, at, actor, role, "create", "", "accepted",
-                          {"category": category, "linkedid": linkedid, "auto": auto})
+        if linkedid and (existing := await self.store.case_of_call(linkedid)) is not None:
+            raise CaseError("call_has_case", f"call {linkedid} already belongs to case {existing}")
+        case, event = self._new(caller_number=caller_number, caller_name=caller_name, category=category,
+                                content=content.strip(), actor=actor, role=role, location=location,
+                                confidential=confidential, linkedid=linkedid, legacy_number=legacy_number, auto=auto)
         case = await self.store.create(case, event, linkedid)
         if unit:
             case = await self.act(case.id, "dispatch", {"unit": unit}, actor, role)
         return case
+
+    def _new(self, *, caller_number: str, caller_name: str, category: str, content: str, actor: str, role: str,
+             location: str = "", confidential: bool = False, linkedid: str = "", legacy_number: str = "",
+             auto: bool = False) -> tuple[Case, CaseEvent]:
+        at = self.clock()
+        case = Case(id=0, caller_number=caller_number, caller_name=caller_name, category=category, content=content,
+                    created_at=at, created_by=actor, location=location, legacy_number=legacy_number,
+                    confidential=confidential, auto=auto)
+        return case, CaseEvent(0, at, actor, role, "create", "", "accepted",
+                               {"category": category, "linkedid": linkedid, "auto": auto})
 
     async def act(self, case_id: int, action: str, params: dict[str, Any], actor: str, role: str) -> Case:
         """Do one action of the workflow table on a case, for ``actor`` in ``role``."""
@@ -136,26 +144,57 @@ class CaseService:
 
     # -- calls ending ----------------------------------------------------------------------
 
-    async def on_call_finished(self, record: CallRecord) -> None:
+    def call_ended(self, record: CallRecord) -> None:
+        """A call ended: it gets its case (or a place on the missed list) in the next batch. At
+        a hundred calls a second one transaction per call would keep the database busy."""
+        self._ended.append(record)
+        self._ended_wake.set()
+
+    async def intake(self, stop: asyncio.Event, *, interval: float = 0.2) -> None:
+        """Give the ended calls their cases, a batch at a time, until ``stop`` (then the rest)."""
+        while True:
+            if not self._ended:
+                if stop.is_set():
+                    return
+                self._ended_wake.clear()
+                waiting = [asyncio.ensure_future(self._ended_wake.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in waiting:
+                    task.cancel()
+                continue
+            await asyncio.sleep(0 if stop.is_set() else interval)  # let the batch fill
+            batch, self._ended = self._ended, []
+            for attempt in range(1, 6):
+                try:
+                    await self.on_calls_ended(batch)
+                    break
+                except Exception as exc:  # a desk saved a case for one of these calls meanwhile, or a busy database
+                    log.warning("cases for %d ended calls not written (attempt %d): %s", len(batch), attempt, exc)
+                    await asyncio.sleep(0.1 * attempt)
+
+    async def on_calls_ended(self, records: list[CallRecord]) -> None:
         """Every citizen call joins a case: the desk's, or one cti opens; unanswered calls
         that were meant for a person go on the missed-call list. (Callbacks are the cases' own
         doing: each attempt and its outcome is in the case's timeline.)"""
-        if record.direction != "inbound":
-            return
-        if await self.store.case_of_call(record.linkedid) is not None:
-            return
-        action = next((e.action for e in record.timeline if isinstance(e, RouteDecided)), "")
-        if record.answered:
-            who = record.answered_by_name or record.answered_by
-            content = f"（来电未填写工单）{record.dialled_number} 来电，{who} 接听"
-            await self.open(caller_number=record.caller_number, caller_name=record.caller_name,
-                            category="consultation", content=content,
-                            actor=SYSTEM, role="system", linkedid=record.linkedid,
-                            legacy_number=record.dialled_number, auto=True)
-        elif action not in NOT_MISSED and record.caller_number:
-            await self.store.add_missed(MissedCall(
-                record.linkedid, record.caller_number, record.caller_name, record.dialled_number,
-                datetime.fromtimestamp(record.arrived_at, UTC), record.queue_wait))
+        opened: list[tuple[Case, CaseEvent, str]] = []
+        missed: list[MissedCall] = []
+        for record in records:
+            if record.direction != "inbound":
+                continue
+            action = next((e.action for e in record.timeline if isinstance(e, RouteDecided)), "")
+            if record.answered:
+                who = record.answered_by_name or record.answered_by
+                case, event = self._new(
+                    caller_number=record.caller_number, caller_name=record.caller_name, category="consultation",
+                    content=f"（来电未填写工单）{record.dialled_number} 来电，{who} 接听", actor=SYSTEM,
+                    role="system", linkedid=record.linkedid, legacy_number=record.dialled_number, auto=True)
+                opened.append((case, event, record.linkedid))
+            elif action not in NOT_MISSED and record.caller_number:
+                missed.append(MissedCall(record.linkedid, record.caller_number, record.caller_name,
+                                         record.dialled_number, datetime.fromtimestamp(record.arrived_at, UTC),
+                                         record.queue_wait))
+        if opened or missed:
+            await self.store.open_for_calls(opened, missed)
 
     async def resolve_missed(self, linkedid: str, state: str, actor: str, case_id: int | None = None) -> MissedCall:
         if state not in ("called_back", "unreachable"):

@@ -51,6 +51,30 @@ class CaseStore:
                 session.add(CaseCallRow(linkedid=linkedid, case_id=row.id, linked_at=case.created_at))
         return dataclasses.replace(case, id=row.id)
 
+    async def open_for_calls(self, cases: Sequence[tuple[Case, CaseEvent, str]], missed: Sequence[MissedCall]) -> int:
+        """In one transaction: a case for each call that has none yet, and the missed calls not yet
+        listed. Returns how many cases were opened. A call given a case meanwhile (the desk's) keeps
+        its own: if that happens between the check and the insert, the transaction fails and is
+        to be tried again."""
+        calls = [linkedid for _, _, linkedid in cases]
+        async with self._sessions.begin() as session:
+            taken = set(await session.scalars(select(CaseCallRow.linkedid).where(CaseCallRow.linkedid.in_(calls))))
+            opened = 0
+            for case, event, linkedid in cases:
+                if linkedid in taken:
+                    continue
+                row = CaseRow(**{k: v for k, v in _columns(case).items() if k != "id"})
+                session.add(row)
+                await session.flush()
+                session.add(_event_row(dataclasses.replace(event, case_id=row.id)))
+                session.add(CaseCallRow(linkedid=linkedid, case_id=row.id, linked_at=case.created_at))
+                taken.add(linkedid)
+                opened += 1
+            ids = [m.linkedid for m in missed]
+            listed = set(await session.scalars(select(MissedCallRow.linkedid).where(MissedCallRow.linkedid.in_(ids))))
+            session.add_all(MissedCallRow(**dataclasses.asdict(m)) for m in missed if m.linkedid not in listed)
+        return opened
+
     async def save(self, before: Case, after: Case, event: CaseEvent) -> Case:
         """Write a transition, if nobody changed the case since ``before`` was read."""
         columns = {k: v for k, v in _columns(after).items() if k != "id"}
