@@ -41,6 +41,9 @@ from cti.sim.world import World  # noqa: E402
 from cti.store.database import Database  # noqa: E402
 
 
+COUNTS = {"unmatched": 0, "called": 0}
+
+
 def workspace(folder: Path, agents: int) -> Path:
     """The shipped configuration with ``agents`` agents in the 12345 queue."""
     for name in ("ivr_flows", "recordings"):
@@ -80,6 +83,8 @@ async def desk(base: str, token: str, agent_id: str, sent: dict[tuple[str, str],
                 emitted = sent.pop((message["linkedid"], device), None)
                 if emitted is not None:
                     latencies.append(arrived - emitted)
+                else:
+                    COUNTS["unmatched"] += 1
 
 
 async def main() -> None:
@@ -91,6 +96,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--keep", action="store_true", help="keep the workspace (settings, database, log)")
+    parser.add_argument("--profile", help="run cti serve under cProfile, writing its statistics here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cti-pops-"))
     settings_path = workspace(folder, args.agents)
@@ -107,24 +113,28 @@ async def main() -> None:
         world.pbx.endpoints[agent.device].ring_seconds = 1.0
         queue.add(agent.device, agent.name)
     sent: dict[tuple[str, str], float] = {}
+    desk_set = set(desk_ids)
+    measuring = asyncio.Event()
 
     def stamp(name: str, privilege: str, fields: list[tuple[str, str]]) -> None:
         if name == "AgentCalled":
             values = dict(fields)
             sent[(values["Linkedid"], values["Interface"])] = time.perf_counter()
+            if measuring.is_set() and values["Interface"][11:] in desk_set:
+                COUNTS["called"] += 1
 
     world.pbx.sinks.append(stamp)  # after the AMI server's own sink: the event is on its way
     ami_port = await world.start()
     env = {**os.environ, "CTI_SETTINGS": str(settings_path), "CTI_AMI_PORT": str(ami_port),
            "CTI_AMI_SECRET": "bench-pbx", "CTI_AGI_PORT": str(agi_port), "CTI_WEB_PORT": str(web_port)}
     log = open(folder / "serve.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "cti.cli", "--log-level", "warning", "serve"], cwd=folder,
-                              env=env, stdout=subprocess.DEVNULL, stderr=log)
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    server = subprocess.Popen([sys.executable, *profile, "-m", "cti.cli", "--log-level", "warning", "serve"],
+                              cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log)
     latencies: list[float] = []
-    measuring = asyncio.Event()
     base = f"http://127.0.0.1:{web_port}"
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # one socket a desk
             for _ in range(200):
                 try:
                     async with session.get(base + "/api/openapi.json") as reply:
@@ -157,6 +167,7 @@ async def main() -> None:
     print(f"{args.rate:.0f} arrivals/s, {args.talk:.0f} s talk, {args.agents} robot agents (ring 1 s), "
           f"{len(desk_ids)} desks open; live calls {live_at_start} → {live_at_end} during the "
           f"{args.seconds:.0f} s measured")
+    print(COUNTS)
     if latencies:
         print(f"{len(latencies):,} pops   p50 {percentile(latencies, 50) * 1000:.2f} ms   "
               f"p99 {percentile(latencies, 99) * 1000:.2f} ms   max {max(latencies) * 1000:.2f} ms   "
