@@ -7,8 +7,12 @@ the time it happened (seconds since the epoch).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
+
+
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +22,9 @@ class CallEvent:
     at: float
 
     def data(self) -> dict[str, Any]:
-        """The event's own fields, without the call's id and the time."""
-        values = asdict(self)
-        del values["linkedid"], values["at"]
-        return values
+        """The event's own fields, without the call's id and the time. (Shallow: the fields are
+        plain values or a dict of strings; dataclasses.asdict's deep copy showed in profiles.)"""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in ("linkedid", "at")}
 
 
 @dataclass(frozen=True, slots=True)
