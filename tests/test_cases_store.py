@@ -121,3 +121,20 @@ def test_the_default_catalogue_is_the_trunk_maps_handling_units() -> None:
     catalogue = default_catalogue(CONFIGURATION.trunk_map)
     treatments = {u.id: u.treatment for u in CONFIGURATION.trunk_map.units}
     assert set(catalogue.units) == {i for i, t in treatments.items() if t not in ("emergency", "excluded")}
+
+
+async def test_cases_for_ended_calls_are_opened_in_one_batch(database: Database) -> None:
+    store = database.cases
+    desk = await store.create(new_case(), created(new_case()), "6.2")  # the desk's case for one call
+    batch = [(new_case(caller_number=f"1390000{n:04d}"), created(new_case()), f"6.{n}") for n in range(5)]
+    batch.append(batch[0])  # told twice
+    missed = [MissedCall("6.9", "1", "", "12345", AT, None), MissedCall("6.9", "1", "", "12345", AT, None)]
+    assert await store.open_for_calls(batch, missed) == 4
+    for n in (0, 1, 3, 4):
+        case_id = await store.case_of_call(f"6.{n}")
+        case = await store.get(case_id)  # type: ignore[arg-type]
+        assert case is not None and case.caller_number == f"1390000{n:04d}"
+        assert [e.action for e in await store.events(case.id)] == ["create"]
+    assert await store.case_of_call("6.2") == desk.id
+    assert [m.linkedid for m in await store.missed()] == ["6.9"]
+    assert await store.open_for_calls(batch, missed) == 0  # again: nothing new

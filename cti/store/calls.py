@@ -69,14 +69,14 @@ class CallStore:
     async def calls(self, *, limit: int = 50, linkedids: Sequence[str] | None = None,
                     caller_number: str | None = None) -> list[CallRecord]:
         """Stored calls, newest first (or in the order of ``linkedids`` when given)."""
-        query = select(CallRow)
+        query = select(*CallRow.__table__.columns)  # rows, not ORM objects: every screen-pop reads history
         if linkedids is not None:
             query = query.where(CallRow.linkedid.in_(list(linkedids)))
         if caller_number is not None:
             query = query.where(CallRow.caller_number == caller_number)
         query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit)
         async with self._sessions() as session:
-            rows = list(await session.scalars(query))
+            rows = list(await session.execute(query))
         records = [_record(row) for row in rows]
         if linkedids is not None:
             order = {linkedid: i for i, linkedid in enumerate(linkedids)}
@@ -121,7 +121,7 @@ def _seconds(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _record(row: CallRow) -> CallRecord:
+def _record(row: Any) -> CallRecord:
     return CallRecord(
         linkedid=row.linkedid, direction=row.direction, caller_number=row.caller_number,
         caller_name=row.caller_name, dialled_number=row.dialled_number, unit=row.unit, unit_id=row.unit_id,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cti.cases.model import Case, CaseError, CaseEvent
@@ -59,21 +59,26 @@ class CaseStore:
         calls = [linkedid for _, _, linkedid in cases]
         async with self._sessions.begin() as session:
             taken = set(await session.scalars(select(CaseCallRow.linkedid).where(CaseCallRow.linkedid.in_(calls))))
-            opened = 0
-            for case, event, linkedid in cases:
-                if linkedid in taken:
-                    continue
-                row = CaseRow(**{k: v for k, v in _columns(case).items() if k != "id"})
-                session.add(row)
-                await session.flush()
-                session.add(_event_row(dataclasses.replace(event, case_id=row.id)))
-                session.add(CaseCallRow(linkedid=linkedid, case_id=row.id, linked_at=case.created_at))
-                taken.add(linkedid)
-                opened += 1
-            ids = [m.linkedid for m in missed]
-            listed = set(await session.scalars(select(MissedCallRow.linkedid).where(MissedCallRow.linkedid.in_(ids))))
-            session.add_all(MissedCallRow(**dataclasses.asdict(m)) for m in missed if m.linkedid not in listed)
-        return opened
+            # once a call, even when told twice in a batch
+            fresh = list({linkedid: (case, event, linkedid) for case, event, linkedid in cases
+                          if linkedid not in taken}.values())
+            if fresh:  # Core inserts, many rows a statement: the ORM's unit of work per row showed in profiles
+                ids = list(await session.scalars(
+                    insert(CaseRow).returning(CaseRow.id, sort_by_parameter_order=True),
+                    [{k: v for k, v in _columns(case).items() if k != "id"} for case, _, _ in fresh]))
+                await session.execute(insert(CaseEventRow), [
+                    _event_values(dataclasses.replace(event, case_id=case_id))
+                    for case_id, (_, event, _) in zip(ids, fresh, strict=True)])
+                await session.execute(insert(CaseCallRow), [
+                    {"linkedid": linkedid, "case_id": case_id, "linked_at": case.created_at}
+                    for case_id, (case, _, linkedid) in zip(ids, fresh, strict=True)])
+            ids_missed = [m.linkedid for m in missed]
+            listed = set(await session.scalars(
+                select(MissedCallRow.linkedid).where(MissedCallRow.linkedid.in_(ids_missed))))
+            new_missed = {m.linkedid: dataclasses.asdict(m) for m in missed if m.linkedid not in listed}
+            if new_missed:
+                await session.execute(insert(MissedCallRow), list(new_missed.values()))
+        return len(fresh)
 
     async def save(self, before: Case, after: Case, event: CaseEvent) -> Case:
         """Write a transition, if nobody changed the case since ``before`` was read."""
@@ -96,7 +101,7 @@ class CaseStore:
                    created_from: datetime | None = None, created_to: datetime | None = None,
                    limit: int = 100, offset: int = 0) -> list[Case]:
         """Cases, newest first."""
-        query = select(CaseRow)
+        query = select(*CaseRow.__table__.columns)  # rows, not ORM objects: lists are read often
         if states:
             query = query.where(CaseRow.state.in_(list(states)))
         if unit is not None:
@@ -111,7 +116,7 @@ class CaseStore:
             query = query.where(CaseRow.created_at < created_to)
         query = query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(limit).offset(offset)
         async with self._sessions() as session:
-            return [_case(row) for row in await session.scalars(query)]
+            return [_case(row) for row in await session.execute(query)]
 
     async def events(self, case_id: int) -> list[CaseEvent]:
         query = select(CaseEventRow).where(CaseEventRow.case_id == case_id).order_by(CaseEventRow.id)
@@ -180,13 +185,18 @@ def _columns(case: Case) -> dict[str, Any]:
     return {name: getattr(case, name) for name in FIELDS}
 
 
-def _case(row: CaseRow) -> Case:
+def _case(row: Any) -> Case:
     return Case(**{name: getattr(row, name) for name in FIELDS})
 
 
+def _event_values(event: CaseEvent) -> dict[str, Any]:
+    return {"case_id": event.case_id, "at": event.at, "actor": event.actor, "role": event.role,
+            "action": event.action, "from_state": event.from_state, "to_state": event.to_state,
+            "details": event.details}
+
+
 def _event_row(event: CaseEvent) -> CaseEventRow:
-    return CaseEventRow(case_id=event.case_id, at=event.at, actor=event.actor, role=event.role, action=event.action,
-                        from_state=event.from_state, to_state=event.to_state, details=event.details)
+    return CaseEventRow(**_event_values(event))
 
 
 def _missed(row: MissedCallRow) -> MissedCall:
