@@ -40,7 +40,6 @@ from cti.sim.traffic import TrafficMix, arrivals  # noqa: E402
 from cti.sim.world import World  # noqa: E402
 from cti.store.database import Database  # noqa: E402
 
-
 COUNTS = {"unmatched": 0, "called": 0}
 
 
@@ -72,19 +71,50 @@ async def tokens(url: str, agent_ids: list[str]) -> dict[str, str]:
 
 
 async def desk(base: str, token: str, agent_id: str, sent: dict[tuple[str, str], float],
-               latencies: list[float], measuring: asyncio.Event, session: aiohttp.ClientSession) -> None:
-    async with session.ws_connect(base.replace("http", "ws") + "/api/ws", max_msg_size=0) as ws:
+               latencies: list[float], pings: list[float], measuring: asyncio.Event,
+               session: aiohttp.ClientSession) -> None:
+    """An agent's desk; while measuring it also pings cti once a second: the round trip of a
+    WebSocket ping to the same process under the same load is the baseline."""
+    async with session.ws_connect(base.replace("http", "ws") + "/api/ws", max_msg_size=0, autoping=False) as ws:
         await ws.send_json({"type": "auth", "token": token})
         device = f"PJSIP/agent{agent_id}"
-        async for frame in ws:
-            arrived = time.perf_counter()
-            message = json.loads(frame.data)
-            if message["type"] == "ringing" and measuring.is_set():
-                emitted = sent.pop((message["linkedid"], device), None)
-                if emitted is not None:
-                    latencies.append(arrived - emitted)
-                else:
-                    COUNTS["unmatched"] += 1
+        pinged: list[float] = []
+
+        async def ping() -> None:
+            await asyncio.sleep(random.random())
+            while True:
+                if measuring.is_set():
+                    pinged.append(time.perf_counter())
+                    await ws.ping()
+                await asyncio.sleep(1.0)
+
+        pinger = asyncio.create_task(ping())
+        try:
+            await read(ws, device, sent, latencies, pings, pinged, measuring)
+        finally:
+            pinger.cancel()
+
+
+async def read(ws: aiohttp.ClientWebSocketResponse, device: str, sent: dict[tuple[str, str], float],
+               latencies: list[float], pings: list[float], pinged: list[float], measuring: asyncio.Event) -> None:
+    async for frame in ws:
+        arrived = time.perf_counter()
+        if frame.type == aiohttp.WSMsgType.PONG:
+            if pinged and measuring.is_set():
+                pings.append(arrived - pinged.pop(0))
+            continue
+        if frame.type == aiohttp.WSMsgType.PING:  # cti's heartbeat: answered by hand, as autoping is off
+            await ws.pong(frame.data)
+            continue
+        if frame.type != aiohttp.WSMsgType.TEXT:
+            continue
+        message = json.loads(frame.data)
+        if message["type"] == "ringing" and measuring.is_set():
+            emitted = sent.pop((message["linkedid"], device), None)
+            if emitted is not None:
+                latencies.append(arrived - emitted)
+            else:
+                COUNTS["unmatched"] += 1
 
 
 async def main() -> None:
@@ -132,6 +162,7 @@ async def main() -> None:
     server = subprocess.Popen([sys.executable, *profile, "-m", "cti.cli", "--log-level", "warning", "serve"],
                               cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log)
     latencies: list[float] = []
+    pings: list[float] = []
     base = f"http://127.0.0.1:{web_port}"
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # one socket a desk
@@ -143,7 +174,7 @@ async def main() -> None:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-            desks = [asyncio.create_task(desk(base, issued[a], a, sent, latencies, measuring, session))
+            desks = [asyncio.create_task(desk(base, issued[a], a, sent, latencies, pings, measuring, session))
                      for a in desk_ids]
             await asyncio.sleep(2)
             mix = TrafficMix(rate=args.rate, hotline_share=1.0, talk=(args.talk * 0.9, args.talk * 1.1),
@@ -167,11 +198,16 @@ async def main() -> None:
     print(f"{args.rate:.0f} arrivals/s, {args.talk:.0f} s talk, {args.agents} robot agents (ring 1 s), "
           f"{len(desk_ids)} desks open; live calls {live_at_start} → {live_at_end} during the "
           f"{args.seconds:.0f} s measured")
-    print(COUNTS)
-    if latencies:
-        print(f"{len(latencies):,} pops   p50 {percentile(latencies, 50) * 1000:.2f} ms   "
-              f"p99 {percentile(latencies, 99) * 1000:.2f} ms   max {max(latencies) * 1000:.2f} ms   "
-              f"mean {statistics.fmean(latencies) * 1000:.2f} ms")
+    if COUNTS["unmatched"]:
+        print(f"{COUNTS['unmatched']} pops without their AMI event (should not happen)")
+    for name, values in (("pops", latencies), ("ping round trips", pings)):
+        if values:
+            print(f"{len(values):>6,} {name:17} p50 {percentile(values, 50) * 1000:6.2f} ms   "
+                  f"p99 {percentile(values, 99) * 1000:6.2f} ms   max {max(values) * 1000:7.2f} ms   "
+                  f"mean {statistics.fmean(values) * 1000:5.2f} ms")
+    if latencies and pings:
+        print(f"pop p99 / ping round-trip p99: {percentile(latencies, 99) / percentile(pings, 99):.2f}; "
+              f"AgentCalled events for the open desks: {COUNTS['called']:,}")
     problems = (folder / "serve.log").read_text()
     if problems:
         print(f"cti serve said (last lines):\n{problems[-1500:]}")
