@@ -90,6 +90,43 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1] if len(values) > 1 else values[0]
 
 
+# The baseline: the least a FastAGI server can do (read the environment, send one command, read the
+# reply, hang up), in a process of its own like cti's, measured by the same client in the same run.
+BARE_SERVER = """
+import asyncio, sys
+async def session(reader, writer):
+    await reader.readuntil(b"\\n\\n")
+    writer.write(b"SET VARIABLE CTI_NEXT queue\\n")
+    await reader.readline()
+    writer.close()
+async def main():
+    server = await asyncio.start_server(session, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+async def wait_listening(port: int) -> None:
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+
+
+async def bare(rate: float, seconds: float, warmup: float) -> tuple[list[float], list[float]]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        await wait_listening(port)
+        return await load(port, rate, seconds, warmup)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0)
@@ -104,13 +141,7 @@ async def main() -> None:
         server = subprocess.Popen([sys.executable, "-m", "cti.cli", "--log-level", "error", "serve"], cwd=ROOT,
                                   env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            for _ in range(100):
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
+            await wait_listening(port)
             decision, session = await load(port, args.rate, args.seconds, args.warmup)
         finally:
             server.terminate()
@@ -119,12 +150,15 @@ async def main() -> None:
             errors = (Path(folder) / "serve.log").read_text()
             if errors:
                 print(f"cti serve said:\n{errors[-2000:]}")
+    floor, _ = await bare(args.rate, args.seconds, args.warmup)
     print(f"machine: {describe()}")
     print(f"{len(decision):,} route requests at {args.rate:.0f}/s over {args.seconds:.0f} s (after {args.warmup:.0f} s "
           f"warm-up), numbers: {', '.join(sorted(set(NUMBERS)))}")
-    for name, values in (("decision (first command)", decision), ("whole session", session)):
+    for name, values in (("decision (first command)", decision), ("whole session", session),
+                         ("baseline: bare server", floor)):
         print(f"{name:26} p50 {percentile(values, 50) * 1000:6.2f} ms   p99 {percentile(values, 99) * 1000:6.2f} ms   "
               f"max {max(values) * 1000:6.2f} ms")
+    print(f"decision p99 / bare server p99: {percentile(decision, 99) / percentile(floor, 99):.2f}")
 
 
 if __name__ == "__main__":

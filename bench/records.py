@@ -71,6 +71,38 @@ async def persist(url: str, count: int, **engine: object) -> tuple[float, int]:
     return seconds, stored
 
 
+def bare_sqlite(path: str, count: int) -> float:
+    """The baseline: Python's sqlite3 alone writing the same rows (the call and its six timeline
+    events) in batches of 200, WAL and synchronous=FULL like cti, no SQLAlchemy, no asyncio."""
+    import json
+    import sqlite3
+
+    records = [record(n) for n in range(count)]
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE calls (linkedid TEXT PRIMARY KEY, caller TEXT, dialled TEXT, arrived REAL, "
+               "ended REAL, answered_by TEXT, legs TEXT, recording TEXT)")
+    db.execute("CREATE TABLE events (linkedid TEXT, seq INTEGER, at REAL, kind TEXT, data TEXT, "
+               "PRIMARY KEY (linkedid, seq))")
+    start = time.perf_counter()
+    for i in range(0, count, 200):
+        batch = records[i:i + 200]
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+            (r.linkedid, r.caller_number, r.dialled_number, r.arrived_at, r.ended_at, r.answered_by,
+             json.dumps([[leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at]
+                         for leg in r.legs]), r.recording)
+            for r in batch])
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", [
+            (r.linkedid, n, e.at, e.kind, json.dumps(e.data(), ensure_ascii=False))
+            for r in batch for n, e in enumerate(r.timeline)])
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    db.close()
+    return seconds
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20_000)
@@ -79,8 +111,11 @@ async def main() -> None:
     print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory() as folder:
         seconds, stored = await persist(f"sqlite:///{folder}/bench.db", args.count)
+        floor = bare_sqlite(f"{folder}/bare.db", args.count)
     print(f"sqlite      {args.count:,} records in {seconds:.2f} s: {args.count / seconds:,.0f} records/s; "
           f"{stored:,} in the database")
+    print(f"baseline    sqlite3 alone, same rows and durability: {args.count / floor:,.0f} records/s; "
+          f"cti / baseline: {floor / seconds:.2f}")
     try:
         import asyncpg
 
