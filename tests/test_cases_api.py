@@ -10,7 +10,7 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cti.store.cases import MissedCall
+from cti.cases.model import MissedCall
 from tests.desk_harness import running_desk
 from tests.fakeami import until
 from tests.test_desk import CALL, p5_with_pause

@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cti.cases.catalogue import default_catalogue
-from cti.cases.model import Case, CaseError, CaseEvent
+from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
 from cti.cases.service import CaseService
 from cti.configuration import load_configuration
 from cti.settings import Settings
-from cti.store.cases import MissedCall
 from cti.store.database import Database
 from tests.conftest import REPO_PATHS
 

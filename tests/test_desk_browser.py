@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cti.calls.record import CallRecord
+from cti.cases.model import MissedCall
 from cti.sim.phones import Citizen
-from cti.store.cases import MissedCall
 from tests.conftest import REPO
 from tests.desk_harness import PASSWORD, running_desk
 from tests.fakeami import until

@@ -110,6 +110,22 @@ class CaseEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MissedCall:
+    """A citizen's call nobody answered (abandoned in the queue, or rung out): to be called back."""
+
+    linkedid: str
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    at: datetime
+    waited: float | None
+    state: str = "open"  # open, called_back, unreachable
+    resolved_at: datetime | None = None
+    resolved_by: str = ""
+    case_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """What an action needs besides the case: when, who, the rules and the calendar."""
 

@@ -21,10 +21,10 @@ from cti.ami.message import AmiMessage
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
-from cti.cases.model import CATEGORIES, OPEN, Case, CaseError, CaseEvent, Context, apply
+from cti.cases.model import CATEGORIES, OPEN, Case, CaseError, CaseEvent, Context, MissedCall, apply
 from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
 from cti.cases.workdays import WorkCalendar
-from cti.store.cases import CaseStore, MissedCall
+from cti.store.cases import CaseStore
 
 log = logging.getLogger(__name__)
 SYSTEM = "cti"

@@ -19,8 +19,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from cti.cases.model import CATEGORIES, WITH_UNIT, Case
-from cti.store.cases import MissedCall
+from cti.cases.model import CATEGORIES, WITH_UNIT, Case, MissedCall
 
 GROUPS = ("unit", "category", "legacy_number", "day", "month")
 

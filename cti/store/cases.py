@@ -14,24 +14,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from cti.cases.model import Case, CaseError, CaseEvent
+from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
 from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Case))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MissedCall:
-    linkedid: str
-    caller_number: str
-    caller_name: str
-    dialled_number: str
-    at: datetime
-    waited: float | None
-    state: str = "open"
-    resolved_at: datetime | None = None
-    resolved_by: str = ""
-    case_id: int | None = None
 
 
 class CaseStore:

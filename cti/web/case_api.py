@@ -15,10 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from cti.cases.model import CATEGORIES, MOVES, STATES, Case
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, statistics, to_csv
-from cti.store.cases import MissedCall
 from cti.web.api import ctx, routes
 from cti.web.routes import ANYONE, ApiError, Call, Field
 
