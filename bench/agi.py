@@ -95,7 +95,10 @@ def percentile(values: list[float], p: float) -> float:
 BARE_SERVER = """
 import asyncio, sys
 async def session(reader, writer):
-    await reader.readuntil(b"\\n\\n")
+    try:
+        await reader.readuntil(b"\\n\\n")
+    except asyncio.IncompleteReadError:  # the probe that waits for the port
+        return writer.close()
     writer.write(b"SET VARIABLE CTI_NEXT queue\\n")
     await reader.readline()
     writer.close()
