@@ -102,11 +102,14 @@ class Demo:
                                    return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
                 traffic.cancel()
-                await self.world.close()  # the citizens still on the line hang up: their records are written too
+                await self.world.hang_up_everyone()  # the citizens still on the line: their records are written too
                 await asyncio.sleep(0.5)  # their last events reach cti
             finally:
                 service_stop.set()
-                await running
+                try:
+                    await running
+                finally:
+                    await self.world.close()  # the PBX goes last, so that cti does not see its link drop
         finally:
             await database.close()
 

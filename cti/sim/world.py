@@ -65,9 +65,12 @@ class World:
         """Listen for AMI; returns the port."""
         return await self.ami.start(host, port)
 
-    async def close(self) -> None:
+    async def hang_up_everyone(self) -> None:
         for channel in list(self.pbx.channels.values()):
             await self.pbx.hangup(channel, 16, request=True)
+
+    async def close(self) -> None:
+        await self.hang_up_everyone()
         await self.ami.close()
 
     # -- citizens -------------------------------------------------------------------
