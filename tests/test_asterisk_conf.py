@@ -85,3 +85,13 @@ def test_the_ami_user_has_least_privilege(key: str, value: str) -> None:
     assert not {"all", "command", "config"} & set(parser["cti"][key].split(","))
     assert parser["general"]["timestampevents"] == "yes"
     assert parser["general"]["bindaddr"] == "127.0.0.1"
+
+
+def test_the_callback_survey_gets_its_case_and_the_call_is_not_taken_for_inbound() -> None:
+    """cti originates the survey into [cti-survey] with CTI_CASE; the AGI's third argument is the case
+    the answer belongs to (cti.service reads agi_arg_3). The context is neither inbound nor the
+    hotline's outbound callback context, so the survey call is not a citizen's call record."""
+    survey = sections("extensions.conf")["cti-survey"]
+    assert any("AGI(${CTI_AGI}/survey,${EXTEN},${CHANNEL(linkedid)},${CTI_CASE})" in line for line in survey)
+    settings = AmiSettings()
+    assert "cti-survey" not in settings.inbound_contexts + settings.outbound_contexts
