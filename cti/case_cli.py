@@ -115,7 +115,7 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _show(args: argparse.Namespace, settings: Settings) -> int:
     async with _cases(settings) as cases:
-        case = await cases._get(args.id)
+        case = await cases.get(args.id)
         events = await cases.store.events(case.id)
         calls = await cases.store.calls_of(case.id)
     data = case_json(case, settings.zone) | {"events": [event_json(e, settings.zone) for e in events],

@@ -103,7 +103,7 @@ class CaseService:
 
     async def act(self, case_id: int, action: str, params: dict[str, Any], actor: str, role: str) -> Case:
         """Do one action of the workflow table on a case, for ``actor`` in ``role``."""
-        case = await self._get(case_id)
+        case = await self.get(case_id)
         if action == "merge":
             await self._check_merge_target(case, params.get("into"))
         after, event = apply(case, action, params, self._context(actor, role))
@@ -115,7 +115,7 @@ class CaseService:
 
     async def update_details(self, case_id: int, fields: dict[str, Any], actor: str, role: str) -> Case:
         """The agent completes a case cti opened for their call (category, content, place…)."""
-        case = await self._get(case_id)
+        case = await self.get(case_id)
         if case.state != "accepted":
             raise CaseError("illegal_transition", f"case {case.id} is {case.state}: only an accepted case is edited")
         changes = {k: v for k, v in fields.items() if k in ("category", "content", "location", "confidential")}
@@ -126,7 +126,8 @@ class CaseService:
                           {k: v for k, v in changes.items() if k != "content"})
         return await self.store.save(case, after, event)
 
-    async def _get(self, case_id: int) -> Case:
+    async def get(self, case_id: int) -> Case:
+        """The case, or CaseError 404."""
         case = await self.store.get(case_id)
         if case is None:
             raise CaseError("no_such_case", f"no case {case_id}", 404)
@@ -281,7 +282,7 @@ class CaseService:
             await self._callback_failed(case_id, "no answer to the survey")
 
     async def _callback_failed(self, case_id: int, reason: str) -> None:
-        case = await self._get(case_id)
+        case = await self.get(case_id)
         if case.state != "callback":
             return
         rules = self.catalogue.callback
