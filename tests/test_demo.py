@@ -215,3 +215,55 @@ async def test_a_callback_asks_the_caller_and_stores_the_answer(tmp_path: Path) 
     assert closed is not None and (closed.state, closed.satisfaction) == ("closed", "1")
     assert (back.state, back.satisfaction, back.rehandled) == ("dispatched", "3", 1)
     assert actions[-2:] == ["callback", "satisfaction"]
+
+
+async def answered_on_the_desk(demo: Demo, http: aiohttp.ClientSession, citizen_number: str) -> tuple[str, dict]:
+    """Agent 1001 (1002 logged out) signs in, a citizen calls 12345, the desk answers: the call's Linkedid."""
+    assert demo.service is not None
+    base = f"http://127.0.0.1:{demo.service.web_port}"
+    user, password, _ = demo.sign_ins[0]
+    async with http.post(base + "/api/session", json={"user": user, "password": password}) as reply:
+        auth = {"Authorization": f"Bearer {(await reply.json())['token']}"}
+    await demo.service.desk.log_out(demo.configuration.directory.get("1002"))
+    ws = await http.ws_connect(base.replace("http", "ws") + "/api/ws")
+    await ws.send_json({"type": "auth", "token": auth["Authorization"][7:]})
+    pops = Pops(ws)
+    await pops.next("hello")
+    demo.world.call("12345", citizen(citizen_number, talk=200))
+    linkedid = (await pops.next("ringing", timeout=10))["linkedid"]
+    while True:
+        async with http.post(f"{base}/api/calls/{linkedid}/answer", headers=auth) as reply:
+            if reply.status == 200:
+                break
+        await pops.next("ringing", timeout=10)
+    await pops.next("answered")
+    return linkedid, {"base": base, "auth": auth, "pops": pops, "ws": ws}
+
+
+@pytest.mark.parametrize("kind", ["attended", "conference"])
+async def test_attended_and_three_way_transfers_on_the_simulated_pbx(tmp_path: Path, kind: str) -> None:
+    """The desk's attended transfer to 110 (Atxfer, then DTMF to complete) and its three-way call with a
+    department's seat (both legs redirected into a ConfBridge room, the seat originated into it) work on
+    the simulated PBX; the record tells them as the captured P6 does: a redirect, then a conference."""
+    target = "110" if kind == "attended" else "seat-12369"
+    async with running(tmp_path) as demo, aiohttp.ClientSession() as http:
+        assert demo.service is not None
+        linkedid, desk = await answered_on_the_desk(demo, http, "13900000041")
+        base, auth = desk["base"], desk["auth"]
+        await asyncio.sleep(5 * SCALE)
+        async with http.post(f"{base}/api/calls/{linkedid}/transfer", headers=auth,
+                             json={"target": target, "kind": kind}) as reply:
+            assert reply.status == 200, await reply.text()
+        if kind == "attended":
+            await asyncio.sleep(10 * SCALE)  # the agent talks to the 110 operator first
+            async with http.post(f"{base}/api/calls/{linkedid}/transfer/complete", headers=auth) as reply:
+                assert reply.status == 200, await reply.text()
+        await desk["pops"].next("transferred", timeout=10)
+        await desk["ws"].close()
+        record = (await records(demo, 1))[0]
+    assert record.linkedid == linkedid and record.answered_by == "PJSIP/agent1001"
+    if kind == "attended":
+        assert [(t.kind, t.target) for t in record.transfers] == [("attended", "110")]
+    else:
+        assert [(t.kind, t.target) for t in record.transfers] == [("redirect", f"cti-{linkedid}"),
+                                                                  ("conference", "PJSIP/seat-12369")]
