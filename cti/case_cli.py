@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from cti.cases.model import CATEGORIES, MOVES, STATES, Case
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case, CaseError
 from cti.cases.service import CaseService, case_json, event_json
 from cti.cases.stats import GROUPS, statistics, to_csv
 from cti.configuration import load_configuration
@@ -70,10 +70,26 @@ def add_case_commands(commands: argparse._SubParsersAction) -> None:  # type: ig
     stats.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     stats.set_defaults(command=_stats)
 
-    missed = sub.add_parser("missed", help="missed calls waiting to be called back")
+    edit = sub.add_parser("edit", help="complete an accepted case's details")
+    edit.add_argument("id", type=int)
+    edit.add_argument("--category", choices=tuple(CATEGORIES))
+    edit.add_argument("--content")
+    edit.add_argument("--location")
+    edit.add_argument("--confidential", action=argparse.BooleanOptionalAction)
+    edit.set_defaults(command=_edit)
+
+    link = sub.add_parser("link", help="join a call to a case (the caller called again about it)")
+    link.add_argument("id", type=int)
+    link.add_argument("linkedid")
+    link.set_defaults(command=_link)
+
+    missed = sub.add_parser("missed", help="missed calls waiting to be called back; or mark one done")
+    missed.add_argument("--called-back", metavar="LINKEDID", help="this missed call was called back")
+    missed.add_argument("--unreachable", metavar="LINKEDID", help="this caller could not be reached")
+    missed.add_argument("--case", type=int, help="with --called-back: the case opened on the callback")
     missed.set_defaults(command=_missed)
 
-    for parser in (listing, show, opening, act, stats, missed):
+    for parser in (listing, show, opening, act, stats, edit, link, missed):
         parser.add_argument("--db", help="database URL (default: the settings' database.url)")
         parser.add_argument("--json", action="store_true", help="JSON, one object per line")
         parser.add_argument("--as", dest="actor", default=f"cli:{getpass.getuser()}", help="who acts, for the log")
@@ -179,7 +195,33 @@ def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.0%}"
 
 
+async def _edit(args: argparse.Namespace, settings: Settings) -> int:
+    fields = {name: getattr(args, name) for name in ("category", "content", "location", "confidential")
+              if getattr(args, name) is not None}
+    async with _cases(settings) as cases:
+        case = await cases.update_details(args.id, fields, args.actor, "supervisor")
+    _print([case], args.json, settings.zone)
+    return 0
+
+
+async def _link(args: argparse.Namespace, settings: Settings) -> int:
+    async with _cases(settings) as cases:
+        case = await cases.get(args.id)
+        if not await cases.store.link_call(case.id, args.linkedid, datetime.now(UTC)):
+            raise CaseError("call_has_case", f"call {args.linkedid} already belongs to case "
+                            f"{await cases.store.case_of_call(args.linkedid)}")
+    print(f"call {args.linkedid} joined case {case.id}")
+    return 0
+
+
 async def _missed(args: argparse.Namespace, settings: Settings) -> int:
+    done = args.called_back or args.unreachable
+    if done:
+        async with _cases(settings) as cases:
+            await cases.resolve_missed(done, "called_back" if args.called_back else "unreachable", args.actor,
+                                       args.case)
+        print(f"missed call {done}: {'called back' if args.called_back else 'unreachable'}")
+        return 0
     async with _cases(settings) as cases:
         calls = await cases.store.missed(limit=1000)
     for call in calls:

@@ -185,3 +185,13 @@ def test_cases_from_the_command_line(tmp_path: Path) -> None:
     assert table.stdout.splitlines()[1].startswith("yanhu-district,1,0,1,1,1.0")
     unknown = cti("case", "act", "999", "sign", *db, cwd=REPO)
     assert (unknown.returncode, unknown.stderr.strip()) == (1, "cti: no case 999")
+    assert cti("case", "link", number, "88.1", *db, cwd=REPO).stdout.strip() == f"call 88.1 joined case {number}"
+    twice = cti("case", "link", number, "88.1", *db, cwd=REPO)
+    assert (twice.returncode, twice.stderr.strip()) == (1, f"cti: call 88.1 already belongs to case {number}")
+    other = json.loads(cti("case", "open", "--caller", "1390", "--category", "request", "--content", "路灯",
+                           "--json", *db, cwd=REPO).stdout)
+    edited = json.loads(cti("case", "edit", str(other["id"]), "--location", "解放路", "--confidential", "--json",
+                            *db, cwd=REPO).stdout)
+    assert (edited["location"], edited["confidential"]) == ("解放路", True)
+    nothing = cti("case", "missed", "--called-back", "9.9", *db, cwd=REPO)
+    assert (nothing.returncode, nothing.stderr.strip()) == (1, "cti: no missed call 9.9")
