@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -220,7 +220,8 @@ class CaseService:
             if callback_due(case, now, catalogue.callback, self.zone) and self._originate is not None:
                 await self._call_back(case)
                 done["callback"] += 1
-        for case in await self.store.find(states=("closed",), limit=100_000):
+        archive_before = now - timedelta(days=catalogue.archive_after_days)
+        for case in await self.store.find(states=("closed",), closed_before=archive_before, limit=100_000):
             if archive_due(case, now, catalogue.archive_after_days):
                 await self._system(case, "archive", {})
                 done["archive"] += 1

@@ -85,7 +85,7 @@ class CaseStore:
     async def find(self, *, states: Sequence[str] | None = None, unit: str | None = None,
                    caller_number: str | None = None, escalated: bool | None = None,
                    created_from: datetime | None = None, created_to: datetime | None = None,
-                   limit: int = 100, offset: int = 0) -> list[Case]:
+                   closed_before: datetime | None = None, limit: int = 100, offset: int = 0) -> list[Case]:
         """Cases, newest first."""
         query = select(*CaseRow.__table__.columns)  # rows, not ORM objects: lists are read often
         if states:
@@ -100,6 +100,8 @@ class CaseStore:
             query = query.where(CaseRow.created_at >= created_from)
         if created_to is not None:
             query = query.where(CaseRow.created_at < created_to)
+        if closed_before is not None:
+            query = query.where(CaseRow.closed_at <= closed_before)
         query = query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(limit).offset(offset)
         async with self._sessions() as session:
             return [_case(row) for row in await session.execute(query)]
