@@ -32,6 +32,7 @@ from cti.store.writer import RecordWriter
 from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
 from cti.web.hub import PopHub
+from cti.web.metrics import Readings, agent_states, exposition, registry
 from cti.webhooks import WebhookSender
 from cti.yamlconfig import ConfigError
 
@@ -67,11 +68,22 @@ class Service:
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
-            cases=self.cases,
+            cases=self.cases, metrics=lambda: exposition(self._metrics),
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
             softphone=softphone))
         self.web_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = registry(self.readings)
+
+    def readings(self) -> Readings:
+        """The service's counts, for /api/metrics."""
+        return Readings(
+            ami_up=self.ami.connected.is_set(), ami_messages=self.pipeline.messages,
+            live_calls=len(self.tracker.calls), records_written=self.writer.written,
+            records_waiting=self.writer.backlog, pops_sent=self.hub.sent, desks_open=len(self.hub.connections),
+            agi_sessions=self.agi.sessions, webhooks_delivered=self.webhooks.delivered,
+            webhooks_waiting=self.webhooks.backlog, cases_waiting=self.cases.backlog,
+            agents=agent_states([status.state for status in self.board.all()]))
 
     def _on_ami_message(self, message: AmiMessage) -> None:
         self.pipeline.on_message(message)

@@ -145,6 +145,11 @@ class CaseService:
 
     # -- calls ending ----------------------------------------------------------------------
 
+    @property
+    def backlog(self) -> int:
+        """Ended calls waiting for their batch."""
+        return len(self._ended)
+
     def call_ended(self, record: CallRecord) -> None:
         """A call ended: it gets its case (or a place on the missed list) in the next batch. At
         a hundred calls a second one transaction per call would keep the database busy."""

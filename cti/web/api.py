@@ -42,6 +42,7 @@ class WebContext:
     recording_file: Callable[[str], Path | None]  # Asterisk's path of a recording -> the file cti can read
     link_up: Callable[[], bool]
     cases: CaseService
+    metrics: Callable[[], bytes]  # the Prometheus exposition of the running service
     # the demo's softphone: (device, linkedid) -> whether a ringing phone picked up; None with a real PBX,
     # where agents answer on their SIP phones
     softphone: Callable[[str, str], bool] | None = None
@@ -254,6 +255,13 @@ async def route(call: Call) -> dict[str, Any]:
         raise ApiError(422, "invalid", "invalid query", {"fields": {"at": "expected ISO 8601"}}) from None
     at = at if at.tzinfo else at.replace(tzinfo=zone)
     return decide(configuration.trunk_map, call.path("number"), at).to_json() | {"at": at.isoformat()}
+
+
+@routes.add("GET", "/api/metrics", roles=("admin", "supervisor", "integrator"), produces="text/plain",
+            summary="Prometheus metrics (scrape with a bearer token)")
+async def metrics(call: Call) -> web.Response:
+    return web.Response(body=ctx(call).metrics(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
 
 
 @routes.add("POST", "/api/admin/reload", roles=("admin",),
