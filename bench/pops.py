@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -137,7 +138,8 @@ async def main() -> None:
     issued = await tokens(settings.database.url, desk_ids)
 
     agi_port, web_port = free_port(), free_port()
-    world = World(configuration, agi_url=f"agi://127.0.0.1:{agi_port}", secret="bench-pbx", seed=3)
+    secret = secrets.token_hex(8)  # the simulated PBX's AMI password, for this run only
+    world = World(configuration, agi_url=f"agi://127.0.0.1:{agi_port}", secret=secret, seed=3)
     queue = world.pbx.queues["q12345"]
     for agent in configuration.directory.agents:
         world.pbx.endpoints[agent.device].ring_seconds = 1.0
@@ -156,7 +158,7 @@ async def main() -> None:
     world.pbx.sinks.append(stamp)  # after the AMI server's own sink: the event is on its way
     ami_port = await world.start()
     env = {**os.environ, "CTI_SETTINGS": str(settings_path), "CTI_AMI_PORT": str(ami_port),
-           "CTI_AMI_SECRET": "bench-pbx", "CTI_AGI_PORT": str(agi_port), "CTI_WEB_PORT": str(web_port)}
+           "CTI_AMI_SECRET": secret, "CTI_AGI_PORT": str(agi_port), "CTI_WEB_PORT": str(web_port)}
     log = open(folder / "serve.log", "w")  # noqa: SIM115 - closed below
     profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
     server = subprocess.Popen([sys.executable, *profile, "-m", "cti.cli", "--log-level", "warning", "serve"],

@@ -35,7 +35,7 @@ def test_arrivals_follow_the_mix_and_are_repeatable() -> None:
 async def test_as_a_load_generator_the_world_keeps_to_its_bounds() -> None:
     """No cti behind it (FastAGI refused: the dialplan's fallback queues every call), a
     limit on the calls placed and on the citizens on the line at once."""
-    world = World(CONFIGURATION, agi_url="agi://127.0.0.1:9", scale=0.001, seed=1)
+    world = World(CONFIGURATION, agi_url="agi://127.0.0.1:9", secret="load", scale=0.001, seed=1)
     await world.start()
     most = 0
 

@@ -28,8 +28,8 @@ CARRIER = "PJSIP/carrier"
 
 
 class World:
-    def __init__(self, configuration: Configuration, *, agi_url: str, prompts: Path | None = None,
-                 secret: str = "cti-secret", scale: float = 1.0, seed: int | None = None,
+    def __init__(self, configuration: Configuration, *, agi_url: str, secret: str, prompts: Path | None = None,
+                 scale: float = 1.0, seed: int | None = None,
                  attended: Callable[[str], bool] | None = None) -> None:
         self.rng = random.Random(seed)
         self.citizens: dict[str, Citizen] = {}  # on the line now, by their channel
