@@ -7,8 +7,10 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from cti.settings import PathSettings
 from cti.store.calls import CallStore
@@ -79,3 +81,23 @@ async def sqlite_db(tmp_path) -> AsyncIterator[Database]:
 @pytest.fixture
 def sqlite_store(sqlite_db: Database) -> CallStore:
     return sqlite_db.calls
+
+
+@pytest.fixture
+async def unit_endpoint() -> AsyncIterator[tuple[str, list[tuple[dict[str, Any], dict[str, str]]]]]:
+    """A unit's system on 127.0.0.1: its URL, and every JSON body and headers POSTed to it."""
+    received: list[tuple[dict[str, Any], dict[str, str]]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append((await request.json(), dict(request.headers)))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/hook", received
+    await runner.cleanup()

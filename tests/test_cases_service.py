@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from cti.ami.message import AmiMessage
 from cti.calls.events import RouteDecided
@@ -40,25 +38,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.at += timedelta(**delta)
-
-
-@pytest.fixture
-async def unit_endpoint() -> AsyncIterator[tuple[str, list[tuple[dict[str, Any], dict[str, str]]]]]:
-    received: list[tuple[dict[str, Any], dict[str, str]]] = []
-
-    async def receive(request: web.Request) -> web.Response:
-        received.append((await request.json(), dict(request.headers)))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/cases", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/cases", received
-    await runner.cleanup()
 
 
 def service(database: Database, clock: Clock, webhook: str = "", sent: list | None = None,

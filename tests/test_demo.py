@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -109,40 +110,60 @@ async def test_every_treatment_through_the_shipped_dialplan(tmp_path: Path) -> N
     assert all(r.hangup_cause == 16 for r in by_dialled.values())
 
 
+@dataclass
+class DeskOf1001:
+    """Agent 1001 signed in over HTTP with a desk socket open; 1002 logged out, so 1001 takes the calls."""
+
+    base: str
+    auth: dict[str, str]
+    pops: Pops
+
+    async def post(self, http: aiohttp.ClientSession, path: str, **json: str) -> aiohttp.ClientResponse:
+        return await http.post(self.base + path, headers=self.auth, json=json or None)
+
+    async def answer(self, http: aiohttp.ClientSession, linkedid: str) -> None:
+        """The softphone's 接听, until it lands: the queue rings an agent 15 s at a time, so a slow
+        click waits for the next ring."""
+        while True:
+            async with await self.post(http, f"/api/calls/{linkedid}/answer") as reply:
+                if reply.status == 200:
+                    break
+                assert reply.status == 409, await reply.text()
+            await self.pops.next("ringing", timeout=10)
+        await self.pops.next("answered")
+
+
+@asynccontextmanager
+async def desk_of_1001(demo: Demo, http: aiohttp.ClientSession) -> AsyncIterator[DeskOf1001]:
+    assert demo.service is not None
+    base = f"http://127.0.0.1:{demo.service.web_port}"
+    user, password, _ = demo.sign_ins[0]
+    async with http.post(base + "/api/session", json={"user": user, "password": password}) as reply:
+        token = (await reply.json())["token"]
+    await demo.service.desk.log_out(demo.configuration.directory.get("1002"))
+    async with http.ws_connect(base.replace("http", "ws") + "/api/ws") as ws:
+        await ws.send_json({"type": "auth", "token": token})
+        desk = DeskOf1001(base, {"Authorization": f"Bearer {token}"}, Pops(ws))
+        await desk.pops.next("hello")
+        yield desk
+
+
 async def test_the_desk_gets_the_pop_answers_and_hands_over_to_110(tmp_path: Path) -> None:
     async with running(tmp_path) as demo, aiohttp.ClientSession() as http:
-        assert demo.service is not None
-        base = f"http://127.0.0.1:{demo.service.web_port}"
-        user, password, _ = demo.sign_ins[0]
-        async with http.post(base + "/api/session", json={"user": user, "password": password}) as reply:
-            token = (await reply.json())["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        other = demo.configuration.directory.get("1002")
-        await demo.service.desk.log_out(other)  # only 1001, a person at the desk, takes calls
-        async with http.ws_connect(base.replace("http", "ws") + "/api/ws") as ws:
-            await ws.send_json({"type": "auth", "token": token})
-            pops = Pops(ws)
-            await pops.next("hello")
+        async with desk_of_1001(demo, http) as desk:
             demo.world.call("12369", citizen("13900000009", talk=60))
-            ringing = await pops.next("ringing", timeout=10)
+            ringing = await desk.pops.next("ringing", timeout=10)
             linkedid = ringing["call"]["linkedid"]
             assert (ringing["call"]["caller_number"], ringing["call"]["dialled_number"]) == ("13900000009", "12369")
             await asyncio.sleep(10 * SCALE)  # longer than the robots take: a person is at the desk, no robot answers
-            assert not [m for m in pops.seen if m["type"] == "answered"]
-            while True:  # the queue rings an agent 15 s at a time: a slow click waits for the next ring
-                async with http.post(f"{base}/api/calls/{linkedid}/answer", headers=auth) as reply:
-                    if reply.status == 200:
-                        break
-                    assert reply.status == 409, await reply.text()
-                await pops.next("ringing", timeout=10)
-            await pops.next("answered")
-            async with http.post(f"{base}/api/calls/{linkedid}/transfer", headers=auth,
-                                 json={"target": "110", "kind": "blind"}) as reply:
+            assert not [m for m in desk.pops.seen if m["type"] == "answered"]
+            await desk.answer(http, linkedid)
+            async with await desk.post(http, f"/api/calls/{linkedid}/transfer", target="110", kind="blind") as reply:
                 assert reply.status == 200, await reply.text()
-            transferred = await pops.next("transferred")
+            transferred = await desk.pops.next("transferred")
             assert transferred["target"] == "110"
         record = (await records(demo, 1))[0]
-        async with http.post(f"{base}/api/calls/{linkedid}/answer", headers=auth) as reply:
+        async with await desk.post(http, f"/api/calls/{linkedid}/answer") as reply:
             assert reply.status == 409 and (await reply.json())["error"]["code"] == "not_ringing"
     assert record.answered_by == "PJSIP/agent1001"
     assert [(t.kind, t.target) for t in record.transfers] == [("blind", "110")]
@@ -217,29 +238,6 @@ async def test_a_callback_asks_the_caller_and_stores_the_answer(tmp_path: Path) 
     assert actions[-2:] == ["callback", "satisfaction"]
 
 
-async def answered_on_the_desk(demo: Demo, http: aiohttp.ClientSession, citizen_number: str) -> tuple[str, dict]:
-    """Agent 1001 (1002 logged out) signs in, a citizen calls 12345, the desk answers: the call's Linkedid."""
-    assert demo.service is not None
-    base = f"http://127.0.0.1:{demo.service.web_port}"
-    user, password, _ = demo.sign_ins[0]
-    async with http.post(base + "/api/session", json={"user": user, "password": password}) as reply:
-        auth = {"Authorization": f"Bearer {(await reply.json())['token']}"}
-    await demo.service.desk.log_out(demo.configuration.directory.get("1002"))
-    ws = await http.ws_connect(base.replace("http", "ws") + "/api/ws")
-    await ws.send_json({"type": "auth", "token": auth["Authorization"][7:]})
-    pops = Pops(ws)
-    await pops.next("hello")
-    demo.world.call("12345", citizen(citizen_number, talk=200))
-    linkedid = (await pops.next("ringing", timeout=10))["linkedid"]
-    while True:
-        async with http.post(f"{base}/api/calls/{linkedid}/answer", headers=auth) as reply:
-            if reply.status == 200:
-                break
-        await pops.next("ringing", timeout=10)
-    await pops.next("answered")
-    return linkedid, {"base": base, "auth": auth, "pops": pops, "ws": ws}
-
-
 @pytest.mark.parametrize("kind", ["attended", "conference"])
 async def test_attended_and_three_way_transfers_on_the_simulated_pbx(tmp_path: Path, kind: str) -> None:
     """The desk's attended transfer to 110 (Atxfer, then DTMF to complete) and its three-way call with a
@@ -247,19 +245,18 @@ async def test_attended_and_three_way_transfers_on_the_simulated_pbx(tmp_path: P
     the simulated PBX; the record tells them as the captured P6 does: a redirect, then a conference."""
     target = "110" if kind == "attended" else "seat-12369"
     async with running(tmp_path) as demo, aiohttp.ClientSession() as http:
-        assert demo.service is not None
-        linkedid, desk = await answered_on_the_desk(demo, http, "13900000041")
-        base, auth = desk["base"], desk["auth"]
-        await asyncio.sleep(5 * SCALE)
-        async with http.post(f"{base}/api/calls/{linkedid}/transfer", headers=auth,
-                             json={"target": target, "kind": kind}) as reply:
-            assert reply.status == 200, await reply.text()
-        if kind == "attended":
-            await asyncio.sleep(10 * SCALE)  # the agent talks to the 110 operator first
-            async with http.post(f"{base}/api/calls/{linkedid}/transfer/complete", headers=auth) as reply:
+        async with desk_of_1001(demo, http) as desk:
+            demo.world.call("12345", citizen("13900000041", talk=200))
+            linkedid = (await desk.pops.next("ringing", timeout=10))["linkedid"]
+            await desk.answer(http, linkedid)
+            await asyncio.sleep(5 * SCALE)
+            async with await desk.post(http, f"/api/calls/{linkedid}/transfer", target=target, kind=kind) as reply:
                 assert reply.status == 200, await reply.text()
-        await desk["pops"].next("transferred", timeout=10)
-        await desk["ws"].close()
+            if kind == "attended":
+                await asyncio.sleep(10 * SCALE)  # the agent talks to the 110 operator first
+                async with await desk.post(http, f"/api/calls/{linkedid}/transfer/complete") as reply:
+                    assert reply.status == 200, await reply.text()
+            await desk.pops.next("transferred", timeout=10)
         record = (await records(demo, 1))[0]
     assert record.linkedid == linkedid and record.answered_by == "PJSIP/agent1001"
     if kind == "attended":

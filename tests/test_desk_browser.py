@@ -28,6 +28,16 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 
 
+async def sign_in(browser, base: str, user: str, password: str):  # type: ignore[no-untyped-def]
+    """A new page on the desk, the sign-in form filled and sent."""
+    page = await browser.new_page()
+    await page.goto(base + "/")
+    await page.fill("#user", user)
+    await page.fill("#password", password)
+    await page.click("#signin-button")
+    return page
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[object]:
     async with playwright.async_playwright() as p:
@@ -47,11 +57,7 @@ async def test_the_desk_shows_a_pop_and_sends_a_transfer(tmp_path: Path, browser
             linkedid="1795200000.1", direction="inbound", caller_number="13800000043", caller_name="Citizen",
             dialled_number="12315", arrived_at=1795200000.0, ended_at=1795200100.0, answered_at=1795200010.0,
             answered_by="PJSIP/agent1001", answered_by_name="王芳", recording=str(earlier))])
-        page = await browser.new_page()
-        await page.goto(desk.base + "/")
-        await page.fill("#user", "1001")
-        await page.fill("#password", PASSWORD)
-        await page.click("#signin-button")
+        page = await sign_in(browser, desk.base, "1001", PASSWORD)
         await page.wait_for_selector("#desk:not([hidden])")
         await page.wait_for_selector("#targets button[data-target='110']")
         assert await page.inner_text("#who") == "王芳 (1001)"
@@ -88,11 +94,7 @@ async def test_the_desk_shows_a_pop_and_sends_a_transfer(tmp_path: Path, browser
 async def test_a_wrong_password_is_refused_on_the_page(tmp_path: Path, browser) -> None:
     async with running_desk(tmp_path, [p5_with_pause()[0]]) as desk:
         await desk.database.users.add("1001", "王芳", "agent", PASSWORD, "1001")
-        page = await browser.new_page()
-        await page.goto(desk.base + "/")
-        await page.fill("#user", "1001")
-        await page.fill("#password", "not the password")
-        await page.click("#signin-button")
+        page = await sign_in(browser, desk.base, "1001", "not the password")
         await page.wait_for_selector("#signin-error:has-text('wrong user or password')")
         assert await page.is_hidden("#desk")
         await page.close()
@@ -105,11 +107,7 @@ async def test_on_the_demo_a_person_answers_with_the_desk_softphone(tmp_path: Pa
         assert demo.service is not None
         await demo.service.desk.log_out(demo.configuration.directory.get("1002"))
         user, password, _ = demo.sign_ins[0]
-        page = await browser.new_page()
-        await page.goto(f"http://127.0.0.1:{demo.service.web_port}/")
-        await page.fill("#user", user)
-        await page.fill("#password", password)
-        await page.click("#signin-button")
+        page = await sign_in(browser, f"http://127.0.0.1:{demo.service.web_port}", user, password)
         await page.wait_for_selector("#desk:not([hidden])")
         await until(lambda: demo.service is not None and demo.service.hub.present("1001"), what="the desk's socket")
         assert await page.is_hidden("#answer")
@@ -136,11 +134,7 @@ async def test_on_the_demo_the_case_form_saves_and_tasks_are_worked_off(tmp_path
         await demo.service.database.cases.add_missed(MissedCall(
             "8.1", "13900000031", "", "12345", datetime(2026, 11, 21, 1, 0, tzinfo=UTC), 35.0))
         user, password, _ = demo.sign_ins[0]
-        page = await browser.new_page()
-        await page.goto(f"http://127.0.0.1:{demo.service.web_port}/")
-        await page.fill("#user", user)
-        await page.fill("#password", password)
-        await page.click("#signin-button")
+        page = await sign_in(browser, f"http://127.0.0.1:{demo.service.web_port}", user, password)
         await page.wait_for_selector("#missed li[data-missed='8.1']")
         await page.wait_for_selector("#case-unit option[value='market-regulation']", state="attached")
         await until(lambda: demo.service is not None and demo.service.hub.present("1001"), what="the desk's socket")

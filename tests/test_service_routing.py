@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from cti.configuration import load_configuration
 from cti.service import Service
@@ -47,55 +46,40 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-async def test_decision_record_and_webhook(workspace: Path, sqlite_db: Database, sqlite_store: CallStore) -> None:
-    received: list[tuple[dict, str]] = []
-
-    async def unit_endpoint(request: web.Request) -> web.Response:
-        received.append((await request.json(), request.headers["X-CTI-Linkedid"]))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/cti/calls", unit_endpoint)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    (workspace / "trunk_map.yaml").write_text(TRUNK_MAP.replace("{url}", f"http://127.0.0.1:{port}/cti/calls"),
-                                              encoding="utf-8")
+async def test_decision_record_and_webhook(workspace: Path, sqlite_db: Database, sqlite_store: CallStore,
+                                          unit_endpoint) -> None:
+    url, received = unit_endpoint
+    (workspace / "trunk_map.yaml").write_text(TRUNK_MAP.replace("{url}", url), encoding="utf-8")
     gate = asyncio.Event()
     session = dataclasses.replace(transcript("P5_sip_agent_blind_110"), gate=gate)
-    try:
-        async with FakeAmi([session]) as server:
-            settings = Settings(ami=AmiSettings(port=server.port, secret="cti-secret"), agi=AgiSettings(port=0),
-                                database=DatabaseSettings(flush_interval=0.01), paths=PathSettings(),
-                                source=str(workspace / "cti.yaml"))
-            service = Service(settings, sqlite_db, load_configuration(settings))
-            stop = asyncio.Event()
-            running = asyncio.create_task(service.run(stop))
-            await until(lambda: service.ami.connected.is_set() and service.agi_port, what="the service")
-            # Asterisk runs AGI(agi://…/route,12369,linkedid) for the citizen's leg PJSIP/carrier-0000000f
-            reader, writer = await asyncio.open_connection("127.0.0.1", service.agi_port)
-            writer.write(environment("route", "12369", uniqueid="1795281884.19", linkedid="1795281884.19"))
-            commands = []
-            while line := await asyncio.wait_for(reader.readline(), 5):
-                commands.append(line.decode().strip())
-                writer.write(b"200 result=1\n")
-            writer.close()
-            gate.set()
-            await until(lambda: service.writer.written == 1 and received, what="the record and the webhook")
-            stop.set()
-            await asyncio.wait_for(running, 5)
-    finally:
-        await runner.cleanup()
+    async with FakeAmi([session]) as server:
+        settings = Settings(ami=AmiSettings(port=server.port, secret="cti-secret"), agi=AgiSettings(port=0),
+                            database=DatabaseSettings(flush_interval=0.01), paths=PathSettings(),
+                            source=str(workspace / "cti.yaml"))
+        service = Service(settings, sqlite_db, load_configuration(settings))
+        stop = asyncio.Event()
+        running = asyncio.create_task(service.run(stop))
+        await until(lambda: service.ami.connected.is_set() and service.agi_port, what="the service")
+        # Asterisk runs AGI(agi://…/route,12369,linkedid) for the citizen's leg PJSIP/carrier-0000000f
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.agi_port)
+        writer.write(environment("route", "12369", uniqueid="1795281884.19", linkedid="1795281884.19"))
+        commands = []
+        while line := await asyncio.wait_for(reader.readline(), 5):
+            commands.append(line.decode().strip())
+            writer.write(b"200 result=1\n")
+        writer.close()
+        gate.set()
+        await until(lambda: service.writer.written == 1 and received, what="the record and the webhook")
+        stop.set()
+        await asyncio.wait_for(running, 5)
     assert commands[-1] == 'SET VARIABLE CTI_NEXT "dial"'
     [record] = await sqlite_store.calls()
     assert (record.dialled_number, record.unit, record.unit_id, record.treatment) == (
         "12369", "市生态环境局热线中心", "ecology-hotline", "interconnected")
     timeline = await sqlite_store.timeline(record.linkedid)
     assert [e.kind for e in timeline][:3] == ["offered", "routed", "ivr"]
-    [(body, linkedid)] = received
-    assert linkedid == "1795281884.19"
+    [(body, headers)] = received
+    assert headers["X-CTI-Linkedid"] == "1795281884.19"
     assert body["event"] == "call.ended"
     call = body["call"]
     assert (call["caller_number"], call["dialled_number"], call["unit"], call["answered_by"]) == (
