@@ -8,17 +8,18 @@ case's timeline); units hear of dispatches and decisions by webhook as usual.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, CaseError
 from cti.cases.service import CaseService, case_json, event_json
-from cti.cases.stats import GROUPS, statistics, to_csv
+from cti.cases.stats import GROUPS, to_csv
 from cti.configuration import load_configuration
 from cti.settings import Settings
 from cti.store.database import Database
@@ -168,19 +169,13 @@ async def _act(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    zone = settings.zone
-    start = datetime.combine(args.start, datetime.min.time(), zone) if args.start else None
-    end = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), zone) if args.end else None
     async with _cases(settings) as cases:
-        found = await cases.store.find(created_from=start, created_to=end, limit=10_000_000)
-        missed = await cases.store.missed(states=("open", "called_back", "unreachable"), since=start, until=end,
-                                          limit=10_000_000)
-    rows = statistics(found, missed, args.by, zone, datetime.now(UTC))
+        rows = await cases.statistics(args.by, args.start, args.end, limit=10_000_000)
     if args.csv:
         sys.stdout.write(to_csv(rows, args.by))
     elif args.json:
         for row in rows:
-            print(json.dumps({f: getattr(row, f) for f in row.__slots__}, ensure_ascii=False))
+            print(json.dumps(dataclasses.asdict(row), ensure_ascii=False))
     else:
         print(f"{args.by:<24} {'cases':>6} {'closed':>6} {'on time':>8} {'overdue':>7} {'satisfied':>9} "
               f"{'rehandled':>9} {'missed':>6} {'called back':>11}")

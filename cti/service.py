@@ -6,10 +6,13 @@ import asyncio
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import generate_latest
 
 from cti.agents.board import AgentBoard
 from cti.agi.server import AgiCall, FastAgiServer
@@ -32,7 +35,7 @@ from cti.store.writer import RecordWriter
 from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
 from cti.web.hub import PopHub
-from cti.web.metrics import Readings, agent_states, exposition, registry
+from cti.web.metrics import Readings, registry
 from cti.webhooks import WebhookSender
 from cti.yamlconfig import ConfigError
 
@@ -68,7 +71,7 @@ class Service:
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
-            cases=self.cases, metrics=lambda: exposition(self._metrics),
+            cases=self.cases, metrics=lambda: generate_latest(self._metrics),
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
             softphone=softphone))
         self.web_port = 0
@@ -83,7 +86,7 @@ class Service:
             records_waiting=self.writer.backlog, pops_sent=self.hub.sent, desks_open=len(self.hub.connections),
             agi_sessions=self.agi.sessions, webhooks_delivered=self.webhooks.delivered,
             webhooks_waiting=self.webhooks.backlog, cases_waiting=self.cases.backlog,
-            agents=agent_states([status.state for status in self.board.all()]))
+            agents=dict(Counter(status.state for status in self.board.all())))
 
     def _on_ami_message(self, message: AmiMessage) -> None:
         self.pipeline.on_message(message)

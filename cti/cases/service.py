@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
 from cti.cases.model import CATEGORIES, OPEN, Case, CaseError, CaseEvent, Context, MissedCall, apply
 from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
+from cti.cases.stats import Row, period, statistics
 from cti.cases.workdays import WorkCalendar
 from cti.store.cases import CaseStore
 
@@ -296,6 +297,16 @@ class CaseService:
         await self._system(case, "callback_failed", {"reason": reason, "retry_at": retry})
 
     # -- lists ------------------------------------------------------------------------------
+
+    async def statistics(self, by: str, start: date | None, end: date | None, *, limit: int,
+                         unit: str | None = None) -> list[Row]:
+        """Statistics of the cases opened from day ``start`` to day ``end``; a unit's own only when
+        ``unit`` is given (missed calls have no unit: they count only in everyone's)."""
+        since, until = period(start, end, self.zone)
+        cases = await self.store.find(unit=unit, created_from=since, created_to=until, limit=limit)
+        missed = [] if unit else await self.store.missed(
+            states=("open", "called_back", "unreachable"), since=since, until=until, limit=limit)
+        return statistics(cases, missed, by, self.zone, self.clock())
 
     async def tasks(self) -> dict[str, Any]:
         """The agents' work: missed calls to call back and callbacks left to a person."""

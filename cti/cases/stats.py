@@ -16,7 +16,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cti.cases.model import CATEGORIES, WITH_UNIT, Case, MissedCall
@@ -43,6 +43,14 @@ class Row:
     escalated: int = 0
     missed_calls: int = 0
     called_back: int = 0
+
+
+def period(start: date | None, end: date | None, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """From the beginning of day ``start`` to the end of day ``end`` (both included), local time;
+    None where open."""
+    since = datetime.combine(start, time.min, zone) if start else None
+    until = datetime.combine(end + timedelta(days=1), time.min, zone) if end else None
+    return since, until
 
 
 def key_of(by: str, zone: ZoneInfo) -> Callable[[Case], str]:

@@ -77,6 +77,12 @@ class Bridge(BridgeState):
 
 
 EventSink = Callable[[str, str, Fields], None]
+
+
+def pulse(event: asyncio.Event) -> asyncio.Event:
+    """Wake everyone waiting on ``event``; the fresh event the next waiters wait on."""
+    event.set()
+    return asyncio.Event()
 Program = Callable[["Pbx", Channel], Awaitable[None]]
 
 
@@ -371,8 +377,7 @@ class Pbx:
         if bridge.conference:
             self.emit("ConfbridgeJoin", "call", [("Conference", bridge.conference)] + bridge.fields()
                       + channel.fields() + [("Admin", "No"), ("Muted", "No")])
-        bridge.changed.set()
-        bridge.changed = asyncio.Event()
+        bridge.changed = pulse(bridge.changed)
 
     def leave_bridge(self, channel: Channel) -> None:
         bridge = channel.bridge
@@ -393,8 +398,7 @@ class Pbx:
         if not bridge.channels and not bridge.hidden:
             self.emit("BridgeDestroy", "call", bridge.fields())
             self.bridges.pop(bridge.uniqueid, None)
-        bridge.changed.set()
-        bridge.changed = asyncio.Event()
+        bridge.changed = pulse(bridge.changed)
 
     def leave_for_move(self, channel: Channel) -> None:
         """A channel sent elsewhere leaves its bridge; a dialled leg left alone there hangs up (S4)."""

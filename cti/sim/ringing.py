@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from cti.sim.control import resolve
-from cti.sim.pbx import Bridge, Channel, ChannelGone, Moved, Pbx
+from cti.sim.pbx import Bridge, Channel, ChannelGone, Moved, Pbx, pulse
 from cti.sim.phones import Phone
 from cti.sim.snapshot import RINGING, UNKNOWN, UP
 
@@ -171,8 +171,7 @@ class Queue:
 
     def _wake(self) -> None:
         """A member became free or a caller left: every waiting caller looks again."""
-        self._turn.set()
-        self._turn = asyncio.Event()
+        self._turn = pulse(self._turn)
 
     def _available(self) -> int:
         return sum(1 for m in self.members if not m.paused and (self.ringinuse or m.status == 1))

@@ -29,7 +29,7 @@ class CaseStore:
     async def create(self, case: Case, event: CaseEvent, linkedid: str = "") -> Case:
         """Insert a new case (its id is assigned here) with its first event and call."""
         async with self._sessions.begin() as session:
-            row = CaseRow(**{k: v for k, v in _columns(case).items() if k != "id"})
+            row = CaseRow(**_values(case))
             session.add(row)
             await session.flush()
             session.add(_event_row(dataclasses.replace(event, case_id=row.id)))
@@ -51,7 +51,7 @@ class CaseStore:
             if fresh:  # Core inserts, many rows a statement: the ORM's unit of work per row showed in profiles
                 ids = list(await session.scalars(
                     insert(CaseRow).returning(CaseRow.id, sort_by_parameter_order=True),
-                    [{k: v for k, v in _columns(case).items() if k != "id"} for case, _, _ in fresh]))
+                    [_values(case) for case, _, _ in fresh]))
                 await session.execute(insert(CaseEventRow), [
                     _event_values(dataclasses.replace(event, case_id=case_id))
                     for case_id, (_, event, _) in zip(ids, fresh, strict=True)])
@@ -68,7 +68,7 @@ class CaseStore:
 
     async def save(self, before: Case, after: Case, event: CaseEvent) -> Case:
         """Write a transition, if nobody changed the case since ``before`` was read."""
-        columns = {k: v for k, v in _columns(after).items() if k != "id"}
+        columns = _values(after)
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(CaseRow).where(CaseRow.id == before.id, CaseRow.version == before.version).values(**columns))
@@ -169,8 +169,9 @@ class CaseStore:
         return _missed(row)
 
 
-def _columns(case: Case) -> dict[str, Any]:
-    return {name: getattr(case, name) for name in FIELDS}
+def _values(case: Case) -> dict[str, Any]:
+    """A case's columns, but its id (the database gives it)."""
+    return {name: getattr(case, name) for name in FIELDS if name != "id"}
 
 
 def _case(row: Any) -> Case:

@@ -10,14 +10,14 @@ integrator bound to no unit reads. A unit never sees a confidential caller.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
 
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall
 from cti.cases.service import case_json, event_json
-from cti.cases.stats import GROUPS, statistics, to_csv
+from cti.cases.stats import GROUPS, period, to_csv
 from cti.web.api import ctx, routes
 from cti.web.routes import ANYONE, ApiError, Call, Field
 
@@ -103,7 +103,7 @@ async def open_case(call: Call) -> dict[str, Any]:
                    "offset": Field(int)})
 async def list_cases(call: Call) -> list[dict[str, Any]]:
     q = call.query
-    start, end = _period(call)
+    start, end = period(*_days(call), ctx(call).zone)
     unit = _unit_view(call) or q.get("unit")
     cases = await ctx(call).cases.store.find(
         states=[q["state"]] if "state" in q else None, unit=unit, caller_number=q.get("caller"),
@@ -192,12 +192,7 @@ async def units(call: Call) -> list[dict[str, str]]:
             query={"by": Field(required=True, choices=GROUPS), "from": Field(description="YYYY-MM-DD"),
                    "to": Field(description="YYYY-MM-DD (inclusive)"), "format": Field(choices=("json", "csv"))})
 async def stats(call: Call) -> Any:
-    start, end = _period(call)
-    store = ctx(call).cases.store
-    cases = await store.find(unit=_unit_view(call), created_from=start, created_to=end, limit=1_000_000)
-    missed = [] if _unit_view(call) else await store.missed(
-        states=("open", "called_back", "unreachable"), since=start, until=end, limit=1_000_000)
-    rows = statistics(cases, missed, call.query["by"], ctx(call).zone, datetime.now().astimezone())
+    rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=_unit_view(call), limit=1_000_000)
     if call.query.get("format") == "csv":
         name = f"cti-stats-{call.query['by']}.csv"
         return web.Response(text=to_csv(rows, call.query["by"]), content_type="text/csv", charset="utf-8",
@@ -205,18 +200,13 @@ async def stats(call: Call) -> Any:
     return [dataclasses.asdict(row) for row in rows]
 
 
-def _period(call: Call) -> tuple[datetime | None, datetime | None]:
-    zone = ctx(call).zone
-    bounds = []
-    for name, shift in (("from", 0), ("to", 1)):
+def _days(call: Call) -> tuple[date | None, date | None]:
+    """The query's from and to days."""
+    days = []
+    for name in ("from", "to"):
         text = call.query.get(name)
-        if not text:
-            bounds.append(None)
-            continue
         try:
-            day = date.fromisoformat(text)
+            days.append(date.fromisoformat(text) if text else None)
         except ValueError:
             raise ApiError(422, "invalid", "invalid query", {"fields": {name: "expected YYYY-MM-DD"}}) from None
-        bounds.append(datetime.combine(day + timedelta(days=shift), datetime.min.time(), zone))
-    return bounds[0], bounds[1]
-
+    return days[0], days[1]

@@ -7,11 +7,10 @@ reads them (and the agent board) at scrape time, through prometheus-client.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -61,10 +60,3 @@ def registry(read: Callable[[], Readings]) -> CollectorRegistry:
     made.register(ServiceCollector(read))
     return made
 
-
-def exposition(made: CollectorRegistry) -> bytes:
-    return generate_latest(made)
-
-
-def agent_states(states: list[str]) -> dict[str, int]:
-    return dict(Counter(states))
