@@ -51,6 +51,7 @@ class CaseService:
         self._callbacks: dict[str, int] = {}  # Originate ActionID -> case id, until OriginateResponse
         self._ended: list[CallRecord] = []  # calls ended, waiting to be given a case in the next batch
         self._ended_wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._calendar_key: Any = None
         self._calendar: WorkCalendar | None = None
 
@@ -278,7 +279,9 @@ class CaseService:
             return  # answered: the survey flow reports
         reason = {"0": "failed", "1": "hung up", "3": "no answer", "5": "busy", "8": "congestion"}.get(
             message.get("reason"), f"reason {message.get('reason')}")
-        asyncio.ensure_future(self._callback_failed(case_id, reason))
+        task = asyncio.ensure_future(self._callback_failed(case_id, reason))
+        self._tasks.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
     async def survey_answered(self, case_id: int, answers: dict[str, str], linkedid: str) -> None:
         """The survey flow's answer: 1 or 2 closes the case, 3 sends it back; none is a failed attempt."""
