@@ -219,3 +219,25 @@ async def test_ended_calls_get_their_cases_in_batches(sqlite_db: Database) -> No
     assert len(everything) == 200 and sum(1 for c in everything if c.auto) == 199
     assert await sqlite_db.cases.case_of_call("4.1") == desk.id
     assert len(await sqlite_db.cases.missed(limit=1000)) == 50
+
+
+async def test_a_batch_that_cannot_be_written_is_tried_again_not_dropped(sqlite_db: Database) -> None:
+    cases = service(sqlite_db, Clock(MONDAY))
+    real = sqlite_db.cases.open_for_calls
+    refusals = []
+
+    async def busy_once(*args: Any) -> int:
+        if not refusals:
+            refusals.append(1)
+            raise RuntimeError("database is locked")
+        return await real(*args)
+
+    sqlite_db.cases.open_for_calls = busy_once  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    intake = asyncio.create_task(cases.intake(stop, interval=0.01))
+    cases.call_ended(record("5.1", answered=True))
+    await until(lambda: cases.backlog == 0 and refusals, what="the batch taken")
+    stop.set()
+    await asyncio.wait_for(intake, 10)
+    assert refusals == [1]
+    assert await sqlite_db.cases.case_of_call("5.1") is not None

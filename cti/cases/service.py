@@ -159,26 +159,35 @@ class CaseService:
         self._ended_wake.set()
 
     async def intake(self, stop: asyncio.Event, *, interval: float = 0.2) -> None:
-        """Give the ended calls their cases, a batch at a time, until ``stop`` (then the rest)."""
-        while True:
-            if not self._ended:
-                if stop.is_set():
-                    return
-                self._ended_wake.clear()
-                waiting = [asyncio.ensure_future(self._ended_wake.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for task in waiting:
-                    task.cancel()
-                continue
-            await asyncio.sleep(0 if stop.is_set() else interval)  # let the batch fill
-            batch, self._ended = self._ended, []
-            for attempt in range(1, 6):
+        """Give the ended calls their cases, a batch at a time, until ``stop`` (then the rest). A batch
+        that cannot be written is tried again, with backoff: a busy database delays cases, never drops them."""
+        failures = 0
+        try:
+            while True:
+                if not self._ended:
+                    if stop.is_set():
+                        return
+                    self._ended_wake.clear()
+                    waiting = [asyncio.ensure_future(self._ended_wake.wait()), asyncio.ensure_future(stop.wait())]
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for task in waiting:
+                        task.cancel()
+                    continue
+                await asyncio.sleep(0 if stop.is_set() else interval)  # let the batch fill
+                batch, self._ended = self._ended, []
                 try:
                     await self.on_calls_ended(batch)
-                    break
+                    failures = 0
                 except Exception as exc:  # a desk saved a case for one of these calls meanwhile, or a busy database
-                    log.warning("cases for %d ended calls not written (attempt %d): %s", len(batch), attempt, exc)
-                    await asyncio.sleep(0.1 * attempt)
+                    failures += 1
+                    self._ended = batch + self._ended
+                    log.warning("cases for %d ended calls not written (attempt %d): %s", len(batch), failures, exc)
+                    await asyncio.sleep(min(30.0, 0.1 * 2 ** failures))
+        except asyncio.CancelledError:
+            if self._ended:
+                log.error("%d ended calls left without their case at shutdown (their call records are stored)",
+                          len(self._ended))
+            raise
 
     async def on_calls_ended(self, records: list[CallRecord]) -> None:
         """Every citizen call joins a case: the desk's, or one cti opens; unanswered calls
