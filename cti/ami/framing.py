@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 
-from cti.ami.message import AmiMessage
+from cti.ami.message import AmiMessage, parse_headers
 
 log = logging.getLogger(__name__)
 
@@ -154,40 +154,3 @@ def parse_message(text: str) -> AmiMessage | None:
 
 
 _FIRST = {"Event": "event", "Response": "response"}
-
-
-def parse_headers(text: str) -> tuple[dict[str, str], dict[str, list[str]] | None, tuple[str, ...]]:
-    """Headers (lowercased names, first values), repeated headers, and free-text lines."""
-    text = text.removesuffix("\r")  # the framer leaves the \r of the last line's ending
-    pairs = [line.partition(": ") for line in text.split("\r\n" if "\r\n" in text else "\n")]
-    fields = {key.lower(): value for key, colon, value in pairs if colon}
-    # the usual message: every line "Key: value", no key twice, no stray text
-    if len(fields) == len(pairs) and not any(" " in key for key in fields):
-        return fields, None, ()
-    return _parse_headers_slowly(text)
-
-
-def _parse_headers_slowly(text: str) -> tuple[dict[str, str], dict[str, list[str]] | None, tuple[str, ...]]:
-    fields: dict[str, str] = {}
-    repeated: dict[str, list[str]] | None = None
-    body: list[str] = []
-    for line in text.split("\n"):
-        if line.endswith("\r"):
-            line = line[:-1]
-        key, colon, value = line.partition(":")
-        if not colon or not key or " " in key:
-            if line:
-                body.append(line)  # free text (Follows output) or a stray line
-            continue
-        key = key.lower()
-        if value.startswith(" "):
-            value = value[1:]
-        if key in fields:
-            if repeated is None:
-                repeated = {}
-            repeated.setdefault(key, [fields[key]]).append(value)
-        else:
-            fields[key] = value
-    if body and body[-1] == "--END COMMAND--":
-        body.pop()
-    return fields, repeated, tuple(body)

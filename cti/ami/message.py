@@ -59,8 +59,6 @@ class AmiMessage:
         return cls("event", name, fields)
 
     def _parse(self) -> dict[str, str]:
-        from cti.ami.framing import parse_headers  # the one parser, shared with the framer
-
         assert self._text is not None
         self._fields, self._repeated, self._body = parse_headers(self._text)
         self._text = None
@@ -145,3 +143,40 @@ class AmiMessage:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def parse_headers(text: str) -> tuple[dict[str, str], dict[str, list[str]] | None, tuple[str, ...]]:
+    """Headers (lowercased names, first values), repeated headers, and free-text lines."""
+    text = text.removesuffix("\r")  # the framer leaves the \r of the last line's ending
+    pairs = [line.partition(": ") for line in text.split("\r\n" if "\r\n" in text else "\n")]
+    fields = {key.lower(): value for key, colon, value in pairs if colon}
+    # the usual message: every line "Key: value", no key twice, no stray text
+    if len(fields) == len(pairs) and not any(" " in key for key in fields):
+        return fields, None, ()
+    return _parse_headers_slowly(text)
+
+
+def _parse_headers_slowly(text: str) -> tuple[dict[str, str], dict[str, list[str]] | None, tuple[str, ...]]:
+    fields: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    body: list[str] = []
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        key, colon, value = line.partition(":")
+        if not colon or not key or " " in key:
+            if line:
+                body.append(line)  # free text (Follows output) or a stray line
+            continue
+        key = key.lower()
+        if value.startswith(" "):
+            value = value[1:]
+        if key in fields:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(key, [fields[key]]).append(value)
+        else:
+            fields[key] = value
+    if body and body[-1] == "--END COMMAND--":
+        body.pop()
+    return fields, repeated, tuple(body)
