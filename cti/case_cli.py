@@ -14,10 +14,10 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
-from cti.cases.model import CATEGORIES, MOVES, STATES, Case, CaseError
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case
 from cti.cases.service import CaseService, case_json, event_json
 from cti.cases.stats import GROUPS, to_csv
 from cti.configuration import load_configuration
@@ -201,10 +201,7 @@ async def _edit(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _link(args: argparse.Namespace, settings: Settings) -> int:
     async with _cases(settings) as cases:
-        case = await cases.get(args.id)
-        if not await cases.store.link_call(case.id, args.linkedid, datetime.now(UTC)):
-            raise CaseError("call_has_case", f"call {args.linkedid} already belongs to case "
-                            f"{await cases.store.case_of_call(args.linkedid)}")
+        case = await cases.link_call(args.id, args.linkedid)
     print(f"call {args.linkedid} joined case {case.id}")
     return 0
 

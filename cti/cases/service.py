@@ -83,8 +83,8 @@ class CaseService:
             raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
         if not content.strip():
             raise CaseError("invalid", "a case needs its content (what the caller asks or reports)", 422)
-        if linkedid and (existing := await self.store.case_of_call(linkedid)) is not None:
-            raise CaseError("call_has_case", f"call {linkedid} already belongs to case {existing}")
+        if linkedid:
+            await self._call_free(linkedid)
         case, event = self._new(caller_number=caller_number, caller_name=caller_name, category=category,
                                 content=content.strip(), actor=actor, role=role, location=location,
                                 confidential=confidential, linkedid=linkedid, legacy_number=legacy_number, auto=auto)
@@ -92,6 +92,18 @@ class CaseService:
         if unit:
             case = await self.act(case.id, "dispatch", {"unit": unit}, actor, role)
         return case
+
+    async def link_call(self, case_id: int, linkedid: str) -> Case:
+        """Join a call to a case (the caller calls again about it); a call belongs to one case."""
+        case = await self.get(case_id)
+        if not await self.store.link_call(case.id, linkedid, self.clock()):
+            await self._call_free(linkedid)
+        return case
+
+    async def _call_free(self, linkedid: str) -> None:
+        existing = await self.store.case_of_call(linkedid)
+        if existing is not None:
+            raise CaseError("call_has_case", f"call {linkedid} already belongs to case {existing}")
 
     def _new(self, *, caller_number: str, caller_name: str, category: str, content: str, actor: str, role: str,
              location: str = "", confidential: bool = False, linkedid: str = "", legacy_number: str = "",

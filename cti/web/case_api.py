@@ -10,7 +10,7 @@ integrator bound to no unit reads. A unit never sees a confidential caller.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -146,10 +146,7 @@ async def act(call: Call) -> dict[str, Any]:
             summary="Join a call to a case (the caller calls again about it)",
             body={"linkedid": Field(required=True)})
 async def link_call(call: Call) -> dict[str, Any]:
-    case = await _case(call)
-    if not await ctx(call).cases.store.link_call(case.id, call.body["linkedid"], datetime.now().astimezone()):
-        other = await ctx(call).cases.store.case_of_call(call.body["linkedid"])
-        raise ApiError(409, "call_has_case", f"call {call.body['linkedid']} already belongs to case {other}")
+    case = await ctx(call).cases.link_call((await _case(call)).id, call.body["linkedid"])
     return {"case": case.id, "linkedid": call.body["linkedid"]}
 
 
