@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from cti.agi.server import AgiCall, FastAgiServer
+from cti.agi.server import MAX_USAGE_LINES, STREAM_LIMIT, AgiCall, FastAgiServer
 from cti.configuration import load_configuration
 from cti.ivr.engine import Outcome
 from cti.routing.model import Decision
@@ -71,13 +73,13 @@ def normal(command: str) -> str:
 
 
 class Service:
-    def __init__(self) -> None:
+    def __init__(self, **timeouts: float) -> None:
         self.decisions: list[tuple[AgiCall, Decision]] = []
         self.outcomes: list[tuple[str, Outcome]] = []
         self.server = FastAgiServer(lambda number, at: decide(CONFIG.trunk_map, number, at), lambda: CONFIG.flows,
                                     on_decision=lambda call, d, at: self.decisions.append((call, d)),
                                     on_outcome=lambda call, flow, o, at: self.outcomes.append((flow, o)),
-                                    now=lambda: SPRING_2020)
+                                    now=lambda: SPRING_2020, **timeouts)
 
     async def __aenter__(self) -> Asterisk:
         return Asterisk(await self.server.start("127.0.0.1", 0))
@@ -197,3 +199,167 @@ async def test_an_unknown_script_is_refused(caplog: pytest.LogCaptureFixture) ->
         sent = await asterisk.session(environment("menu", "12345"), normal)
     assert sent == []
     assert "unknown AGI script 'menu' (channel PJSIP/carrier-0000000f)" in caplog.text
+
+
+USAGE = "520-Invalid command syntax.  Proper usage follows:\n Usage: ANSWER\n"  # res_agi's usage block, uncut
+USAGE_END = "520 End of proper usage.\n"
+
+
+async def cut(port: int, sent: bytes, reply: bytes | None = None) -> list[str]:
+    """A peer that sends ``sent``, answers the first command with ``reply`` (when given), then closes its side;
+    the commands the server sent, read until it closes the connection too."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(sent)
+    commands = []
+    if reply is not None:
+        commands.append((await asyncio.wait_for(reader.readline(), 5)).decode().rstrip("\n"))
+        writer.write(reply)
+    writer.write_eof()
+    commands += await closed(reader)
+    writer.close()
+    return commands
+
+
+async def closed(reader: asyncio.StreamReader) -> list[str]:
+    """What the server still sends before it closes the connection (a reset counts as closed)."""
+    try:
+        rest = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        rest = b""
+    return rest.decode().splitlines()
+
+
+async def test_a_well_formed_usage_block_is_one_reply_and_the_flow_goes_on() -> None:
+    service = Service()
+    async with service as asterisk:
+        sent = await asterisk.session(environment("route", "2666110"),
+                                      lambda c: USAGE + USAGE_END if c == "ANSWER" else normal(c))
+        await service.settled()
+    assert sent == ["ANSWER", 'STREAM FILE cti/moved-to-12345 ""', 'SET VARIABLE CTI_QUEUE "q12345"',
+                    'SET VARIABLE CTI_NEXT "queue"']
+
+
+async def test_a_usage_block_cut_by_eof_ends_the_session_and_the_loop_keeps_serving() -> None:
+    """Issue 10 item 3: readline() returning b"" inside a 520- block spun the event loop forever."""
+    service = Service()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async with service as asterisk:
+        clock = asyncio.create_task(ticker())
+        cut_short, served = await asyncio.gather(
+            cut(asterisk.port, environment("route", "2666110"), USAGE.encode()),
+            asterisk.session(environment("route", "12345", uniqueid="1795281884.20"), normal))
+        before = ticks
+        await asyncio.sleep(0.05)  # the loop still runs other tasks once the cut session is gone
+        clock.cancel()
+        await service.settled()
+    assert cut_short == ["ANSWER"]
+    assert served == ['SET VARIABLE CTI_QUEUE "q12345"', 'SET VARIABLE CTI_NEXT "queue"']
+    assert ticks > before
+    outcomes = dict(service.outcomes)
+    assert (outcomes["notice_then_queue"].next, outcomes["notice_then_queue"].hung_up) == ("", True)
+    assert outcomes["queue"].next == "queue"
+
+
+@pytest.mark.parametrize("reply", [b"", b"HANGUP\n", b"200 res"], ids=["before-the-reply", "after-hangup",
+                                                                     "inside-the-reply"])
+async def test_eof_before_a_reply_is_the_caller_hanging_up(reply: bytes) -> None:
+    service = Service()
+    async with service as asterisk:
+        sent = await cut(asterisk.port, environment("route", "2666110"), reply)
+        await service.settled()
+    assert sent == ["ANSWER"]
+    [(flow, outcome)] = service.outcomes
+    assert (flow, outcome.next, outcome.hung_up) == ("notice_then_queue", "", True)
+
+
+async def test_eof_inside_the_environment_ends_the_session(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "cti.agi.server")
+    service = Service()
+    async with service as asterisk:
+        assert await cut(asterisk.port, environment("route", "12345")[:200]) == []
+        sent = await asterisk.session(environment("route", "12345"), normal)
+    assert "closed inside its AGI environment" in caplog.text
+    assert [flow for flow, _ in service.outcomes] == ["queue"]
+    assert sent[-1] == 'SET VARIABLE CTI_NEXT "queue"'
+
+
+@pytest.mark.parametrize(("sent", "reply", "error"), [
+    (environment("route", "2666110"), b"200 result=0 " + b"x" * STREAM_LIMIT + b"\n",
+     f"reply to 'ANSWER' longer than {STREAM_LIMIT} bytes"),
+    (b"agi_network: yes\nagi_x: " + b"y" * STREAM_LIMIT + b"\n\n", None,
+     f"AGI environment longer than {STREAM_LIMIT} bytes"),
+], ids=["reply", "environment"])
+async def test_an_over_long_line_ends_the_session_with_a_warning(
+        sent: bytes, reply: bytes | None, error: str, caplog: pytest.LogCaptureFixture) -> None:
+    service = Service()
+    async with service as asterisk:
+        await cut(asterisk.port, sent, reply)
+        good = await asterisk.session(environment("route", "12345"), normal)
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "FastAGI session from ('127.0.0.1', " in warning.getMessage()
+    assert warning.getMessage().endswith(f"dropped: {error}")
+    assert good[-1] == 'SET VARIABLE CTI_NEXT "queue"'
+
+
+async def test_a_silent_peer_after_the_environment_is_dropped_at_the_reply_timeout(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "cti.agi.server")
+    service = Service(reply_timeout=0.2)
+    async with service as asterisk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", asterisk.port)
+        writer.write(environment("route", "2666110"))
+        assert await asyncio.wait_for(reader.readline(), 5) == b"ANSWER\n"
+        asked = time.monotonic()
+        assert await closed(reader) == []
+        waited = time.monotonic() - asked
+        writer.close()
+    assert 0.15 < waited < 2
+    [(flow, outcome)] = service.outcomes  # the flow was cut short: no next step, and the caller did not hang up
+    assert (flow, outcome.next, outcome.hung_up) == ("notice_then_queue", "", False)
+    assert "dropped: no reply to 'ANSWER' within 0.2 s" in caplog.text
+    assert "-> notice_then_queue [cut short]" in caplog.text
+
+
+async def test_a_peer_silent_before_its_environment_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    service = Service(environment_timeout=0.2)
+    async with service as asterisk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", asterisk.port)
+        assert await closed(reader) == []
+        writer.close()
+    assert "dropped: no AGI environment within 0.2 s" in caplog.text
+    assert service.outcomes == []
+
+
+async def test_a_usage_block_longer_than_the_bound_ends_the_session(caplog: pytest.LogCaptureFixture) -> None:
+    service = Service()
+    endless = USAGE + " more usage\n" * MAX_USAGE_LINES + USAGE_END
+    async with service as asterisk:
+        sent = await asterisk.session(environment("route", "2666110"),
+                                      lambda c: endless if c == "ANSWER" else normal(c))
+        await service.settled()
+    assert sent == ["ANSWER"]
+    assert f"dropped: 520 usage block longer than {MAX_USAGE_LINES} lines" in caplog.text
+    assert service.outcomes[0][1].next == ""
+
+
+async def test_shutdown_ends_a_stuck_session_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "cti.agi.server")
+    service = Service()  # the default timeouts: 10 s and 120 s
+    async with service as asterisk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", asterisk.port)
+        writer.write(environment("route", "2666110") + b"200 result=0\n")  # then silence, after STREAM FILE
+        assert await asyncio.wait_for(reader.readline(), 5) == b"ANSWER\n"
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"STREAM FILE")
+        started = time.monotonic()
+        await service.server.close()
+        assert time.monotonic() - started < 1
+        assert await closed(reader) == []
+        writer.close()
+    assert "closed at shutdown" in caplog.text

@@ -33,7 +33,10 @@ from cti.routing.model import Decision
 
 log = logging.getLogger(__name__)
 
+ENVIRONMENT_TIMEOUT = 10.0  # res_agi sends the whole environment block at once
 REPLY_TIMEOUT = 120.0  # a prompt plus a survey's retries; Asterisk answers every command
+STREAM_LIMIT = MAX_ENVIRONMENT_BYTES  # the longest line (or environment block) read: longer ends the session
+MAX_USAGE_LINES = 200  # lines of a 520 usage block; more ends the session
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,30 +60,35 @@ OutcomeListener = Callable[[AgiCall, str, Outcome, float], None]
 class FastAgiServer:
     def __init__(self, router: Router, flows: Callable[[], dict[str, Flow]], *,
                  on_decision: DecisionListener | None = None, on_outcome: OutcomeListener | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 environment_timeout: float = ENVIRONMENT_TIMEOUT, reply_timeout: float = REPLY_TIMEOUT) -> None:
         self._route = router
         self._flows = flows
         self._on_decision = on_decision
         self._on_outcome = on_outcome
         self._now = now
+        self._environment_timeout = environment_timeout
+        self._reply_timeout = reply_timeout
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self.sessions = 0
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._session, host, port)
+        self._server = await asyncio.start_server(self._session, host, port, limit=STREAM_LIMIT)
         bound = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%d", host, bound)
         return bound
 
     async def close(self) -> None:
+        """Stop listening and end the sessions under way (before wait_closed, which waits for them since 3.12)."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
         for task in list(self._sessions):
             task.cancel()
         if self._sessions:
             await asyncio.wait(self._sessions, timeout=2)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -89,12 +97,15 @@ class FastAgiServer:
         self.sessions += 1
         peer = writer.get_extra_info("peername")
         try:
-            env = await _read_environment(reader)
-            call = _call_of(env)
-            await self._serve(call, reader, writer)
-        except AgiProtocolError as exc:
+            env = await _read(reader, self._environment_timeout, "AGI environment", b"\n\n")
+            if env is None:
+                log.info("FastAGI session from %s closed inside its AGI environment", peer)
+                return
+            await self._serve(_call_of(parse_environment(env)), reader, writer)
+        except AgiProtocolError as exc:  # a timed-out read too
+            # AGISTATUS stays SUCCESS when cti closes (res_agi's run_agi), but CTI_NEXT is "": the dialplan queues
             log.warning("FastAGI session from %s dropped: %s", peer, exc)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        except ConnectionError as exc:
             log.info("FastAGI session from %s ended early: %s", peer, exc or type(exc).__name__)
         except asyncio.CancelledError:  # cti is shutting down; Asterisk's dialplan falls back to the queue
             log.info("FastAGI session from %s closed at shutdown", peer)
@@ -115,44 +126,52 @@ class FastAgiServer:
             raise AgiProtocolError(f"unknown AGI script {call.script!r} (channel {call.channel})")
         run = FlowRun(flow, variables)
         command = run.start()
-        while command is not None:
-            writer.write(command.encode() + b"\n")
-            await writer.drain()
-            line = await _read_reply(reader, run)
-            if line is None:
-                break
-            command = run.reply(parse_reply(line))
-        log.info("FastAGI %s %s (%s) -> %s%s", call.script, call.number, call.channel,
-                 decision.action if decision else flow.name, " [caller hung up]" if run.outcome.hung_up else "")
-        if self._on_outcome is not None:
-            self._on_outcome(call, flow.name, run.outcome, self._now().timestamp())
+        try:
+            while command is not None:
+                writer.write(command.encode() + b"\n")
+                await writer.drain()
+                line = await _read_reply(reader, run, command, self._reply_timeout)
+                if line is None:
+                    break
+                command = run.reply(parse_reply(line))
+        finally:  # however the session ended: cut short, the outcome has no next step
+            log.info("FastAGI %s %s (%s) -> %s%s", call.script, call.number, call.channel,
+                     decision.action if decision else flow.name,
+                     " [caller hung up]" if run.outcome.hung_up else "" if command is None else " [cut short]")
+            if self._on_outcome is not None:
+                self._on_outcome(call, flow.name, run.outcome, self._now().timestamp())
 
 
-async def _read_environment(reader: asyncio.StreamReader) -> dict[str, str]:
+async def _read(reader: asyncio.StreamReader, timeout: float, what: str, end: bytes = b"\n") -> str | None:
+    """Every read of a session: up to ``end`` within ``timeout``, None when the peer closed the connection.
+    A read that times out or runs past STREAM_LIMIT is an AgiProtocolError: the session ends."""
     try:
-        block = await asyncio.wait_for(reader.readuntil(b"\n\n"), 10)
+        raw = await asyncio.wait_for(reader.readuntil(end), timeout)
+    except asyncio.IncompleteReadError:
+        return None
     except asyncio.LimitOverrunError:
-        raise AgiProtocolError(f"AGI environment larger than {MAX_ENVIRONMENT_BYTES} bytes") from None
-    except asyncio.IncompleteReadError as exc:
-        raise AgiProtocolError(f"connection closed inside the AGI environment ({len(exc.partial)} bytes)") from None
-    return parse_environment(block.decode("utf-8", "replace"))
+        raise AgiProtocolError(f"{what} longer than {STREAM_LIMIT} bytes") from None
+    except TimeoutError:
+        raise AgiProtocolError(f"no {what} within {timeout:g} s") from None
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
-async def _read_reply(reader: asyncio.StreamReader, run: FlowRun) -> str | None:
-    """The next reply line; a ``HANGUP`` notice on the way is noted, not returned."""
-    while True:
-        raw = await asyncio.wait_for(reader.readline(), REPLY_TIMEOUT)
-        if not raw:
-            run.caller_hung_up()
-            return None  # Asterisk closed the session
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if line == HANGUP_LINE:
-            run.caller_hung_up()
-            continue
-        if line.startswith("520-"):  # usage text follows until "520 End of proper usage."
-            while not line.startswith("520 "):
-                line = (await reader.readline()).decode("utf-8", "replace").rstrip("\r\n")
-        return line
+async def _read_reply(reader: asyncio.StreamReader, run: FlowRun, command: str, timeout: float) -> str | None:
+    """The reply to ``command``; a ``HANGUP`` notice on the way is noted, not returned. None when the
+    connection closed: for the flow, the caller hung up."""
+    while (line := await _read(reader, timeout, f"reply to {command.split(' ', 1)[0]!r}")) == HANGUP_LINE:
+        run.caller_hung_up()
+    if line is not None and line.startswith("520-"):
+        # res_agi.c, after the usage text: ast_agi_send(agi->fd, chan, "520 End of proper usage.\n");
+        for _ in range(MAX_USAGE_LINES):
+            line = await _read(reader, timeout, "line of a 520 usage block")
+            if line is None or line.startswith("520 "):
+                break
+        else:
+            raise AgiProtocolError(f"520 usage block longer than {MAX_USAGE_LINES} lines")
+    if line is None:
+        run.caller_hung_up()
+    return line
 
 
 def _call_of(env: dict[str, str]) -> AgiCall:

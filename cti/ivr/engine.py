@@ -16,7 +16,7 @@ PROMPT_FOLDER = "cti"  # prompts are installed as sounds/<language>/cti/<name>
 class Outcome:
     """What a finished flow did: the hand-over to the dialplan and the answers read."""
 
-    next: str = ""  # queue | dial | hangup ("" when the caller hung up first)
+    next: str = ""  # queue | dial | hangup ("" when the caller hung up first or the session was cut short)
     variables: dict[str, str] = field(default_factory=dict)
     answers: dict[str, str] = field(default_factory=dict)
     hung_up: bool = False
