@@ -48,3 +48,6 @@ class CallPipeline:
 
     def on_link_lost(self, at: float) -> None:
         self.tracker.link_lost(at)
+
+    def on_listing_requested(self) -> None:
+        self.tracker.listing_requested()

@@ -128,11 +128,12 @@ EXPECTED: dict[tuple[str, ...], list[dict]] = {
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
     ("R2_asterisk_restart_midcall", "R2b_asterisk_restart_reconnect"): [
+        # `core restart now`: SoftHangupRequest Cause 4 on the citizen's leg before its Hangup
         dict(linkedid="1795281997.1", direction="inbound", caller=("13800000046", "Citizen"), dialled="12369",
              queue="q12345sip", answered_by=("PJSIP/agent1001", "Seat 1001"), queue_wait=2.0, talk_time=3.0,
              times=("17:26:37.833", "17:26:40.000", "17:26:41.000"), transfers=[],
              legs=[("PJSIP/seat2001", "cancel"), ("PJSIP/agent1001", "answered")],
-             cause=(16, "Normal Clearing"), recording="", estimated=False),
+             cause=(16, "Normal Clearing (Asterisk shut down)"), recording="", estimated=False),
     ],
     ("R1_ami_client_reconnect_midcall", "R2b_asterisk_restart_reconnect"): [
         # the call ends while the link is down: the empty channel list after the reconnect finalises it

@@ -110,6 +110,8 @@ class RouteDecided(CallEvent):
     unit_id: str
     treatment: str
     action: str
+    caller_number: str = ""  # as the AGI request gave it: all there is of a call the AMI link missed
+    caller_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,9 @@ class Leg:
     name: str  # queue member name, when the queue gives one
     channel: str
     rang_at: float
-    outcome: str  # answered | cancel | noanswer | busy | chanunavail | congestion | ringing
+    outcome: str  # answered | cancel | noanswer | busy | chanunavail | congestion | ringing (the last attempt's)
     ended_at: float | None = None
+    attempts: int = 1  # times it was rung (a queue rings a member again after each ring timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class CallRecord:
                 for t in self.transfers
             ],
             "legs": [
-                {"device": leg.device, "name": leg.name, "outcome": leg.outcome,
+                {"device": leg.device, "name": leg.name, "outcome": leg.outcome, "attempts": leg.attempts,
                  "rang_at": iso_time(leg.rang_at, zone), "ended_at": iso_time(leg.ended_at, zone)}
                 for leg in self.legs
             ],

@@ -15,6 +15,15 @@ as the third party of a conference, without becoming a record of its own.
 
 Transfers keep one record: Asterisk keeps the Linkedid across blind, attended
 and redirect transfers, and the citizen's leg stays the same channel.
+
+After a (re)connect the ``CoreShowChannels`` list is all there is: no event
+repeats the state of a live call (trace R3). By then the shipped dialplan has
+moved the citizen out of the inbound context (``cti-next``, ``cti-queue``,
+``emergency``, ``conference``…), so a listed channel is taken for a citizen's
+leg when it is its call's first channel (Uniqueid = Linkedid), not a Local
+half, and sits in an inbound or one of the *hotline contexts*. A call that
+began and ended while the link was down is known only from its FastAGI route
+request: it is recorded from that, estimated.
 """
 
 from __future__ import annotations
@@ -46,8 +55,26 @@ FINISHED_MEMORY = 4096
 # Notes (route decisions) for channels the tracker has not seen yet: the AGI
 # request and the AMI Newchannel travel on different sockets.
 PENDING_NOTES = 1024
+# Where the shipped dialplan (asterisk-conf/extensions.conf) takes an inbound call after [from-carrier].
+HOTLINE_CONTEXTS = ("cti-next", "cti-queue", "emergency", "cti-seat", "conference")
+ENDED_UNSEEN = "began and ended while the AMI link was down"
+UP_STATE = "6"  # ChannelState of a channel that is up (answered)
 
 NoteFactory = Callable[[str], CallEvent]  # linkedid -> the event to put in that call's timeline
+Names = Callable[[str], str]  # device -> the name of the agent or seat behind it ("" if none)
+
+
+def _no_names(device: str) -> str:
+    return ""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Notes for a channel not seen yet; ``unseen`` when they came while the link was down."""
+
+    linkedid: str
+    makes: list[NoteFactory]
+    unseen: bool
 
 
 @dataclass(slots=True)
@@ -79,13 +106,17 @@ class Channel:
 
 @dataclass(slots=True)
 class _Leg:
+    """A device rung for the call; a queue rings a member again after each timeout: one leg,
+    its attempts counted."""
+
     device: str
     name: str
-    channel: str
+    channel: str  # the latest channel that rang it
     rang_at: float
     via_queue: bool = False
     outcome: str = "ringing"
     ended_at: float | None = None
+    attempts: int = 1
 
 
 @dataclass(slots=True)
@@ -113,7 +144,8 @@ class Call:
     answered_channel_name: str = ""
     queue_wait: float | None = None
     talk_time: float | None = None
-    legs: dict[str, _Leg] = field(default_factory=dict)  # by the rung channel's uniqueid
+    legs: dict[str, _Leg] = field(default_factory=dict)  # by device
+    rung: dict[str, str] = field(default_factory=dict)  # uniqueid of a rung channel -> its device
     transfers: list[Transfer] = field(default_factory=list)
     expected_moves: dict[str, tuple[str, str]] = field(default_factory=dict)
     conference_seen: set[str] = field(default_factory=set)
@@ -121,6 +153,7 @@ class Call:
     requested_recording: str = ""  # the file cti asked MixMonitor for, until MixMonitorStart confirms it
     estimated: bool = False
     citizen_hangup: tuple[int | None, str] | None = None  # outbound: the dialled citizen's own cause
+    shutdown: bool = False  # Asterisk hung the citizen up as it shut down (SoftHangupRequest Cause 4)
     timeline: list[CallEvent] = field(default_factory=list)
 
 
@@ -128,9 +161,12 @@ class CallTracker:
     """Feed AMI events in stream order; collect domain events and finished records."""
 
     def __init__(self, inbound_contexts: tuple[str, ...] = ("from-carrier",),
-                 outbound_contexts: tuple[str, ...] = ("callback",)) -> None:
+                 outbound_contexts: tuple[str, ...] = ("callback",), *,
+                 hotline_contexts: tuple[str, ...] = HOTLINE_CONTEXTS, names: Names = _no_names) -> None:
         self.inbound_contexts = frozenset(inbound_contexts)
         self.outbound_contexts = frozenset(outbound_contexts)
+        self.citizen_contexts = self.inbound_contexts | frozenset(hotline_contexts)
+        self.names = names
         self.channels: dict[str, Channel] = {}
         self.calls: dict[str, Call] = {}
         self.bridges: dict[str, set[str]] = {}
@@ -138,7 +174,9 @@ class CallTracker:
         self._events: list[CallEvent] = []
         self._done: OrderedDict[str, None] = OrderedDict()
         self._snapshot: list[AmiMessage] | None = None
-        self._pending_notes: OrderedDict[str, list[NoteFactory]] = OrderedDict()
+        self._pending_notes: OrderedDict[str, _Pending] = OrderedDict()
+        self._blind = True  # from a link loss (or the start) until a channel list is asked for
+        self.unrouted: list[str] = []  # Linkedids of calls rebuilt without knowing what was dialled
         self._handlers = {
             "Newchannel": self._newchannel,
             "NewCallerid": self._newcallerid,
@@ -155,7 +193,9 @@ class CallTracker:
             "AttendedTransfer": self._attended_transfer,
             "VarSet": self._varset,
             "MixMonitorStart": self._mixmonitor_start,
+            "SoftHangupRequest": self._soft_hangup,
             "Hangup": self._hangup,
+            "QueueEntry": self._queue_entry,
             "CoreShowChannel": self._snapshot_item,
             "CoreShowChannelsComplete": self._snapshot_complete,
         }
@@ -190,7 +230,8 @@ class CallTracker:
         channel = self.channels.get(uniqueid)
         call = self.calls.get(channel.linkedid if channel else linkedid)
         if call is None:
-            self._pending_notes.setdefault(uniqueid, []).append(make)
+            pending = self._pending_notes.setdefault(uniqueid, _Pending(linkedid, [], self._blind))
+            pending.makes.append(make)
             if len(self._pending_notes) > PENDING_NOTES:
                 self._pending_notes.popitem(last=False)
             return []
@@ -200,6 +241,9 @@ class CallTracker:
     def _apply_note(self, call: Call, event: CallEvent) -> None:
         if isinstance(event, RouteDecided):
             call.unit, call.unit_id, call.treatment = event.unit, event.unit_id, event.treatment
+            call.dialled_number = call.dialled_number or event.number
+            if call.linkedid in self.unrouted:
+                self.unrouted.remove(call.linkedid)
         self._emit(call, event)
 
     def live(self, linkedid: str) -> LiveCall | None:
@@ -223,6 +267,12 @@ class CallTracker:
     def link_lost(self, at: float) -> None:
         """The AMI link dropped: events from now until the next channel list are lost."""
         self._snapshot = None
+        self._blind = True
+
+    def listing_requested(self) -> None:
+        """A CoreShowChannels list has been asked for: any channel that exists now will be in it, so
+        notes from now on are not for calls that came and went unseen."""
+        self._blind = False
 
     # -- channel identity and location ------------------------------------------
 
@@ -264,10 +314,10 @@ class CallTracker:
         self.calls[call.linkedid] = call
         if call.caller_number:
             self._offer(call, at)
-        notes = self._pending_notes.pop(channel.uniqueid, [])
-        if notes and not call.offered:
+        pending = self._pending_notes.pop(channel.uniqueid, None)
+        if pending is not None and not call.offered:
             self._offer(call, at)
-        for make in notes:
+        for make in pending.makes if pending is not None else ():
             self._apply_note(call, make(call.linkedid))
         return call
 
@@ -327,6 +377,16 @@ class CallTracker:
         call.queued_at = at
         self._emit(call, CallQueued(call.linkedid, at, call.queue, _int(message.fields.get("position"))))
 
+    def _queue_entry(self, message: AmiMessage, at: float) -> None:
+        """A QueueStatus item: a caller waiting in a queue (the citizen, or a parallel ring's Local ;2
+        leg with the citizen's number, trace R3). A rebuilt call learns its queue and when it joined."""
+        f = message.fields
+        channel = self.channels.get(f.get("uniqueid", ""))
+        call = self.calls.get(channel.linkedid) if channel is not None else None
+        if call is not None and not call.queue:
+            call.queue = f.get("queue", "")
+            call.queued_at = at - float(_int(f.get("wait")))
+
     def _queue_abandon(self, message: AmiMessage, at: float) -> None:
         call = self._call_for(message, at)
         if call is not None:
@@ -356,11 +416,22 @@ class CallTracker:
 
     def _ring(self, call: Call, at: float, dest: str, channel: str, device: str, name: str,
               via_queue: bool = False) -> None:
-        if not dest or dest in call.legs:
+        if not dest or dest in call.rung:
             return
-        leg = _Leg(device=device, name=name, channel=channel, rang_at=at, via_queue=via_queue)
-        call.legs[dest] = leg
+        name = name or self.names(device)
+        call.rung[dest] = device
+        leg = call.legs.get(device)
+        if leg is None:
+            call.legs[device] = _Leg(device=device, name=name, channel=channel, rang_at=at, via_queue=via_queue)
+        else:  # rung again (the queue's retry): the same leg, one more attempt
+            leg.channel, leg.outcome, leg.ended_at = channel, "ringing", None
+            leg.attempts += 1
         self._emit(call, LegRinging(call.linkedid, at, device, name, channel))
+
+    def _leg(self, call: Call, uniqueid: str) -> _Leg | None:
+        """The leg a rung channel belongs to."""
+        device = call.rung.get(uniqueid)
+        return call.legs.get(device) if device is not None else None
 
     def _dial_end(self, message: AmiMessage, at: float) -> None:
         call = self._call_for(message, at)
@@ -376,8 +447,8 @@ class CallTracker:
                 self._emit(call, CallAnswered(call.linkedid, at, call.answered_by, "",
                                               anchor.name if anchor else "", None))
             return
-        leg = call.legs.get(dest)
-        if leg is None or leg.outcome != "ringing":
+        leg = self._leg(call, dest)
+        if leg is None or leg.outcome != "ringing" or leg.channel != f.get("destchannel", leg.channel):
             return  # Asterisk reports a cancelled ringall leg twice
         self._end_leg(call, leg, "answered" if status == "answer" else status, at)
         if leg.outcome == "answered" and not leg.via_queue:
@@ -396,7 +467,7 @@ class CallTracker:
         if call.answered_at is not None:
             return
         call.answered_at = at
-        call.answered_by, call.answered_by_name = device, name
+        call.answered_by, call.answered_by_name = device, name or self.names(device)
         call.answered_channel, call.answered_channel_name = uniqueid, channel
         if call.queue_wait is None and call.queued_at is not None:
             call.queue_wait = round(at - call.queued_at, 3)
@@ -530,14 +601,24 @@ class CallTracker:
         call = self.calls.get(channel.linkedid)
         if call is None:
             return
-        leg = call.legs.get(uniqueid)
-        if leg is not None and leg.outcome == "ringing":
+        leg = self._leg(call, uniqueid)
+        if leg is not None and leg.outcome == "ringing" and leg.channel == channel.name:
             self._end_leg(call, leg, "hangup", at)
         if uniqueid == call.citizen and call.direction == "outbound":
             call.citizen_hangup = (_int_or_none(f.get("cause")), f.get("cause-txt", ""))
         if uniqueid == call.anchor:
             cause = _int_or_none(f.get("cause"))
             self._end(call, at, cause, f.get("cause-txt", ""), estimated=False)
+
+    def _soft_hangup(self, message: AmiMessage, at: float) -> None:
+        """Cause 4 is Asterisk's own shutdown (AST_SOFTHANGUP_SHUTDOWN; trace R4a): the citizen did not
+        hang up, though app_queue's AgentComplete will say "caller"."""
+        if message.fields.get("cause") != "4":
+            return
+        channel = self.channels.get(message.fields.get("uniqueid", ""))
+        call = self.calls.get(channel.linkedid) if channel is not None else None
+        if call is not None and channel is not None and channel.uniqueid == call.anchor:
+            call.shutdown = True
 
     def _leave_bridge(self, channel: Channel) -> None:
         if channel.bridge:
@@ -558,6 +639,8 @@ class CallTracker:
             if leg.outcome == "ringing":  # the caller left while it rang
                 self._end_leg(call, leg, "hangup", at)
         call.estimated = call.estimated or estimated
+        if call.shutdown:
+            cause_text = f"{cause_text} (Asterisk shut down)" if cause_text else "Asterisk shut down"
         self._emit(call, CallEnded(call.linkedid, at, cause, cause_text, call.answered_at is not None,
                                    estimated))
         del self.calls[call.linkedid]
@@ -583,43 +666,107 @@ class CallTracker:
         Channels that are no longer listed hung up while the link was down: their
         calls end now, marked estimated. Listed channels never seen are calls
         that began meanwhile (or before cti started): they are rebuilt from the
-        list, which carries each leg's Linkedid and BridgeId."""
+        list, which carries each leg's Linkedid and BridgeId. A route decision
+        taken while the link was down for a channel not listed is a call that
+        came and went unseen: it is recorded from the decision."""
         present = {m.fields.get("uniqueid", "") for m in listed}
         gone = [self.channels.pop(u) for u in [u for u in self.channels if u not in present]]
         for channel in gone:  # first the legs that stopped ringing while the link was down…
             self._leave_bridge(channel)
             call = self.calls.get(channel.linkedid)
-            leg = call.legs.get(channel.uniqueid) if call is not None else None
-            if call is not None and leg is not None and leg.outcome == "ringing":
+            leg = self._leg(call, channel.uniqueid) if call is not None else None
+            if call is not None and leg is not None and leg.outcome == "ringing" and leg.channel == channel.name:
                 self._end_leg(call, leg, "gone", at)
         for channel in gone:  # …then the calls whose citizen left
             call = self.calls.get(channel.linkedid)
             if call is not None and channel.uniqueid == call.anchor:
                 self._end(call, at, None, "ended while the AMI link was down", estimated=True)
-        rebuilt = [self._rebuild_channel(m, at) for m in listed if m.fields.get("uniqueid") not in self.channels]
-        for channel in rebuilt:
-            call = self.calls.get(channel.linkedid)
-            if call is not None and call.estimated and channel.uniqueid == call.citizen:
-                self._rebuild_answer(call, channel, at)
+        new = [m for m in listed if m.fields.get("uniqueid") not in self.channels]
+        for message in listed:
+            self._rebuild_channel(message)
+        rebuilt = [self._rebuild_call(m, at) for m in new if self._is_listed_citizen(m)]
+        for call in rebuilt:
+            self._rebuild_progress(call, [m for m in new if m.fields.get("linkedid") == call.linkedid], at)
+        fresh = {call.linkedid for call in rebuilt}
+        for call in list(self.calls.values()):  # answered while the link was down
+            if (call.linkedid not in fresh and call.direction == "inbound" and call.answered_at is None
+                    and self._answered_in_bridge(call, at)):
+                call.estimated = True
+        self._record_unseen(present, at)
+        self._blind = False
 
-    def _rebuild_channel(self, message: AmiMessage, at: float) -> Channel:
-        channel = Channel.from_message(message)
-        self.channels[channel.uniqueid] = channel
+    def _rebuild_channel(self, message: AmiMessage) -> None:
+        """A listed channel as it is now: new, or moved (another place, another bridge) while unseen."""
+        listed = Channel.from_message(message)
+        channel = self.channels.get(listed.uniqueid)
+        if channel is None:
+            channel = self.channels[listed.uniqueid] = listed
+        elif (channel.context, channel.exten, channel.bridge) != (listed.context, listed.exten, listed.bridge):
+            self._leave_bridge(channel)
+            channel.context, channel.exten = listed.context, listed.exten
+            channel.bridge, channel.bridged_at = listed.bridge, listed.bridged_at
         if channel.bridge:
             self.bridges.setdefault(channel.bridge, set()).add(channel.uniqueid)
-        if self._is_inbound_leg(channel):
-            call = self._start_inbound(channel, at - _duration(message.fields.get("duration", "")))
-            call.estimated = True
-        return channel
 
-    def _rebuild_answer(self, call: Call, citizen: Channel, at: float) -> None:
-        """A rebuilt call whose citizen shares a bridge with another leg is being answered."""
-        if not citizen.bridge:
+    def _is_listed_citizen(self, message: AmiMessage) -> bool:
+        """A listed channel is a citizen's leg when it began its call (its Uniqueid is the call's Linkedid,
+        unlike every leg dialled for it), is no Local half, and is where the hotline's dialplan takes
+        inbound calls; the lab's handsets and other phones' calls are elsewhere."""
+        f = message.fields
+        uniqueid, name = f.get("uniqueid", ""), f.get("channel", "")
+        return (uniqueid == f.get("linkedid") and not name.startswith("Local/")
+                and f.get("context", "") in self.citizen_contexts and self._is_new(uniqueid))
+
+    def _rebuild_call(self, message: AmiMessage, at: float) -> Call:
+        channel = self.channels[message.fields.get("uniqueid", "")]
+        arrived = at - _duration(message.fields.get("duration", ""))
+        call = self._start_inbound(channel, arrived)
+        call.estimated = True
+        if channel.context not in self.inbound_contexts:  # its exten is now a dialplan step, not the number
+            call.dialled_number = next((e.number for e in call.timeline if isinstance(e, RouteDecided)), "")
+            if not call.dialled_number:
+                self.unrouted.append(call.linkedid)
+        return call
+
+    def _rebuild_progress(self, call: Call, listed: list[AmiMessage], at: float) -> None:
+        """Where a rebuilt call is: talking (its citizen shares a bridge with another leg), or ringing
+        the phones dialled for it (their channels run AppDial or AppQueue and are not up yet)."""
+        if self._answered_in_bridge(call, at):
             return
-        others = sorted(self.bridges.get(citizen.bridge, set()) - {citizen.uniqueid})
-        if others:
-            other = self.channels[others[0]]
-            self._answer(call, at, other.uniqueid, device_of(other.name), "", other.name)
+        for message in listed:
+            f = message.fields
+            if f.get("application") in ("AppDial", "AppQueue") and f.get("channelstate") != UP_STATE:
+                name = f.get("channel", "")
+                self._ring(call, at, f.get("uniqueid", ""), name, device_of(name), "",
+                           via_queue=f.get("application") == "AppQueue")
+
+    def _answered_in_bridge(self, call: Call, at: float) -> bool:
+        """The citizen shares a bridge with another leg: that leg answered."""
+        citizen = self.channels[call.citizen]
+        others = sorted(self.bridges.get(citizen.bridge, set()) - {citizen.uniqueid}) if citizen.bridge else []
+        if not others:
+            return False
+        other = self.channels[others[0]]
+        self._answer(call, at, other.uniqueid, device_of(other.name), "", other.name)
+        return True
+
+    def _record_unseen(self, listed: set[str], at: float) -> None:
+        """Calls whose route cti decided while the link was down, gone before the channel list: their
+        only trace is the decision. Recorded as estimated, with what it says (caller, number, time)."""
+        for uniqueid in [u for u, p in self._pending_notes.items() if p.unseen and u not in listed]:
+            pending = self._pending_notes.pop(uniqueid)
+            events = [make(pending.linkedid) for make in pending.makes]
+            route = next((e for e in events if isinstance(e, RouteDecided)), None)
+            if route is None or not self._is_new(pending.linkedid):
+                continue  # a survey's or another flow's note: not a citizen's inbound call
+            call = Call(linkedid=pending.linkedid, direction="inbound", anchor=uniqueid, citizen=uniqueid,
+                        caller_number=_known(route.caller_number), caller_name=_known(route.caller_name),
+                        dialled_number=route.number, arrived_at=route.at, estimated=True)
+            self.calls[call.linkedid] = call
+            self._offer(call, route.at)
+            for event in events:
+                self._apply_note(call, event)
+            self._end(call, at, None, ENDED_UNSEEN, estimated=True)
 
     def _emit(self, call: Call, event: CallEvent) -> None:
         call.timeline.append(event)
@@ -637,7 +784,7 @@ def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRe
         talk_time=_talk_time(call, at), answered_by=call.answered_by,
         answered_by_name=call.answered_by_name, answered_channel=call.answered_channel_name,
         transfers=tuple(call.transfers),
-        legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at)
+        legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at, leg.attempts)
                    for leg in call.legs.values()),
         hangup_cause=cause, hangup_cause_text=cause_text, recording=call.recording,
         estimated=call.estimated, timeline=tuple(call.timeline),

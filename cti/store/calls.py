@@ -106,7 +106,7 @@ def _call_row(r: CallRecord) -> dict[str, Any]:
         "transfers": [{"kind": t.kind, "target": t.target, "at": t.at, "transferer": t.transferer,
                        "transferee": t.transferee} for t in r.transfers],
         "legs": [{"device": leg.device, "name": leg.name, "channel": leg.channel, "rang_at": leg.rang_at,
-                  "outcome": leg.outcome, "ended_at": leg.ended_at} for leg in r.legs],
+                  "outcome": leg.outcome, "ended_at": leg.ended_at, "attempts": leg.attempts} for leg in r.legs],
         "hangup_cause": r.hangup_cause, "hangup_cause_text": r.hangup_cause_text,
         "recording": r.recording, "estimated": r.estimated,
     }
