@@ -28,7 +28,7 @@ from cti.webhooks import WebhookSender
 ACTIONS = tuple(a for a, move in MOVES.items() if move.roles != ("system",))
 
 
-def add_case_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     case = commands.add_parser("case", help="case records (工单): list, show, open, act, stats, missed calls")
     sub = case.add_subparsers(required=True, metavar="ACTION")
 

@@ -104,7 +104,7 @@ def _queues(path: Path, problems: list[Problem]) -> tuple[QueueSpec, ...] | None
     doc = _doc(path, problems)
     if doc is None:
         return None
-    built = build(QueueFile, doc.data, doc, (), problems)
+    built: QueueFile | None = build(QueueFile, doc.data, doc, (), problems)
     if built is None:
         return None
     if not built.queues:

@@ -20,6 +20,7 @@ import logging
 import random
 import secrets
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from cti.agents.directory import Agent
@@ -86,7 +87,7 @@ class Demo:
             running = asyncio.create_task(self.service.run(service_stop))
             try:
                 await self._wait_for_service(running)
-                self.world.pbx.dialplan.agi_url = f"agi://127.0.0.1:{self.service.agi_port}"
+                self.world.dialplan.agi_url = f"agi://127.0.0.1:{self.service.agi_port}"
                 for agent in self.configuration.directory.agents:
                     await self.service.desk.log_in(agent)
                 self._announce()
@@ -147,7 +148,7 @@ class Demo:
                   "  Ctrl-C stops.", ""]
         print("\n".join(lines), flush=True)
 
-    def _robots_transfer(self, events: list[CallEvent]) -> None:
+    def _robots_transfer(self, events: Sequence[CallEvent]) -> None:
         """Now and then a robot agent presses the desk's 110 key a few seconds into the call."""
         for event in events:
             if isinstance(event, CallAnswered) and self.rng.random() < self.options.transfer_share:

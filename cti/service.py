@@ -7,7 +7,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ class Service:
         if changed:
             self.hub.on_agent(changed)
 
-    def _record_answered_calls(self, events: list[CallEvent]) -> None:
+    def _record_answered_calls(self, events: Sequence[CallEvent]) -> None:
         """Every answered call is recorded (MixMonitor on the citizen's leg)."""
         for event in events:
             if isinstance(event, CallAnswered):

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
@@ -127,7 +128,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
 
 
 def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
-    sections = {"ami": settings.ami, "agi": settings.agi, "web": settings.web, "database": settings.database}
+    # each section a different dataclass, chosen by name at run time
+    sections: dict[str, Any] = {"ami": settings.ami, "agi": settings.agi, "web": settings.web,
+                                "database": settings.database}
     problems = []
     for variable, (section, key, kind) in _ENVIRONMENT.items():
         if variable not in environ:

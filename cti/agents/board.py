@@ -97,7 +97,8 @@ class AgentBoard:
         return AgentStatus(agent.id, agent.name, agent.device, tuple(sorted(m.queues)), m.paused, m.reason,
                            m.phone, m.since)
 
-    def _changed(self, agent: Agent, member: _Member, at: float, before: tuple) -> list[AgentStatus]:
+    def _changed(self, agent: Agent, member: _Member, at: float,
+                 before: tuple[frozenset[str], bool, str, str]) -> list[AgentStatus]:
         if before == (frozenset(member.queues), member.paused, member.reason, member.phone):
             return []
         member.since = at

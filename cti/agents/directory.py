@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
+from cti.yamlconfig import ConfigError, KeyPath, Problem, YamlDoc, build
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,8 @@ class Directory:
     _by_id: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        for person in (*self.agents, *self.seats):
+        people: tuple[Agent | Seat, ...] = (*self.agents, *self.seats)
+        for person in people:
             self._by_id[person.id] = person
             self._by_phone[person.device] = person
             if isinstance(person, Agent) and person.interface:
@@ -69,8 +70,8 @@ def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Direc
     problems: list[Problem] = []
     built = build(AgentFile, doc.data, doc, (), problems)
     if built is not None:
-        phones: dict[str, tuple] = {}
-        ids: dict[str, tuple] = {}
+        phones: dict[str, KeyPath] = {}
+        ids: dict[str, KeyPath] = {}
         for kind, people in (("agents", built.agents), ("seats", built.seats)):
             for i, person in enumerate(people):
                 where = (kind, i)

@@ -75,7 +75,7 @@ class FastAgiServer:
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._session, host, port, limit=STREAM_LIMIT)
-        bound = self._server.sockets[0].getsockname()[1]
+        bound: int = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%d", host, bound)
         return bound
 

@@ -77,14 +77,16 @@ class CtiAction(Action):
 
     @property
     def multi(self) -> bool:
-        first = self.responses[0]
-        return first.response.lower() != "error" and first.eventlist.lower() == "start"
+        first = self.responses[0]  # panoramisk's Message, untyped
+        multi: bool = first.response.lower() != "error" and first.eventlist.lower() == "start"
+        return multi
 
     @property
     def completed(self) -> bool:
         if not self.multi:
             return True
-        return self.responses[-1].eventlist.lower() == "complete"
+        complete: bool = self.responses[-1].eventlist.lower() == "complete"
+        return complete
 
 
 def _to_panoramisk(message: AmiMessage) -> Message:
@@ -98,6 +100,8 @@ def _to_panoramisk(message: AmiMessage) -> Message:
 
 class AmiProtocol(AMIProtocol):
     """panoramisk's protocol with byte-level framing and no re-sending."""
+
+    closed: bool  # set by AMIProtocol.__init__
 
     def __init__(self, on_message: Callable[[AmiMessage], None], source: str) -> None:
         super().__init__()
@@ -247,7 +251,7 @@ class AmiClient:
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, so that
         many clients reconnecting to a restarted Asterisk do not arrive together."""
-        base = min(self.settings.reconnect_max, self.settings.reconnect_min * (2 ** min(attempt, 30)))
+        base: float = min(self.settings.reconnect_max, self.settings.reconnect_min * (2 ** min(attempt, 30)))
         return base / 2 + self._rng() * base / 2
 
     async def _connect(self) -> AmiProtocol:

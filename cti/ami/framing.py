@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 
-from cti.ami.message import AmiMessage, parse_headers
+from cti.ami.message import AmiMessage, Kind, parse_headers
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +144,14 @@ def parse_message(text: str) -> AmiMessage | None:
     if colon and newline and key in _FIRST and (value := value.removesuffix("\r")):
         return AmiMessage.unparsed(_FIRST[key], value, text)
     fields, repeated, body = parse_headers(text)
+    kind: Kind
     if "event" in fields:
         kind, name = "event", fields["event"]
     elif "response" in fields:
         kind, name = "response", fields["response"]
     else:
         return None
-    return AmiMessage(kind, name, fields, repeated, body)  # type: ignore[arg-type]
+    return AmiMessage(kind, name, fields, repeated, body)
 
 
-_FIRST = {"Event": "event", "Response": "response"}
+_FIRST: dict[str, Kind] = {"Event": "event", "Response": "response"}

@@ -8,7 +8,7 @@ notices and the case is ``escalate_after`` working days overdue.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from cti.cases.catalogue import CallbackRules
 from cti.cases.model import WITH_UNIT, Case, Policy
@@ -33,7 +33,7 @@ def notices_due(case: Case, now: datetime, policy: Policy, calendar: WorkCalenda
     return actions
 
 
-def callback_due(case: Case, now: datetime, rules: CallbackRules, zone) -> bool:  # type: ignore[no-untyped-def]
+def callback_due(case: Case, now: datetime, rules: CallbackRules, zone: tzinfo) -> bool:
     """Whether cti should place an automated callback for ``case`` now."""
     if rules.mode != "auto" or case.state not in ("replied", "callback"):
         return False

@@ -185,7 +185,7 @@ def _step(doc: YamlDoc, path: KeyPath, raw: Any, problems: list[Problem]) -> Ste
         return None
     try:
         if kind == "dial":
-            step: Step = Dial(targets=str(options["targets"]), timeout=str(options.get("timeout", "{dial_timeout}")),
+            step: Dial = Dial(targets=str(options["targets"]), timeout=str(options.get("timeout", "{dial_timeout}")),
                               fallback=str(options.get("fallback", "hangup")))
             if step.fallback not in ("queue", "hangup") and step.fallback != "{fallback}":
                 problems.append(doc.problem(path + (kind, "fallback"), "fallback is queue, hangup or {fallback}"))

@@ -70,7 +70,8 @@ class AmiServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._serve, host, port)
-        return self._server.sockets[0].getsockname()[1]
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
 
     async def close(self) -> None:
         if self._server is not None:
@@ -110,7 +111,8 @@ class AmiServer:
                         self.pbx.answered()
                         reply = await reply
                 finally:
-                    session.send(reply)
+                    if isinstance(reply, bytes):  # else the action failed and there is nothing to send
+                        session.send(reply)
                     self.pbx.answered()
                 await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError):

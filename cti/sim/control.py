@@ -10,7 +10,7 @@ import time
 import wave
 from pathlib import Path
 
-from cti.sim.pbx import Channel, Pbx
+from cti.sim.pbx import Bridge, Channel, Pbx
 from cti.sim.phones import Phone
 from cti.sim.snapshot import RINGING, UP
 
@@ -110,7 +110,8 @@ def atxfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> str | Non
     return None
 
 
-async def _consult(pbx: Pbx, transferer: Channel, transferee: Channel, bridge, context: str, exten: str) -> None:  # type: ignore[no-untyped-def]
+async def _consult(pbx: Pbx, transferer: Channel, transferee: Channel, bridge: Bridge, context: str,
+                   exten: str) -> None:
     """The consultation call: a Local channel whose ;2 runs exten@context, bridged with the
     transferer while the transferee holds (S5)."""
     pbx.leave_bridge(transferer)

@@ -164,7 +164,7 @@ class LabDialplan:
 @cache
 def _wav_seconds(path: Path) -> float:
     try:
-        with wave.open(str(path)) as audio:
+        with wave.open(str(path), "rb") as audio:
             return audio.getnframes() / audio.getframerate()
     except (OSError, wave.Error):
         return 3.0

@@ -107,7 +107,7 @@ class Pbx:
         self.losers: dict[str, list[Channel]] = {}  # legs that lost a ringall, hung up after the bridge forms
         self.atxfers: dict[str, asyncio.Task[Any]] = {}  # transferer -> its consultation
         self.consults: dict[str, tuple[Channel, Channel, Channel, Bridge]] = {}
-        self._after: list[Callable[[], None]] | None = None
+        self._after: list[Callable[[], object]] | None = None
         self._racers: list[Callable[[], Awaitable[None]]] = []
         self._ids = itertools.count(1)
         self._names: dict[str, itertools.count[int]] = {}
@@ -149,7 +149,7 @@ class Pbx:
         for queue in self.queues.values():
             queue.device_changed(device, state)
 
-    def after_response(self, then: Callable[[], None]) -> None:
+    def after_response(self, then: Callable[[], object]) -> None:
         """Run ``then`` once the AMI response to the current action is out (Asterisk answers an
         action before the events it causes); at once when no action is being answered."""
         if self._after is None:
@@ -255,7 +255,7 @@ class Pbx:
         if channel.moved is None:
             channel.moved = asyncio.get_running_loop().create_future()
         watched = [asyncio.ensure_future(a) for a in awaitables]
-        waiters = [asyncio.ensure_future(channel.gone.wait()), channel.moved, *watched]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(channel.gone.wait()), channel.moved, *watched]
         if seconds is not None:
             waiters.append(asyncio.ensure_future(self.sleep(seconds)))
         try:
@@ -428,7 +428,7 @@ class Pbx:
         self.set_connected(two, *caller)
         self.emit("LocalBridge", "call", one.fields("LocalOne") + two.fields("LocalTwo") + [
             ("Context", context), ("Exten", exten), ("LocalOptimization", "No")])
-        one.peer, two.peer = two, one  # type: ignore[attr-defined]
+        one.peer, two.peer = two, one
         self.run(two, context, exten)
         return one, two
 

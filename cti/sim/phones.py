@@ -11,7 +11,7 @@ up after their patience runs out, and press digits when asked (the survey).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -40,7 +40,7 @@ class Phone:
     def ringing_channels(self) -> list[str]:
         return list(self._answer_now)
 
-    async def wait_answer(self, channel: str, sleep) -> bool:  # type: ignore[no-untyped-def]
+    async def wait_answer(self, channel: str, sleep: Callable[[float], Awaitable[None]]) -> bool:
         """True when this phone answers the ringing channel (the caller may give up first)."""
         if not self.answers:
             await asyncio.Event().wait()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from cti.sim.control import resolve
 from cti.sim.pbx import Bridge, Channel, ChannelGone, Moved, Pbx, pulse
@@ -260,11 +262,15 @@ class QueueCall:
         self.member.in_call = False
 
 
-async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, Member | None]], queue: Queue | None,
+_M = TypeVar("_M", Member, None)  # a queue's targets are its members, Dial's none
+
+
+async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, _M]], queue: Queue | None,
                *, timeout: float | None = None, keep_caller_id: bool = False,
-               dial_string: callable = None) -> tuple[Channel, Member | None, float] | None:  # type: ignore[valid-type]
+               dial_string: Callable[[str], str] | None = None) -> tuple[Channel, _M, float] | None:
     """Ring every target for ``caller``; return (answered leg, its member, ring seconds) or None."""
-    legs: list[tuple[Channel, Member | None, Phone | LocalAnswer | None]] = []
+    legs: list[tuple[Channel, _M, Phone | LocalAnswer | None]] = []
+    phone: Phone | LocalAnswer | None
     for target, member in targets:
         if target.startswith("Local/"):  # Local/exten@context: its ;2 runs there, its ;1 rings here
             exten, _, context = target[len("Local/"):].split("/")[0].partition("@")
@@ -313,7 +319,7 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, Member | None
     answers = {pbx.spawn(phone.wait_answer(leg.name, pbx.sleep)): (leg, member)
                for leg, member, phone in legs if phone is not None}
     waiting = set(answers)
-    winner: tuple[Channel, Member | None] | None = None
+    winner: tuple[Channel, _M] | None = None
     try:
         while waiting and winner is None:
             limit = timeout if timeout is not None else (queue.timeout if queue else None)
@@ -358,7 +364,7 @@ class LocalAnswer:
     def __init__(self, one: Channel) -> None:
         self.one = one
 
-    async def wait_answer(self, channel: str, sleep) -> bool:  # type: ignore[no-untyped-def]
+    async def wait_answer(self, channel: str, sleep: Callable[[float], Awaitable[None]]) -> bool:
         await self.one.answered.wait()
         return True
 
@@ -374,7 +380,8 @@ async def _first(pbx: Pbx, caller: Channel, waiting: set[asyncio.Task[bool]],
     if caller.moved is None:
         caller.moved = asyncio.get_running_loop().create_future()
     try:
-        done, pending = await asyncio.wait(waiting | {gone, caller.moved},
+        watched: set[asyncio.Future[Any]] = {gone, caller.moved}
+        done, pending = await asyncio.wait(waiting | watched,
                                            timeout=None if limit is None else limit * pbx.scale,
                                            return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -383,7 +390,7 @@ async def _first(pbx: Pbx, caller: Channel, waiting: set[asyncio.Task[bool]],
     return {t for t in done if t in waiting}, {t for t in pending if t in waiting}
 
 
-def _cancel_all(pbx: Pbx, caller: Channel, legs: list, ringall: bool) -> None:  # type: ignore[type-arg]
+def _cancel_all(pbx: Pbx, caller: Channel, legs: Sequence[tuple[Channel, object, object]], ringall: bool) -> None:
     for leg, _, _ in legs:
         pbx.emit("DialEnd", "call", caller.fields() + leg.fields("Dest") + [("DialStatus", "CANCEL")])
     if ringall:

@@ -9,6 +9,7 @@ them): a channel snapshot is the same fourteen headers, optionally prefixed
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 Fields = list[tuple[str, str]]
@@ -85,7 +86,8 @@ def event_text(name: str, privilege: str, fields: Fields, timestamp: float | Non
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def response_text(status: str, action_id: str, message: str | None = None, fields: Fields = ()) -> bytes:
+def response_text(status: str, action_id: str, message: str | None = None,
+                  fields: Sequence[tuple[str, str]] = ()) -> bytes:
     """A response, headers in Asterisk's order: Response, ActionID, then the rest."""
     lines = [f"Response: {status}"]
     if action_id:

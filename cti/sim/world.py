@@ -11,8 +11,9 @@ to cti exactly as Asterisk does; citizens call in from :mod:`cti.sim.traffic`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from cti.configuration import Configuration
@@ -34,8 +35,9 @@ class World:
         self.rng = random.Random(seed)
         self.citizens: dict[str, Citizen] = {}  # on the line now, by their channel
         self.people: dict[str, Citizen] = {}  # everyone who called, by number: they answer callbacks
-        self.pbx = Pbx(ShippedDialplan(agi_url=agi_url, hotline_queue=configuration.trunk_map.hotline.queue,
-                                       prompts=prompts, citizens=self.citizens, callees=self.people), scale=scale)
+        self.dialplan = ShippedDialplan(agi_url=agi_url, hotline_queue=configuration.trunk_map.hotline.queue,
+                                        prompts=prompts, citizens=self.citizens, callees=self.people)
+        self.pbx = Pbx(self.dialplan, scale=scale)
         for spec in configuration.queues:  # asterisk-conf/queues.conf
             self.pbx.queues[spec.name] = Queue(self.pbx, spec.name, strategy="rrmemory", timeout=15, retry=1)
         self._phones(configuration, attended)
@@ -49,7 +51,7 @@ class World:
         for agent in directory.agents:  # the robot agents answer in 3 to 8 s, unless a person is at the desk
             phone = Phone(agent.device, caller_number=agent.id, ring_seconds=self.rng.uniform(3, 8))
             if attended is not None:
-                phone.attended = lambda agent_id=agent.id: attended(agent_id)
+                phone.attended = functools.partial(attended, agent.id)
             self.pbx.endpoints[agent.device] = phone
         seats = [seat.device for seat in directory.seats]
         seats += [dial for unit in trunk_map.units for dial in unit.seats]
@@ -97,9 +99,9 @@ class World:
         finally:
             self.citizens.pop(channel.name, None)
 
-    async def _within(self, seconds: float, waiting: object, channel: Channel) -> bool:
+    async def _within(self, seconds: float, waiting: Awaitable[object], channel: Channel) -> bool:
         """Wait up to ``seconds`` for ``waiting``; False on time-out or when the channel is gone."""
-        done = asyncio.ensure_future(waiting)  # type: ignore[arg-type]
+        done = asyncio.ensure_future(waiting)
         gone = asyncio.ensure_future(channel.gone.wait())
         try:
             await asyncio.wait([done, gone], timeout=seconds * self.pbx.scale, return_when=asyncio.FIRST_COMPLETED)

@@ -212,7 +212,7 @@ async def calls(call: Call) -> list[dict[str, Any]]:
 
 
 async def _record_for(call: Call) -> CallRecord:
-    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], limit=1) or [None]
+    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], limit=1) or (None,)
     if record is None:
         raise ApiError(404, "no_such_call", f"no call record {call.path('linkedid')}")
     agent = acting_agent(call)

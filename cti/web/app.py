@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from cti.ami.client import AmiActionError, AmiDisconnected, AmiTimeout
 from cti.cases.model import CaseError
@@ -41,7 +42,7 @@ def error_body(status: int, code: str, message: str, details: dict[str, Any] | N
 
 
 @web.middleware
-async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error in one JSON shape: {"error": {"code", "message", "details"}}."""
     try:
         return await handler(request)

@@ -81,7 +81,7 @@ async def open_case(call: Call) -> dict[str, Any]:
             return _json(call, case)
         live = ctx(call).live(linkedid)
         if live is None:
-            [record] = await ctx(call).database.calls.calls(linkedids=[linkedid], limit=1) or [None]
+            [record] = await ctx(call).database.calls.calls(linkedids=[linkedid], limit=1) or (None,)
             caller, legacy = caller or (record.caller_number if record else ""), legacy or (
                 record.dialled_number if record else "")
         else:
