@@ -50,3 +50,9 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# What a password is checked against when the user is unknown, disabled or has no password: the
+# parameters of a new hash, a fixed salt, a digest of zeros no password gives. The check costs what
+# a real one does, so the time of an answer does not tell whether the user exists.
+DUMMY_HASH = "scrypt${n}${r}${p}$".format(**_SCRYPT) + _b64(b"cti-no-such-user") + "$" + _b64(bytes(32))

@@ -73,7 +73,7 @@ class Service:
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
             cases=self.cases, metrics=lambda: generate_latest(self._metrics),
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
-            softphone=softphone))
+            softphone=softphone, forwarded_for=settings.web.forwarded_for))
         self.web_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = registry(self.readings)

@@ -47,6 +47,9 @@ class AgiSettings:
 class WebSettings:
     host: str = "127.0.0.1"  # the desk, the API and the screen-pop WebSocket
     port: int = 8345
+    # behind a reverse proxy: throttle sign-ins by the address the proxy appends to X-Forwarded-For,
+    # not by the proxy's own; never set it when clients reach cti directly (they could forge it)
+    forwarded_for: bool = False
 
 
 @dataclass(frozen=True, slots=True)

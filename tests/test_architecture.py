@@ -11,7 +11,7 @@ ROOT = Path(__file__).parent.parent / "cti"
 PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py", "calls/events.py",
         "calls/record.py", "calls/tracker.py", "pipeline.py", "yamlconfig.py", "routing/model.py",
         "routing/router.py", "ivr/engine.py", "agi/protocol.py", "agents/board.py", "cases/model.py",
-        "cases/schedule.py", "cases/stats.py", "sim/traffic.py"]
+        "cases/schedule.py", "cases/stats.py", "sim/traffic.py", "auth_throttle.py"]
 IO = {"asyncio", "aiohttp", "sqlalchemy", "panoramisk", "asyncpg", "aiosqlite", "socket",
       "cti.store", "cti.ami.client", "cti.service", "cti.cli"}
 

@@ -2,19 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from cti.auth import ROLES, hash_password, new_token, token_digest, verify_password
+from cti.auth import DUMMY_HASH, ROLES, hash_password, new_token, token_digest, verify_password
 from cti.store.models import TokenRow, UserRow
+
+T = TypeVar("T")
 
 
 class UserError(Exception):
     pass
+
+
+class PasswordsBusy(Exception):
+    """Too many password checks are waiting already: try again shortly."""
+
+
+class PasswordHasher:
+    """scrypt (about 55 ms of a core each) off the event loop, on threads of its own.
+
+    hashlib.scrypt releases the GIL, so a hash in a thread leaves the loop free to route
+    calls. At most ``workers`` hashes run at once: the cores less one (at least one), so a
+    core stays with the event loop (FastAGI, AMI, screen-pops) through a sign-in flood;
+    on two cores sign-ins are checked one at a time, about 18 a second, plenty for a
+    shift change. Its own executor, not asyncio's default one, so a flood does not hold
+    up the default executor's other work (name lookups). At most ``max_waiting`` checks
+    wait for a thread; beyond that PasswordsBusy is raised at once (the API answers
+    503): a flood cannot queue unbounded work, nor make a sign-in wait more than about
+    ``max_waiting`` hashes. One per process (HASHER): the cores are the process's."""
+
+    def __init__(self, workers: int | None = None, max_waiting: int = 32) -> None:
+        self.workers = workers or max(1, (os.cpu_count() or 1) - 1)
+        self.max_waiting = max_waiting
+        self.hashes = 0  # hashes computed, for tests and metrics
+        self._pending = 0  # running and waiting
+        self._lock = threading.Lock()  # _pending goes down in the worker threads
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def run(self, function: Callable[..., T], *args: str) -> T:
+        with self._lock:
+            if self._pending >= self.workers + self.max_waiting:
+                raise PasswordsBusy(f"{self._pending} password checks under way")
+            self._pending += 1
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cti-scrypt")
+        future = self._executor.submit(function, *args)
+        future.add_done_callback(self._done)  # counted until the thread is done, even if the caller gave up
+        return await asyncio.wrap_future(future)
+
+    def _done(self, _: Future[T]) -> None:
+        with self._lock:
+            self._pending -= 1
+            self.hashes += 1
+
+
+HASHER = PasswordHasher()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +88,9 @@ def _user(row: UserRow) -> User:
 
 
 class UserStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, hasher: PasswordHasher = HASHER) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.hasher = hasher
 
     async def add(self, user_id: str, name: str, role: str, password: str | None = None,
                   agent_id: str | None = None, unit_id: str | None = None) -> User:
@@ -46,8 +100,9 @@ class UserStore:
             raise UserError("an agent user works as an agent of agents.yaml: give its id")
         if unit_id and role != "integrator":
             raise UserError("only an integrator user acts for a unit")
+        password_hash = await self.hasher.run(hash_password, password) if password else None
         row = UserRow(id=user_id, name=name, role=role, agent_id=agent_id, unit_id=unit_id, disabled=False,
-                      password_hash=hash_password(password) if password else None, created_at=datetime.now(UTC))
+                      password_hash=password_hash, created_at=datetime.now(UTC))
         try:
             async with self._sessions.begin() as session:
                 session.add(row)
@@ -56,9 +111,10 @@ class UserStore:
         return _user(row)
 
     async def set_password(self, user_id: str, password: str) -> None:
+        password_hash = await self.hasher.run(hash_password, password)
         async with self._sessions.begin() as session:
             result = await session.execute(
-                update(UserRow).where(UserRow.id == user_id).values(password_hash=hash_password(password)))
+                update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise UserError(f"no user {user_id!r}")
 
@@ -72,11 +128,14 @@ class UserStore:
             return [_user(r) for r in await session.scalars(select(UserRow).order_by(UserRow.id))]
 
     async def authenticate(self, user_id: str, password: str) -> User | None:
+        """The user, if the password is theirs. Off the event loop (raises PasswordsBusy when
+        too many checks wait); an unknown, disabled or passwordless user costs the same check,
+        against DUMMY_HASH, so how long the answer takes says nothing of who exists."""
         async with self._sessions() as session:
             row = await session.get(UserRow, user_id)
-        if row is None or row.disabled or not row.password_hash:
-            return None
-        return _user(row) if verify_password(password, row.password_hash) else None
+        stored = row.password_hash if row is not None and not row.disabled else None
+        matches = await self.hasher.run(verify_password, password, stored or DUMMY_HASH)
+        return _user(row) if row is not None and stored and matches else None
 
     async def issue_token(self, user_id: str, label: str, lifetime: timedelta | None) -> str:
         token = new_token()

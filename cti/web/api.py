@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,14 @@ from aiohttp import web
 
 from cti.agents.board import AgentBoard
 from cti.agents.directory import Agent
+from cti.auth_throttle import SignInThrottle
 from cti.calls.record import CallRecord, LiveCall
 from cti.cases.service import CaseService
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
 from cti.routing.router import decide, guidance_list
 from cti.store.database import Database
+from cti.store.users import PasswordsBusy
 from cti.web.hub import PopHub
 from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes
 
@@ -46,6 +50,8 @@ class WebContext:
     # the demo's softphone: (device, linkedid) -> whether a ringing phone picked up; None with a real PBX,
     # where agents answer on their SIP phones
     softphone: Callable[[str, str], bool] | None = None
+    throttle: SignInThrottle = field(default_factory=lambda: SignInThrottle(clock=time.monotonic))
+    forwarded_for: bool = False  # settings web.forwarded_for: the client is the proxy's last X-Forwarded-For
 
 
 CONTEXT = web.AppKey("cti", WebContext)
@@ -76,15 +82,39 @@ def acting_agent(call: Call) -> Agent | None:
     return person
 
 
+def client_address(request: web.Request, forwarded_for: bool) -> str:
+    """Who is signing in: the TCP peer; behind a trusted proxy (``forwarded_for``), the address
+    that proxy appended last to X-Forwarded-For (earlier ones the client could have written)."""
+    if forwarded_for:
+        hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
+        if hops[-1].strip():
+            return hops[-1].strip()
+    return request.remote or ""
+
+
 # -- sessions -------------------------------------------------------------------------
 
 @routes.add("POST", "/api/session", roles=PUBLIC, summary="Sign in with a user id and password; returns a token",
             body={"user": Field(required=True), "password": Field(required=True)})
 async def sign_in(call: Call) -> dict[str, Any]:
-    users = ctx(call).database.users
-    user = await users.authenticate(call.body["user"], call.body["password"])
+    """Throttled per user id and per client address (cti.auth_throttle): while either must
+    wait, 429 without checking the password at all."""
+    users, throttle = ctx(call).database.users, ctx(call).throttle
+    user_id, address = call.body["user"], client_address(call.request, ctx(call).forwarded_for)
+    wait = throttle.attempt(user_id, address)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise ApiError(429, "too_many_attempts", f"too many failed sign-ins: try again in {seconds} s",
+                       {"retry_after": seconds}, headers={"Retry-After": str(seconds)})
+    try:
+        user = await users.authenticate(user_id, call.body["password"])
+    except PasswordsBusy:
+        throttle.refund(user_id, address)
+        raise ApiError(503, "busy", "too many sign-ins at once: try again in a second", {"retry_after": 1},
+                       headers={"Retry-After": "1"}) from None
     if user is None:
         raise ApiError(401, "unauthorized", "wrong user or password")
+    throttle.succeeded(user_id, address)
     token = await users.issue_token(user.id, "desk session", SESSION_LIFETIME)
     return {"token": token, "user": user.to_json(), "expires_in": int(SESSION_LIFETIME.total_seconds())}
 

@@ -47,7 +47,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except (ApiError, DeskError, CaseError) as exc:
-        return error_body(exc.status, exc.code, exc.message, getattr(exc, "details", None))
+        response = error_body(exc.status, exc.code, exc.message, getattr(exc, "details", None))
+        response.headers.update(getattr(exc, "headers", {}))
+        return response
     except AmiActionError as exc:  # Asterisk said no: its own words reach the desk
         return error_body(409, "pbx_refused", exc.reason, {"action": exc.action})
     except AmiDisconnected as exc:

@@ -20,12 +20,14 @@ PUBLIC: tuple[str, ...] = ()
 class ApiError(Exception):
     """An error answered as {"error": {"code", "message", "details"}}."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}  # added to the answer (Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
