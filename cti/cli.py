@@ -122,10 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     password.add_argument("--db")
     password.set_defaults(command=_user_password)
 
-    token = commands.add_parser("token", help="create an API token for a user (integrators' systems)")
-    token.add_argument("user")
+    token = commands.add_parser("token", help="create an API token for a user (integrators' systems); "
+                                              "`cti token list [USER]` lists the tokens",
+                                usage="cti token USER [--label L] [--expires DAYS] | cti token list [USER]")
+    token.add_argument("user", metavar="USER", help="the user the token signs in, or `list`")
+    token.add_argument("listed", nargs="?", metavar="USER", help="after `list`: only this user's tokens")
     token.add_argument("--label", default="api token")
-    token.add_argument("--days", type=int, help="lifetime in days (default: until revoked)")
+    token.add_argument("--expires", "--days", dest="days", type=int, metavar="DAYS",
+                       help="lifetime in days (default: until revoked, with a warning)")
     token.add_argument("--db")
     token.set_defaults(command=_token)
 
@@ -291,10 +295,40 @@ async def _user_password(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.user == "list":
+        return await _token_list(args.listed, settings)
+    if args.listed is not None:
+        raise UsageError(f"unexpected {args.listed!r}: cti token USER, or cti token list [USER]")
+    if args.days is not None and args.days <= 0:
+        raise UsageError("--expires takes a number of days, at least 1")
     async with _database(settings) as database:
         token = await database.users.issue_token(args.user, args.label,
                                                  timedelta(days=args.days) if args.days else None)
     print(token)
+    if args.days is None:
+        print("cti: warning: this token never expires (only DELETE /api/session with it revokes it); "
+              "consider --expires DAYS", file=sys.stderr)
+    return 0
+
+
+async def _token_list(user_id: str | None, settings: Settings) -> int:
+    async with _database(settings) as database:
+        tokens = await database.users.tokens(user_id)
+    if not tokens:
+        print("no tokens")
+        return 0
+    now = datetime.now(settings.zone)
+
+    def when(moment: datetime | None, empty: str) -> str:
+        return empty if moment is None else f"{moment.astimezone(settings.zone):%Y-%m-%d %H:%M}"
+
+    print(f"{'user':16} {'label':24} {'created':16}  {'expires':23}  {'last used':16}  revoked")
+    for token in tokens:
+        expires = when(token.expires_at, "never")
+        if token.expires_at is not None and token.expires_at <= now:
+            expires += " (past)"
+        print(f"{token.user_id:16} {token.label:24} {when(token.created_at, ''):16}  {expires:23}  "
+              f"{when(token.last_used_at, 'never'):16}  {'yes' if token.revoked else 'no'}")
     return 0
 
 

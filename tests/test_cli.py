@@ -195,3 +195,46 @@ def test_cases_from_the_command_line(tmp_path: Path) -> None:
     assert (edited["location"], edited["confidential"]) == ("解放路", True)
     nothing = cti("case", "missed", "--called-back", "9.9", *db, cwd=REPO)
     assert (nothing.returncode, nothing.stderr.strip()) == (1, "cti: no missed call 9.9")
+
+
+def test_tokens_expire_when_asked_and_are_listed_with_their_last_use(tmp_path: Path) -> None:
+    import asyncio
+
+    from cti.store.database import Database
+
+    settings = str(repo_settings(tmp_path))
+    db = f"sqlite:///{tmp_path / 'tokens.db'}"
+    assert cti("--settings", settings, "token", "list", "--db", db, cwd=tmp_path).stdout.strip() == "no tokens"
+    cti("--settings", settings, "user", "add", "crm", "--role", "integrator", "--db", db, cwd=tmp_path)
+    cti("--settings", settings, "user", "add", "eco", "--role", "integrator", "--db", db, cwd=tmp_path)
+    lasting = cti("--settings", settings, "token", "crm", "--label", "crm bridge", "--expires", "30", "--db", db,
+                  cwd=tmp_path)
+    assert lasting.returncode == 0 and lasting.stdout.startswith("cti_") and lasting.stderr == ""
+    forever = cti("--settings", settings, "token", "eco", "--label", "eco feed", "--db", db, cwd=tmp_path)
+    assert forever.returncode == 0 and forever.stdout.startswith("cti_")
+    assert forever.stderr.strip() == ("cti: warning: this token never expires (only DELETE /api/session with it "
+                                      "revokes it); consider --expires DAYS")
+    zero = cti("--settings", settings, "token", "crm", "--expires", "0", "--db", db, cwd=tmp_path)
+    assert (zero.returncode, zero.stderr.strip()) == (2, "cti: --expires takes a number of days, at least 1")
+    stray = cti("--settings", settings, "token", "crm", "eco", "--db", db, cwd=tmp_path)
+    assert stray.returncode == 2 and "cti token list [USER]" in stray.stderr
+
+    async def use(token: str) -> None:
+        database = await Database.open(db)
+        try:
+            assert await database.users.user_for_token(token) is not None
+        finally:
+            await database.close()
+
+    asyncio.run(use(lasting.stdout.strip()))
+    listed = cti("--settings", settings, "token", "list", "--db", db, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["user", "label", "created", "expires", "last", "used", "revoked"]
+    assert [row.split()[:2] for row in rows] == [["crm", "crm"], ["eco", "eco"]]
+    crm, eco = (row.split() for row in rows)
+    # created, expires (30 days on), last used: dates and times in the settings' zone
+    assert len(crm) == 10 and crm[3] < crm[5] and crm[7] == crm[3] and crm[-1] == "no"
+    assert eco[5:] == ["never", "never", "no"]
+    only = cti("--settings", settings, "token", "list", "eco", "--db", db, cwd=tmp_path)
+    assert [row.split()[0] for row in only.stdout.splitlines()[1:]] == ["eco"]

@@ -114,6 +114,7 @@ class TokenRow(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked: Mapped[bool]
+    last_used_at: Mapped[datetime | None]  # written at most once a minute (cti.store.users.LAST_USE_PRECISION)
 
 
 class CaseRow(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -11,14 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cti.auth import DUMMY_HASH, ROLES, hash_password, new_token, token_digest, verify_password
 from cti.store.models import TokenRow, UserRow
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+LAST_USE_PRECISION = timedelta(minutes=1)  # a token's last use is written at most this often
 
 
 class UserError(Exception):
@@ -71,6 +74,18 @@ HASHER = PasswordHasher()
 
 
 @dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What ``cti token list`` shows of a token (never the token itself)."""
+
+    user_id: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     id: str
     name: str
@@ -91,6 +106,7 @@ class UserStore:
     def __init__(self, engine: AsyncEngine, hasher: PasswordHasher = HASHER) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.hasher = hasher
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move it
 
     async def add(self, user_id: str, name: str, role: str, password: str | None = None,
                   agent_id: str | None = None, unit_id: str | None = None) -> User:
@@ -139,7 +155,7 @@ class UserStore:
 
     async def issue_token(self, user_id: str, label: str, lifetime: timedelta | None) -> str:
         token = new_token()
-        now = datetime.now(UTC)
+        now = self.now()
         try:
             async with self._sessions.begin() as session:
                 session.add(TokenRow(digest=token_digest(token), user_id=user_id, label=label, created_at=now,
@@ -157,9 +173,33 @@ class UserStore:
         if found is None:
             return None
         row, user = found
-        if row.revoked or user.disabled or (row.expires_at is not None and row.expires_at <= datetime.now(UTC)):
+        now = self.now()
+        if row.revoked or user.disabled or (row.expires_at is not None and row.expires_at <= now):
             return None
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USE_PRECISION:
+            await self._used(row.digest, now)
         return _user(user)
+
+    async def _used(self, digest: str, now: datetime) -> None:
+        """Note a token's use, at most once a LAST_USE_PRECISION (the condition holds when two
+        requests race); a failed write costs the request nothing but the note."""
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(update(TokenRow).where(
+                    TokenRow.digest == digest,
+                    or_(TokenRow.last_used_at.is_(None), TokenRow.last_used_at <= now - LAST_USE_PRECISION))
+                    .values(last_used_at=now))
+        except SQLAlchemyError:
+            log.warning("could not note the use of a token", exc_info=True)
+
+    async def tokens(self, user_id: str | None = None) -> list[TokenInfo]:
+        """Every token (of one user), oldest first."""
+        query = select(TokenRow).order_by(TokenRow.created_at, TokenRow.user_id)
+        if user_id is not None:
+            query = query.where(TokenRow.user_id == user_id)
+        async with self._sessions() as session:
+            return [TokenInfo(r.user_id, r.label, r.created_at, r.expires_at, r.last_used_at, r.revoked)
+                    for r in await session.scalars(query)]
 
     async def revoke(self, token: str) -> None:
         async with self._sessions.begin() as session:
