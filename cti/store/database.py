@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
 from cti.store.models import Base, TokenRow
 from cti.store.users import UserStore
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -24,6 +30,7 @@ class Database:
     async def open(cls, url: str, **engine_options: Any) -> Database:
         """Connect and create the tables that are missing. ``engine_options`` go to
         SQLAlchemy's create_async_engine (pool sizes, connect_args)."""
+        private_sqlite_file(url)
         engine = make_engine(url, **engine_options)
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
@@ -42,3 +49,31 @@ def add_missing_columns(connection: Connection) -> None:
     if "last_used_at" not in {c["name"] for c in inspect(connection).get_columns(table)}:
         kind = TokenRow.__table__.c.last_used_at.type.compile(dialect=connection.dialect)
         connection.execute(text(f"ALTER TABLE {table} ADD COLUMN last_used_at {kind}"))
+
+
+def private_sqlite_file(url: str) -> None:
+    """The SQLite file holds every caller's number: it is made readable by its owner only (0600),
+    before SQLite would make it with the umask's mode (0644 most often). SQLite gives its -wal
+    and -shm files the main file's mode. A file that exists with a wider mode is the operator's
+    choice (a backup user's group, say) and is left as it is, with a warning naming it."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or "uri" in parsed.query \
+            or parsed.query.get("mode") == "memory":
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # no such directory, no right to write there: SQLite says so in its own words
+        return
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(name.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            log.warning("%s is open to others than its owner (mode %04o): it holds callers' numbers; "
+                        "chmod 600 it unless that is meant", name, mode)
