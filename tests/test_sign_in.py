@@ -5,6 +5,8 @@ users, and password checks off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import update
 
+from cti.auth import hash_password
 from cti.auth_throttle import SignInThrottle, ThrottlePolicy
 from cti.store.models import UserRow
-from cti.store.users import PasswordHasher
+from cti.store.users import HASHER, PasswordHasher
 from cti.web.api import CONTEXT, WebContext
 from tests.desk_harness import PASSWORD, Desk, running_desk
 from tests.fakeami import Session
@@ -32,10 +36,11 @@ class Clock:
 
 @asynccontextmanager
 async def desk_with_clock(tmp_path: Path, policy: ThrottlePolicy | None = None) -> AsyncIterator[tuple[Desk, Clock]]:
-    """A running desk whose sign-in throttle reads a clock the test moves."""
+    """A running desk whose sign-in throttle reads a clock the test moves; refusals are not held."""
     clock = Clock()
     async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
         context(desk).throttle = SignInThrottle(policy, clock=clock)
+        context(desk).refusal_hold = 0
         yield desk, clock
 
 
@@ -70,6 +75,10 @@ async def test_a_locked_out_sign_in_is_answered_429_without_a_password_check(tmp
                                   "details": {"retry_after": 1}}}
         assert headers["Retry-After"] == "1"
         assert desk.database.users.hasher.hashes == hashes
+        context(desk).refusal_hold = 0.3  # a refusal is held: a waiting client guesses slowly, for no CPU
+        started = time.perf_counter()
+        assert (await sign_in(desk, "sup", WRONG))[0] == 429
+        assert time.perf_counter() - started >= 0.3
 
 
 async def test_each_further_failure_doubles_the_wait_up_to_five_minutes(tmp_path: Path) -> None:
@@ -206,3 +215,13 @@ def test_the_throttle_is_bounded_and_counts_attempts_in_flight() -> None:
     assert [throttle.attempt("target", "10.9.9.9") for _ in range(6)] == [0, 0, 0, 0, 0, 1.0]
     throttle.succeeded("target", "10.9.9.9")
     assert throttle.attempt("target", "10.9.9.8") == 0
+
+
+async def test_the_hashing_threads_yield_to_the_event_loop() -> None:
+    """They run niced (Linux), so that the loop wins a core it shares with them."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread priorities are Linux's")
+    await HASHER.run(hash_password, "a password")
+    nice = {int(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[16])
+            for task in Path("/proc/self/task").iterdir()}
+    assert 10 in nice and os.getpriority(os.PRIO_PROCESS, 0) in nice

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -43,7 +44,9 @@ class PasswordHasher:
     up the default executor's other work (name lookups). At most ``max_waiting`` checks
     wait for a thread; beyond that PasswordsBusy is raised at once (the API answers
     503): a flood cannot queue unbounded work, nor make a sign-in wait more than about
-    ``max_waiting`` hashes. One per process (HASHER): the cores are the process's."""
+    ``max_waiting`` hashes. The threads run at a lower priority (nice 10, on Linux), so that
+    the event loop wins a core it shares with them. One per process (HASHER): the cores are
+    the process's."""
 
     def __init__(self, workers: int | None = None, max_waiting: int = 32) -> None:
         self.workers = workers or max(1, (os.cpu_count() or 1) - 1)
@@ -59,7 +62,8 @@ class PasswordHasher:
                 raise PasswordsBusy(f"{self._pending} password checks under way")
             self._pending += 1
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cti-scrypt")
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cti-scrypt",
+                                                    initializer=_lower_priority)
         future = self._executor.submit(function, *args)
         future.add_done_callback(self._done)  # counted until the thread is done, even if the caller gave up
         return await asyncio.wrap_future(future)
@@ -68,6 +72,12 @@ class PasswordHasher:
         with self._lock:
             self._pending -= 1
             self.hashes += 1
+
+
+def _lower_priority() -> None:
+    """Nice the calling thread (Linux schedules threads one by one); elsewhere, nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 HASHER = PasswordHasher()

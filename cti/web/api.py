@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +54,10 @@ class WebContext:
     softphone: Callable[[str, str], bool] | None = None
     throttle: SignInThrottle = field(default_factory=lambda: SignInThrottle(clock=time.monotonic))
     forwarded_for: bool = False  # settings web.forwarded_for: the client is the proxy's last X-Forwarded-For
+    # seconds a sign-in's 429 or 503 is held before it is sent (up to half as long again, at random, so that
+    # a flood's answers do not all fall due together): a client waiting for its answers guesses at most once a
+    # second per connection, and a held answer costs a sleeping coroutine, no CPU
+    refusal_hold: float = 1.0
 
 
 CONTEXT = web.AppKey("cti", WebContext)
@@ -82,6 +88,10 @@ def acting_agent(call: Call) -> Agent | None:
     return person
 
 
+async def hold(seconds: float) -> None:
+    await asyncio.sleep(seconds * (1 + random.random() / 2))
+
+
 def client_address(request: web.Request, forwarded_for: bool) -> str:
     """Who is signing in: the TCP peer; behind a trusted proxy (``forwarded_for``), the address
     that proxy appended last to X-Forwarded-For (earlier ones the client could have written)."""
@@ -98,18 +108,20 @@ def client_address(request: web.Request, forwarded_for: bool) -> str:
             body={"user": Field(required=True), "password": Field(required=True)})
 async def sign_in(call: Call) -> dict[str, Any]:
     """Throttled per user id and per client address (cti.auth_throttle): while either must
-    wait, 429 without checking the password at all."""
+    wait, 429 without checking the password at all (held ``refusal_hold``, as a 503 is)."""
     users, throttle = ctx(call).database.users, ctx(call).throttle
     user_id, address = call.body["user"], client_address(call.request, ctx(call).forwarded_for)
     wait = throttle.attempt(user_id, address)
     if wait > 0:
         seconds = math.ceil(wait)
+        await hold(min(ctx(call).refusal_hold, wait))
         raise ApiError(429, "too_many_attempts", f"too many failed sign-ins: try again in {seconds} s",
                        {"retry_after": seconds}, headers={"Retry-After": str(seconds)})
     try:
         user = await users.authenticate(user_id, call.body["password"])
     except PasswordsBusy:
         throttle.refund(user_id, address)
+        await hold(ctx(call).refusal_hold)
         raise ApiError(503, "busy", "too many sign-ins at once: try again in a second", {"retry_after": 1},
                        headers={"Retry-After": "1"}) from None
     if user is None:
