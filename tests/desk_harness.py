@@ -84,8 +84,12 @@ class Pops:
 
 
 @asynccontextmanager
-async def running_desk(tmp_path: Path, sessions: list[Session]) -> AsyncIterator[Desk]:
-    database = await Database.open(f"sqlite:///{tmp_path / 'desk.db'}")
+async def running_desk(tmp_path: Path, sessions: list[Session], database: Database | None = None
+                       ) -> AsyncIterator[Desk]:
+    """The service on SQLite in tmp_path, or on ``database`` (which the caller closes)."""
+    own = database is None
+    if database is None:
+        database = await Database.open(f"sqlite:///{tmp_path / 'desk.db'}")
     recordings = tmp_path / "monitor"
     async with FakeAmi(sessions) as server:
         settings = Settings(
@@ -102,4 +106,5 @@ async def running_desk(tmp_path: Path, sessions: list[Session]) -> AsyncIterator
             finally:
                 stop.set()
                 await asyncio.wait_for(running, 10)
-                await database.close()
+                if own:
+                    await database.close()

@@ -66,15 +66,17 @@ class CallStore:
                 await session.execute(self._insert(CallEventRow).on_conflict_do_nothing(), rows)
         return len(inserted)
 
-    async def calls(self, *, limit: int = 50, linkedids: Sequence[str] | None = None,
+    async def calls(self, *, limit: int = 50, offset: int = 0, linkedids: Sequence[str] | None = None,
                     caller_number: str | None = None) -> list[CallRecord]:
         """Stored calls, newest first (or in the order of ``linkedids`` when given)."""
+        if limit < 0 or offset < 0:  # SQLite reads LIMIT -1 as no limit; PostgreSQL refuses it
+            raise ValueError(f"a negative limit ({limit}) or offset ({offset})")
         query = select(*CallRow.__table__.columns)  # rows, not ORM objects: every screen-pop reads history
         if linkedids is not None:
             query = query.where(CallRow.linkedid.in_(list(linkedids)))
         if caller_number is not None:
             query = query.where(CallRow.caller_number == caller_number)
-        query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit)
+        query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit).offset(offset)
         async with self._sessions() as session:
             rows = list(await session.execute(query))
         records = [_record(row) for row in rows]

@@ -26,7 +26,7 @@ from cti.routing.router import decide, guidance_list
 from cti.store.database import Database
 from cti.store.users import PasswordsBusy
 from cti.web.hub import PopHub
-from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes
+from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes, paging
 
 SESSION_LIFETIME = timedelta(hours=12)
 routes = Routes()
@@ -105,7 +105,7 @@ def client_address(request: web.Request, forwarded_for: bool) -> str:
 # -- sessions -------------------------------------------------------------------------
 
 @routes.add("POST", "/api/session", roles=PUBLIC, summary="Sign in with a user id and password; returns a token",
-            body={"user": Field(required=True), "password": Field(required=True)})
+            body={"user": Field(required=True, max_length=64), "password": Field(required=True, max_length=1024)})
 async def sign_in(call: Call) -> dict[str, Any]:
     """Throttled per user id and per client address (cti.auth_throttle): while either must
     wait, 429 without checking the password at all (held ``refusal_hold``, as a 503 is)."""
@@ -176,7 +176,8 @@ async def log_out(call: Call) -> dict[str, Any]:
 
 
 @routes.add("POST", "/api/agents/{agent_id}/pause", roles=("agent", "supervisor"),
-            summary="Pause the agent with a reason (QueuePause)", body={"reason": Field(required=True)})
+            summary="Pause the agent with a reason (QueuePause)",
+            body={"reason": Field(required=True, max_length=200)})
 async def pause(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
     await ctx(call).desk.pause(agent, call.body["reason"])
@@ -211,7 +212,8 @@ async def live(call: Call) -> list[dict[str, Any]]:
 
 @routes.add("POST", "/api/calls/{linkedid}/transfer", roles=("agent", "supervisor"),
             summary="Hand the citizen over: blind, attended, or a three-way call (conference)",
-            body={"target": Field(required=True, description="110, 119, 120, 122, 12122 or a remote seat id"),
+            body={"target": Field(required=True, max_length=64,
+                                  description="110, 119, 120, 122, 12122 or a remote seat id"),
                   "kind": Field(required=True, choices=KINDS)})
 async def transfer(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.transfer(call.path("linkedid"), call.body["target"], call.body["kind"],
@@ -245,11 +247,13 @@ async def cancel_transfer(call: Call) -> dict[str, Any]:
 
 # -- call records -------------------------------------------------------------------------
 
-@routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"), summary="Call records, newest first",
-            query={"caller": Field(description="only calls from this number"), "limit": Field(int)})
+@routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"),
+            summary="Call records, newest first",
+            query={"caller": Field(max_length=64, description="only calls from this number")} | paging(50))
 async def calls(call: Call) -> list[dict[str, Any]]:
     records = await ctx(call).database.calls.calls(caller_number=call.query.get("caller"),
-                                                     limit=min(call.query.get("limit", 50), 500))
+                                                     limit=call.query.get("limit", 50),
+                                                     offset=call.query.get("offset", 0))
     return [r.to_json(ctx(call).zone) for r in records]
 
 
@@ -286,7 +290,7 @@ async def recording(call: Call) -> web.FileResponse:
 
 @routes.add("GET", "/api/route/{number}", roles=("integrator", "supervisor", "admin"),
             summary="What the router decides for a call to a number", query={"at": Field(
-                description="ISO 8601 moment; default now")})
+                max_length=64, description="ISO 8601 moment; default now")})
 async def route(call: Call) -> dict[str, Any]:
     configuration = ctx(call).configuration()
     zone = configuration.trunk_map.zone

@@ -19,9 +19,13 @@ from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, period, to_csv
 from cti.web.api import ctx, routes
-from cti.web.routes import ANYONE, ApiError, Call, Field
+from cti.web.routes import ANYONE, ApiError, Call, Field, paging
 
 READERS = ("agent", "supervisor", "admin", "integrator")
+# the bounds of the case fields: within their columns (cti.store.models), the long texts within reason
+CONTENT, NAME, PLACE, NUMBER, UNIT, LINKEDID, REASON, NOTE = 4000, 128, 256, 64, 64, 64, 200, 1000
+DAY = 10  # YYYY-MM-DD
+CASE_ID = 2**31 - 1  # an INTEGER key, on PostgreSQL too
 
 
 def case_role(call: Call) -> str:
@@ -46,6 +50,8 @@ async def _case(call: Call) -> Case:
         case_id = int(call.path("case_id"))
     except ValueError:
         raise ApiError(404, "no_such_case", f"no case {call.path('case_id')!r}") from None
+    if not 1 <= case_id <= CASE_ID:  # beyond the column PostgreSQL would refuse to look
+        raise ApiError(404, "no_such_case", f"no case {case_id}")
     case = await ctx(call).cases.store.get(case_id)
     unit = _unit_view(call)
     if case is None or (unit is not None and case.unit != unit):
@@ -62,12 +68,14 @@ def _json(call: Call, case: Case) -> dict[str, Any]:
 @routes.add("POST", "/api/cases", roles=("agent", "supervisor"),
             summary="Open a case (受理), for a call when linkedid is given; dispatched at once when unit is given",
             body={"category": Field(required=True, choices=tuple(CATEGORIES)),
-                  "content": Field(required=True, description="what the caller asks or reports"),
-                  "caller_number": Field(description="default: the call's caller"), "caller_name": Field(),
-                  "location": Field(), "unit": Field(description="a unit of GET /api/units"),
+                  "content": Field(required=True, max_length=CONTENT, line=False,
+                                   description="what the caller asks or reports"),
+                  "caller_number": Field(max_length=NUMBER, description="default: the call's caller"),
+                  "caller_name": Field(max_length=NAME), "location": Field(max_length=PLACE),
+                  "unit": Field(max_length=UNIT, description="a unit of GET /api/units"),
                   "confidential": Field(bool, description="the caller asked not to be named to the unit"),
-                  "linkedid": Field(description="the call this case is about"),
-                  "legacy_number": Field(description="default: the number the call dialled")})
+                  "linkedid": Field(max_length=LINKEDID, description="the call this case is about"),
+                  "legacy_number": Field(max_length=NUMBER, description="default: the number the call dialled")})
 async def open_case(call: Call) -> dict[str, Any]:
     body, cases = call.body, ctx(call).cases
     linkedid = body.get("linkedid", "")
@@ -96,11 +104,11 @@ async def open_case(call: Call) -> dict[str, Any]:
 
 
 @routes.add("GET", "/api/cases", roles=READERS, summary="Cases, newest first (an integrator of a unit: its own)",
-            query={"state": Field(choices=STATES), "unit": Field(), "caller": Field(),
+            query={"state": Field(choices=STATES), "unit": Field(max_length=UNIT),
+                   "caller": Field(max_length=NUMBER),
                    "escalated": Field(bool, description="only escalated (督办) cases, or only others"),
-                   "from": Field(description="created on or after (YYYY-MM-DD)"),
-                   "to": Field(description="created on or before (YYYY-MM-DD)"), "limit": Field(int),
-                   "offset": Field(int)})
+                   "from": Field(max_length=DAY, description="created on or after (YYYY-MM-DD)"),
+                   "to": Field(max_length=DAY, description="created on or before (YYYY-MM-DD)")} | paging(100))
 async def list_cases(call: Call) -> list[dict[str, Any]]:
     q = call.query
     start, end = period(*_days(call), ctx(call).zone)
@@ -108,7 +116,7 @@ async def list_cases(call: Call) -> list[dict[str, Any]]:
     cases = await ctx(call).cases.store.find(
         states=[q["state"]] if "state" in q else None, unit=unit, caller_number=q.get("caller"),
         escalated=q.get("escalated"), created_from=start, created_to=end,
-        limit=min(q.get("limit", 100), 1000), offset=q.get("offset", 0))
+        limit=q.get("limit", 100), offset=q.get("offset", 0))
     return [_json(call, c) for c in cases]
 
 
@@ -122,8 +130,8 @@ async def get_case(call: Call) -> dict[str, Any]:
 
 @routes.add("PATCH", "/api/cases/{case_id}", roles=("agent", "supervisor"),
             summary="Complete an accepted case's details (category, content, location, confidentiality)",
-            body={"category": Field(choices=tuple(CATEGORIES)), "content": Field(), "location": Field(),
-                  "confidential": Field(bool)})
+            body={"category": Field(choices=tuple(CATEGORIES)), "content": Field(max_length=CONTENT, line=False),
+                  "location": Field(max_length=PLACE), "confidential": Field(bool)})
 async def edit_case(call: Call) -> dict[str, Any]:
     case = await _case(call)
     return _json(call, await ctx(call).cases.update_details(case.id, call.body, call.user.id, case_role(call)))
@@ -132,8 +140,11 @@ async def edit_case(call: Call) -> dict[str, Any]:
 @routes.add("POST", "/api/cases/{case_id}/actions/{action}", roles=("agent", "supervisor", "admin", "integrator"),
             summary="Move a case through its workflow: " + ", ".join(
                 a for a, m in MOVES.items() if m.roles != ("system",)),
-            body={"unit": Field(), "reason": Field(), "days": Field(int), "reply": Field(),
-                  "satisfaction": Field(choices=("1", "2", "3")), "into": Field(int), "note": Field()})
+            body={"unit": Field(max_length=UNIT), "reason": Field(max_length=REASON),
+                  "days": Field(int, min=1, max=365, description="working days (cases.yaml max_extension)"),
+                  "reply": Field(max_length=CONTENT, line=False),
+                  "satisfaction": Field(choices=("1", "2", "3")), "into": Field(int, min=1, max=CASE_ID),
+                  "note": Field(max_length=NOTE, line=False)})
 async def act(call: Call) -> dict[str, Any]:
     case = await _case(call)
     action = call.path("action")
@@ -144,7 +155,7 @@ async def act(call: Call) -> dict[str, Any]:
 
 @routes.add("POST", "/api/cases/{case_id}/calls", roles=("agent", "supervisor"),
             summary="Join a call to a case (the caller calls again about it)",
-            body={"linkedid": Field(required=True)})
+            body={"linkedid": Field(required=True, max_length=LINKEDID)})
 async def link_call(call: Call) -> dict[str, Any]:
     case = await ctx(call).cases.link_call((await _case(call)).id, call.body["linkedid"])
     return {"case": case.id, "linkedid": call.body["linkedid"]}
@@ -169,7 +180,8 @@ async def tasks(call: Call) -> dict[str, Any]:
 
 @routes.add("POST", "/api/missed/{linkedid}", roles=("agent", "supervisor"),
             summary="A missed call was called back (or the caller could not be reached)",
-            body={"state": Field(required=True, choices=("called_back", "unreachable")), "case_id": Field(int)})
+            body={"state": Field(required=True, choices=("called_back", "unreachable")),
+                  "case_id": Field(int, min=1, max=CASE_ID)})
 async def resolve_missed(call: Call) -> dict[str, Any]:
     missed = await ctx(call).cases.resolve_missed(call.path("linkedid"), call.body["state"], call.user.id,
                                                  call.body.get("case_id"))
@@ -186,8 +198,9 @@ async def units(call: Call) -> list[dict[str, str]]:
 
 @routes.add("GET", "/api/stats", roles=("supervisor", "admin", "integrator"),
             summary="Case statistics per unit, category, legacy number, day or month (CSV with format=csv)",
-            query={"by": Field(required=True, choices=GROUPS), "from": Field(description="YYYY-MM-DD"),
-                   "to": Field(description="YYYY-MM-DD (inclusive)"), "format": Field(choices=("json", "csv"))})
+            query={"by": Field(required=True, choices=GROUPS), "from": Field(max_length=DAY, description="YYYY-MM-DD"),
+                   "to": Field(max_length=DAY, description="YYYY-MM-DD (inclusive)"),
+                   "format": Field(choices=("json", "csv"))})
 async def stats(call: Call) -> Any:
     rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=_unit_view(call), limit=1_000_000)
     if call.query.get("format") == "csv":

@@ -5,6 +5,7 @@ role check, and the document cannot drift from the code."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from cti.auth import ROLES
 
 ANYONE = ROLES  # every signed-in role
 PUBLIC: tuple[str, ...] = ()
+MAX_LIMIT = 500  # rows a list answers at most
+MAX_OFFSET = 1_000_000  # rows a list skips at most
 
 
 class ApiError(Exception):
@@ -32,10 +35,24 @@ class ApiError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """One input field. Numbers take ``min``/``max``; text takes ``max_length`` (characters, within
+    the database column it ends in) and is ``line`` (one line: no control character at all) unless
+    told otherwise (long text: newlines and tabs, no other control character)."""
+
     type: type = str
     required: bool = False
     choices: tuple[str, ...] = ()
     description: str = ""
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = None
+    line: bool = True
+
+
+def paging(default: int) -> dict[str, Field]:
+    """The ``limit`` and ``offset`` query fields of a list route."""
+    return {"limit": Field(int, min=1, max=MAX_LIMIT, description=f"how many (default {default})"),
+            "offset": Field(int, min=0, max=MAX_OFFSET, description="how many to skip (default 0)")}
 
 
 Handler = Callable[["Call"], Awaitable[Any]]
@@ -138,9 +155,17 @@ def validate(fields: dict[str, Field], data: Any, where: str) -> dict[str, Any]:
                 problems[name] = "expected true or false"
                 continue
         try:
+            if spec.type is not bool and isinstance(value, bool):  # JSON true is no number, nor text
+                raise TypeError(value)
+            if spec.type is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)  # 2.5 days is not 2
             value = spec.type(value) if spec.type is not str or isinstance(value, str) else _not_text(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             problems[name] = f"expected {spec.type.__name__}"
+            continue
+        problem = _out_of_bounds(spec, value)
+        if problem:
+            problems[name] = problem
             continue
         if spec.choices and value not in spec.choices:
             problems[name] = f"one of {', '.join(spec.choices)}"
@@ -155,10 +180,35 @@ def _not_text(value: Any) -> str:
     raise TypeError(value)
 
 
+def _out_of_bounds(spec: Field, value: Any) -> str:
+    """What is wrong with a value of the right type, or "" when nothing is."""
+    if isinstance(value, str):
+        if spec.max_length is not None and len(value) > spec.max_length:
+            return f"at most {spec.max_length} characters"
+        allowed = "" if spec.line else "\n\t"
+        if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
+            return "one line, without control characters" if spec.line else \
+                "no control characters but newlines and tabs"
+    elif isinstance(value, int | float):
+        if value != value:  # NaN is below nothing and above nothing
+            return "expected a number"
+        if spec.min is not None and value < spec.min:
+            return f"at least {spec.min}"
+        if spec.max is not None and value > spec.max:
+            return f"at most {spec.max}"
+    return ""
+
+
 def _schema(spec: Field) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": {str: "string", int: "integer", float: "number", bool: "boolean"}[spec.type]}
     if spec.choices:
         schema["enum"] = list(spec.choices)
+    if spec.min is not None:
+        schema["minimum"] = spec.min
+    if spec.max is not None:
+        schema["maximum"] = spec.max
+    if spec.max_length is not None:
+        schema["maxLength"] = spec.max_length
     if spec.description:
         schema["description"] = spec.description
     return schema

@@ -1,0 +1,132 @@
+"""The route table's bounds against a running service, on SQLite and PostgreSQL: lists page with
+bounded limit and offset; every field of the route table is bounded, the longest values fit
+the database, and the bounds are in the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from cti.calls.events import CallOffered
+from cti.calls.record import CallRecord
+from cti.store.database import Database
+from cti.web.api import routes
+from cti.web.routes import MAX_LIMIT, MAX_OFFSET
+from tests.desk_harness import Desk, running_desk
+from tests.fakeami import Session
+
+ECO, MARKET = "ecology-environment", "market-regulation"
+T = 1795200000.0
+
+
+def record(linkedid: str, unit_id: str, at: float, caller: str = "13800000043", name: str = "Citizen",
+           direction: str = "inbound", dialled: str = "12369") -> CallRecord:
+    return CallRecord(linkedid=linkedid, direction=direction, caller_number=caller, caller_name=name,
+                      dialled_number=dialled, arrived_at=at, ended_at=at + 60, unit_id=unit_id,
+                      timeline=(CallOffered(linkedid, at, direction, caller, name, dialled,
+                                            "PJSIP/carrier-00000001"),))
+
+
+async def unit_token(desk: Desk, user_id: str, unit: str) -> str:
+    await desk.database.users.add(user_id, user_id, "integrator", unit_id=unit)
+    return await desk.database.users.issue_token(user_id, "unit", None)
+
+
+async def test_lists_page_within_bounds(tmp_path: Path, database: Database) -> None:
+    async with running_desk(tmp_path, [Session(close_at_end=False)], database) as desk:
+        await desk.database.calls.save([record(f"{i}.1", ECO if i % 2 else MARKET, T + i) for i in range(7)])
+        for i in range(5):
+            await desk.service.cases.open(caller_number="13900000001", category="request", content=f"第{i}件",
+                                          actor="1001", role="agent")
+        supervisor = await desk.user("boss", "supervisor")
+
+        async def ids(path: str, token: str = supervisor) -> list[str]:
+            return [str(c.get("linkedid", c.get("content"))) for c in await desk.request("GET", path, token)]
+
+        assert await ids("/api/calls?limit=3") == ["6.1", "5.1", "4.1"]
+        assert await ids("/api/calls?limit=3&offset=3") == ["3.1", "2.1", "1.1"]
+        assert await ids("/api/calls?limit=3&offset=6") == ["0.1"]
+        assert await ids("/api/calls?offset=7") == []
+        assert await ids(f"/api/calls?limit={MAX_LIMIT}&offset={MAX_OFFSET}") == []
+        assert await ids("/api/cases?limit=2&offset=2") == ["第2件", "第1件"]
+
+        for path in ("/api/calls", "/api/cases"):
+            for query, field, problem in (
+                    ("limit=-1", "limit", "at least 1"), ("limit=0", "limit", "at least 1"),
+                    ("limit=100000", "limit", "at most 500"), ("limit=abc", "limit", "expected int"),
+                    ("offset=-1", "offset", "at least 0"), ("offset=1000001", "offset", "at most 1000000"),
+                    ("limit=99999999999999999999999", "limit", "at most 500")):
+                bad = await desk.request("GET", f"{path}?{query}", supervisor, expect=422)
+                assert bad == {"error": {"code": "invalid", "message": "invalid query",
+                                         "details": {"fields": {field: problem}}}}, (path, query)
+
+
+async def test_text_is_bounded_and_the_database_takes_the_longest(tmp_path: Path, database: Database) -> None:
+    async with running_desk(tmp_path, [Session(close_at_end=False)], database) as desk:
+        agent = await desk.user("1001", "agent", "1001")
+
+        async def refused(method: str, path: str, body: Mapping[str, object]) -> dict[str, str]:
+            reply = await desk.request(method, path, agent, expect=422, json=body)
+            assert reply["error"]["code"] == "invalid"
+            fields: dict[str, str] = reply["error"]["details"]["fields"]
+            return fields
+
+        # the longest of each field is taken, and kept whole, by the database (PostgreSQL's varchar too)
+        longest = {"category": "complaint", "content": "诉" * 1999 + "\n\t" + "诉" * 1999, "caller_number": "1" * 64,
+                   "caller_name": "名" * 128, "location": "地" * 256, "legacy_number": "2" * 64}
+        case = await desk.request("POST", "/api/cases", agent, json=longest)
+        assert {k: case[k] for k in longest if k != "category"} == {k: v for k, v in longest.items()
+                                                                   if k != "category"}
+        assert await refused("POST", "/api/cases", longest | {"caller_name": "名" * 129}) == {
+            "caller_name": "at most 128 characters"}
+        assert await refused("POST", "/api/cases", longest | {"content": "诉" * 4001}) == {
+            "content": "at most 4000 characters"}
+        assert await refused("POST", "/api/cases", longest | {"caller_name": "王\n五", "content": "a\x00b"}) == {
+            "caller_name": "one line, without control characters",
+            "content": "no control characters but newlines and tabs"}
+        assert await refused("POST", "/api/cases", longest | {"caller_number": "139\x7f"}) == {
+            "caller_number": "one line, without control characters"}
+        # a pause reason goes into an AMI action: a line break in it would forge headers
+        assert await refused("POST", "/api/agents/1001/pause", {"reason": "培训\r\nAction: Hangup"}) == {
+            "reason": "one line, without control characters"}
+        assert await refused("POST", "/api/agents/1001/pause", {"reason": "x" * 201}) == {
+            "reason": "at most 200 characters"}
+        action = f"/api/cases/{case['id']}/actions/request_extension"
+        assert await refused("POST", action, {"days": 2, "reason": "r" * 201}) == {"reason": "at most 200 characters"}
+        assert await refused("POST", action, {"days": 0, "reason": "核查"}) == {"days": "at least 1"}
+        assert await refused("POST", action, {"days": True, "reason": "核查"}) == {"days": "expected int"}
+        assert await refused("POST", action, {"days": 2.5, "reason": "核查"}) == {"days": "expected int"}
+        assert await refused("POST", f"/api/cases/{case['id']}/actions/merge", {"into": 2**31}) == {
+            "into": f"at most {2**31 - 1}"}
+        # a case id beyond PostgreSQL's integer is no case, not a 500
+        assert (await desk.request("GET", f"/api/cases/{2**40}", agent, expect=404))["error"]["code"] == \
+            "no_such_case"
+        signed = await desk.request("POST", "/api/session", expect=422, json={"user": "u" * 65, "password": "p"})
+        assert signed["error"]["details"]["fields"] == {"user": "at most 64 characters"}
+
+
+def test_every_field_of_the_route_table_is_bounded() -> None:
+    for route in routes.table:
+        for name, spec in (route.body | route.query).items():
+            where = f"{route.method} {route.path} {name}"
+            if spec.type is str and not spec.choices:
+                assert spec.max_length is not None, where
+            if spec.type in (int, float):
+                assert spec.min is not None and spec.max is not None, where
+
+
+async def test_the_bounds_are_in_the_openapi_document(tmp_path: Path) -> None:
+    async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
+        spec = await desk.request("GET", "/api/openapi.json")
+    for path in ("/api/calls", "/api/cases"):
+        parameters = {p["name"]: p["schema"] for p in spec["paths"][path]["get"]["parameters"]}
+        assert (parameters["limit"]["type"], parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (
+            "integer", 1, 500)
+        assert (parameters["offset"]["minimum"], parameters["offset"]["maximum"]) == (0, 1_000_000)
+        assert parameters["caller"]["maxLength"] == 64
+    opened = spec["paths"]["/api/cases"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert opened["properties"]["content"]["maxLength"] == 4000
+    assert opened["properties"]["caller_name"] == {"type": "string", "maxLength": 128}
+    acted = spec["paths"]["/api/cases/{case_id}/actions/{action}"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]
+    assert (acted["days"]["minimum"], acted["days"]["maximum"], acted["reason"]["maxLength"]) == (1, 365, 200)
