@@ -1,6 +1,7 @@
-"""The route table's bounds against a running service, on SQLite and PostgreSQL: lists page with
-bounded limit and offset; every field of the route table is bounded, the longest values fit
-the database, and the bounds are in the OpenAPI document."""
+"""Call records over the API against a running service, on SQLite and PostgreSQL: an integrator
+of a unit reads its unit's calls only, a confidential case's caller masked; lists page with
+bounded limit and offset; every field of the route table is bounded, and the bounds are in the
+OpenAPI document."""
 
 from __future__ import annotations
 
@@ -32,6 +33,63 @@ async def unit_token(desk: Desk, user_id: str, unit: str) -> str:
     return await desk.database.users.issue_token(user_id, "unit", None)
 
 
+async def test_an_integrator_reads_its_units_calls_only(tmp_path: Path, database: Database) -> None:
+    async with running_desk(tmp_path, [Session(close_at_end=False)], database) as desk:
+        await desk.database.calls.save([
+            record("a.1", ECO, T), record("b.1", MARKET, T + 10),
+            record("a.2", ECO, T + 20, caller="13900000002", name="李四"),
+            record("a.3", ECO, T + 30, caller="13900000003", name="callback", direction="outbound",
+                   dialled="13900000003")])
+        for linkedid, caller in (("a.2", "13900000002"), ("a.3", "13900000003")):
+            await desk.service.cases.open(caller_number=caller, caller_name="李四", category="complaint",
+                                          content="匿名举报", actor="1001", role="agent", confidential=True,
+                                          linkedid=linkedid)
+        await desk.service.cases.open(caller_number="13800000043", category="request", content="路灯",
+                                      actor="1001", role="agent", linkedid="a.1")  # not confidential
+        eco = await unit_token(desk, "eco-system", ECO)
+        market = await unit_token(desk, "market-system", MARKET)
+        reader = await desk.user("crm", "integrator")  # bound to no unit
+        supervisor = await desk.user("boss", "supervisor")
+
+        mine = await desk.request("GET", "/api/calls", eco)
+        assert [(c["linkedid"], c["caller_number"], c["caller_name"], c["dialled_number"]) for c in mine] == [
+            ("a.3", "139****0003", "", "139****0003"),  # a callback: the citizen is the number dialled
+            ("a.2", "139****0002", "", "12369"), ("a.1", "13800000043", "Citizen", "12369")]
+        assert [c["linkedid"] for c in await desk.request("GET", "/api/calls", market)] == ["b.1"]
+        assert await desk.request("GET", "/api/calls?caller=13900000002", market) == []
+        assert [c["caller_number"] for c in await desk.request("GET", "/api/calls?caller=13900000002", eco)] == [
+            "139****0002"]
+
+        one = await desk.request("GET", "/api/calls/a.2", eco)
+        assert (one["caller_number"], one["caller_name"]) == ("139****0002", "")
+        [offered] = one["timeline"]
+        assert (offered["kind"], offered["caller_number"], offered["caller_name"]) == ("offered", "139****0002", "")
+        assert "13900000002" not in str(one)
+        assert "13900000003" not in str(await desk.request("GET", "/api/calls/a.3", eco))
+        plain = await desk.request("GET", "/api/calls/a.1", eco)
+        assert plain["caller_number"] == plain["timeline"][0]["caller_number"] == "13800000043"
+
+        # another unit's call is not found, as a call that does not exist
+        other = await desk.request("GET", "/api/calls/b.1", eco, expect=404)
+        nowhere = await desk.request("GET", "/api/calls/c.9", eco, expect=404)
+        assert other["error"]["code"] == nowhere["error"]["code"] == "no_such_call"
+        assert other["error"]["message"] == "no call record b.1"
+        await desk.request("GET", "/api/calls/a.1", market, expect=404)
+
+        # an integrator of no unit reads no call record; recordings are not for integrators
+        for path in ("/api/calls", "/api/calls/a.1"):
+            refused = await desk.request("GET", path, reader, expect=403)
+            assert refused["error"]["message"] == "this integrator acts for no unit: it reads no call records"
+        await desk.request("GET", "/api/calls/a.1/recording", eco, expect=403)
+
+        # the hotline itself sees every call and every caller
+        everyone = await desk.request("GET", "/api/calls", supervisor)
+        assert [(c["linkedid"], c["caller_number"]) for c in everyone] == [
+            ("a.3", "13900000003"), ("a.2", "13900000002"), ("b.1", "13800000043"), ("a.1", "13800000043")]
+        full = await desk.request("GET", "/api/calls/a.2", supervisor)
+        assert (full["caller_name"], full["timeline"][0]["caller_number"]) == ("李四", "13900000002")
+
+
 async def test_lists_page_within_bounds(tmp_path: Path, database: Database) -> None:
     async with running_desk(tmp_path, [Session(close_at_end=False)], database) as desk:
         await desk.database.calls.save([record(f"{i}.1", ECO if i % 2 else MARKET, T + i) for i in range(7)])
@@ -39,6 +97,7 @@ async def test_lists_page_within_bounds(tmp_path: Path, database: Database) -> N
             await desk.service.cases.open(caller_number="13900000001", category="request", content=f"第{i}件",
                                           actor="1001", role="agent")
         supervisor = await desk.user("boss", "supervisor")
+        eco = await unit_token(desk, "eco-system", ECO)
 
         async def ids(path: str, token: str = supervisor) -> list[str]:
             return [str(c.get("linkedid", c.get("content"))) for c in await desk.request("GET", path, token)]
@@ -47,6 +106,7 @@ async def test_lists_page_within_bounds(tmp_path: Path, database: Database) -> N
         assert await ids("/api/calls?limit=3&offset=3") == ["3.1", "2.1", "1.1"]
         assert await ids("/api/calls?limit=3&offset=6") == ["0.1"]
         assert await ids("/api/calls?offset=7") == []
+        assert await ids("/api/calls?limit=2&offset=1", eco) == ["3.1", "1.1"]  # its unit's: 5, 3, 1
         assert await ids(f"/api/calls?limit={MAX_LIMIT}&offset={MAX_OFFSET}") == []
         assert await ids("/api/cases?limit=2&offset=2") == ["第2件", "第1件"]
 

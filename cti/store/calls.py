@@ -67,8 +67,9 @@ class CallStore:
         return len(inserted)
 
     async def calls(self, *, limit: int = 50, offset: int = 0, linkedids: Sequence[str] | None = None,
-                    caller_number: str | None = None) -> list[CallRecord]:
-        """Stored calls, newest first (or in the order of ``linkedids`` when given)."""
+                    caller_number: str | None = None, unit_id: str | None = None) -> list[CallRecord]:
+        """Stored calls, newest first (or in the order of ``linkedids`` when given); with ``unit_id``,
+        only the calls routed to that unit."""
         if limit < 0 or offset < 0:  # SQLite reads LIMIT -1 as no limit; PostgreSQL refuses it
             raise ValueError(f"a negative limit ({limit}) or offset ({offset})")
         query = select(*CallRow.__table__.columns)  # rows, not ORM objects: every screen-pop reads history
@@ -76,6 +77,8 @@ class CallStore:
             query = query.where(CallRow.linkedid.in_(list(linkedids)))
         if caller_number is not None:
             query = query.where(CallRow.caller_number == caller_number)
+        if unit_id is not None:
+            query = query.where(CallRow.unit_id == unit_id)
         query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit).offset(offset)
         async with self._sessions() as session:
             rows = list(await session.execute(query))

@@ -127,6 +127,15 @@ class CaseStore:
             row = await session.get(CaseCallRow, linkedid)
         return row.case_id if row is not None else None
 
+    async def confidential_calls(self, linkedids: Sequence[str]) -> set[str]:
+        """Those of ``linkedids`` that belong to a confidential case: their caller is not to be named."""
+        if not linkedids:
+            return set()
+        query = (select(CaseCallRow.linkedid).join(CaseRow, CaseRow.id == CaseCallRow.case_id)
+                 .where(CaseCallRow.linkedid.in_(list(linkedids)), CaseRow.confidential))
+        async with self._sessions() as session:
+            return set(await session.scalars(query))
+
     async def calls_of(self, case_id: int) -> list[str]:
         query = (select(CaseCallRow.linkedid).where(CaseCallRow.case_id == case_id)
                  .order_by(CaseCallRow.linked_at, CaseCallRow.linkedid))

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
-from cti.store.models import Base, TokenRow
+from cti.store.models import Base, CallRow, TokenRow
 from cti.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class Database:
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
             await connection.run_sync(add_missing_columns)
+            await connection.run_sync(add_missing_indexes)
         return cls(engine)
 
     async def close(self) -> None:
@@ -49,6 +50,12 @@ def add_missing_columns(connection: Connection) -> None:
     if "last_used_at" not in {c["name"] for c in inspect(connection).get_columns(table)}:
         kind = TokenRow.__table__.c.last_used_at.type.compile(dialect=connection.dialect)
         connection.execute(text(f"ALTER TABLE {table} ADD COLUMN last_used_at {kind}"))
+
+
+def add_missing_indexes(connection: Connection) -> None:
+    """create_all makes a table's indexes with the table only: those added since are made here."""
+    for index in Base.metadata.tables[CallRow.__tablename__].indexes:  # ix_calls_unit_arrived, for units
+        index.create(connection, checkfirst=True)
 
 
 def private_sqlite_file(url: str) -> None:

@@ -72,6 +72,7 @@ class CallRow(Base):
         Index("ix_calls_caller_arrived", "caller_number", "arrived_at"),
         Index("ix_calls_dialled_arrived", "dialled_number", "arrived_at"),
         Index("ix_calls_arrived", "arrived_at"),
+        Index("ix_calls_unit_arrived", "unit_id", "arrived_at"),  # a unit's integrator reads its own calls
     )
 
 

@@ -19,7 +19,7 @@ from cti.agents.board import AgentBoard
 from cti.agents.directory import Agent
 from cti.auth_throttle import SignInThrottle
 from cti.calls.record import CallRecord, LiveCall
-from cti.cases.service import CaseService
+from cti.cases.service import CaseService, mask
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
 from cti.routing.router import decide, guidance_list
@@ -247,18 +247,51 @@ async def cancel_transfer(call: Call) -> dict[str, Any]:
 
 # -- call records -------------------------------------------------------------------------
 
+def _unit_view(call: Call) -> str | None:
+    """The unit whose calls an integrator sees (None: every call); an integrator of no unit sees none."""
+    if call.user.role != "integrator":
+        return None
+    if not call.user.unit_id:
+        raise ApiError(403, "forbidden", "this integrator acts for no unit: it reads no call records")
+    return str(call.user.unit_id)
+
+
+async def _hidden(call: Call, records: list[CallRecord]) -> set[str]:
+    """The calls whose caller an integrator may not see: those of a confidential case."""
+    if _unit_view(call) is None or not records:
+        return set()
+    return await ctx(call).cases.store.confidential_calls([r.linkedid for r in records])
+
+
+def _without_caller(data: dict[str, Any], direction: str) -> dict[str, Any]:
+    """A record or a timeline event with a confidential caller masked (as cases show them to units);
+    on a callback the citizen is the number dialled."""
+    hidden = dict(data)
+    for name in ("caller_number", "dialled_number") if direction == "outbound" else ("caller_number",):
+        if name in hidden:
+            hidden[name] = mask(hidden[name])
+    if "caller_name" in hidden:
+        hidden["caller_name"] = ""
+    return hidden
+
+
 @routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"),
-            summary="Call records, newest first",
+            summary="Call records, newest first (an integrator of a unit: its unit's, confidential callers masked)",
             query={"caller": Field(max_length=64, description="only calls from this number")} | paging(50))
 async def calls(call: Call) -> list[dict[str, Any]]:
-    records = await ctx(call).database.calls.calls(caller_number=call.query.get("caller"),
-                                                     limit=call.query.get("limit", 50),
-                                                     offset=call.query.get("offset", 0))
-    return [r.to_json(ctx(call).zone) for r in records]
+    records = await ctx(call).database.calls.calls(
+        caller_number=call.query.get("caller"), unit_id=_unit_view(call),
+        limit=call.query.get("limit", 50), offset=call.query.get("offset", 0))
+    hidden = await _hidden(call, records)
+    zone = ctx(call).zone
+    return [_without_caller(r.to_json(zone), r.direction) if r.linkedid in hidden else r.to_json(zone)
+            for r in records]
 
 
 async def _record_for(call: Call) -> CallRecord:
-    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], limit=1) or (None,)
+    """The call of the path, if the user may see it: another unit's call is not found, for an integrator."""
+    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], unit_id=_unit_view(call),
+                                                     limit=1) or (None,)
     if record is None:
         raise ApiError(404, "no_such_call", f"no call record {call.path('linkedid')}")
     agent = acting_agent(call)
@@ -272,8 +305,12 @@ async def _record_for(call: Call) -> CallRecord:
 async def call_record(call: Call) -> dict[str, Any]:
     record = await _record_for(call)
     timeline = await ctx(call).database.calls.timeline(record.linkedid)
-    return record.to_json(ctx(call).zone) | {
+    data = record.to_json(ctx(call).zone) | {
         "timeline": [{"kind": e.kind, "at": e.at, **e.data()} for e in timeline]}
+    if await _hidden(call, [record]):  # the timeline's offered event carries the caller too
+        data = _without_caller(data, record.direction) | {
+            "timeline": [_without_caller(e, record.direction) for e in data["timeline"]]}
+    return data
 
 
 @routes.add("GET", "/api/calls/{linkedid}/recording", roles=("agent", "supervisor", "admin"),
