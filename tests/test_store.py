@@ -10,6 +10,7 @@ from cti.calls.record import CallRecord, Leg, Transfer
 from cti.replay import replay
 from cti.settings import AmiSettings
 from cti.store.calls import CallStore, async_url
+from cti.store.outbox import message
 from cti.store.writer import RecordWriter
 from tests.fakeami import FIXTURES
 
@@ -87,21 +88,25 @@ async def test_the_writer_batches_and_retries_until_the_database_answers(sqlite_
     failures = {"left": 2}
     real_save = sqlite_store.save
 
-    async def flaky_save(records):  # the database is down for two attempts
+    async def flaky_save(records, messages=()):  # the database is down for two attempts
         if failures["left"]:
             failures["left"] -= 1
             raise ConnectionError("database unavailable")
-        return await real_save(records)
+        return await real_save(records, messages)
 
     sqlite_store.save = flaky_save  # type: ignore[method-assign]
     writer = RecordWriter(sqlite_store, batch_size=3, flush_interval=0.01, retry_max=0.05)
     writer.start()
-    for i in range(7):
-        writer.put(make_record(f"w{i}"))
+    for i in range(7):  # every other one with its webhook message, which is kept with it through the retries
+        record = make_record(f"w{i}")
+        key = f"call.ended:{record.linkedid}"
+        writer.put(record, [message("http://unit/hook", "unit", "call.ended", key, {}, {})] if i % 2 else [])
     await asyncio.wait_for(writer.flush(), 5)
     await writer.close()
     assert writer.written == 7
     assert len(await sqlite_store.calls(limit=10)) == 7
+    assert sorted(m.key for m in await sqlite_store.outbox.messages()) == [
+        "call.ended:w1", "call.ended:w3", "call.ended:w5"]
 
 
 def test_plain_urls_get_the_async_drivers() -> None:

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from cti.calls.events import CallEvent, event_from_data
 from cti.calls.record import CallRecord, Leg, Transfer
 from cti.store.models import CallEventRow, CallRow
+from cti.store.outbox import Message, OutboxStore
+from cti.store.sql import insert_new
 
 
 def async_url(url: str) -> str:
@@ -44,26 +45,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class CallStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxStore | None = None) -> None:
         self.engine = engine
+        self.outbox = outbox or OutboxStore(engine)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._dialect = engine.dialect.name
 
-    async def save(self, records: Sequence[CallRecord]) -> int:
-        """Write finished calls in one transaction; a Linkedid already stored is
-        left as it is, so writing the same call twice is harmless. Returns how
-        many were new."""
+    async def save(self, records: Sequence[CallRecord], messages: Sequence[Message] = ()) -> int:
+        """Write finished calls in one transaction, with the webhook ``messages`` that report
+        them (a stored call always has its message); a Linkedid already stored is left as it
+        is, so writing the same call twice is harmless (so is its message, under its key).
+        Returns how many calls were new."""
         if not records:
             return 0
         by_id = {r.linkedid: r for r in records}
         async with self._sessions.begin() as session:
             inserted = set(await session.scalars(
-                self._insert(CallRow).on_conflict_do_nothing(index_elements=["linkedid"])
-                .returning(CallRow.linkedid),
+                insert_new(self._dialect, CallRow, ["linkedid"]).returning(CallRow.linkedid),
                 [_call_row(r) for r in by_id.values()]))
             rows = [row for linkedid in inserted for row in _event_rows(by_id[linkedid])]
             if rows:
-                await session.execute(self._insert(CallEventRow).on_conflict_do_nothing(), rows)
+                await session.execute(insert_new(self._dialect, CallEventRow), rows)
+            queued = await self.outbox.stage(session, messages, datetime.now(UTC))
+        if queued:
+            self.outbox.changed()
         return len(inserted)
 
     async def calls(self, *, limit: int = 50, offset: int = 0, linkedids: Sequence[str] | None = None,

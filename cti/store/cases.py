@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -16,13 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
 from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow
+from cti.store.outbox import Message, OutboxStore
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Case))
 
 
 class CaseStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxStore | None = None) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.outbox = outbox or OutboxStore(engine)
 
     # -- cases ----------------------------------------------------------------------
 
@@ -66,8 +68,9 @@ class CaseStore:
                 await session.execute(insert(MissedCallRow), list(new_missed.values()))
         return len(fresh)
 
-    async def save(self, before: Case, after: Case, event: CaseEvent) -> Case:
-        """Write a transition, if nobody changed the case since ``before`` was read."""
+    async def save(self, before: Case, after: Case, event: CaseEvent, messages: Sequence[Message] = ()) -> Case:
+        """Write a transition, if nobody changed the case since ``before`` was read, with the
+        webhook ``messages`` telling its unit (in the same transaction: both or neither)."""
         columns = _values(after)
         async with self._sessions.begin() as session:
             result = await session.execute(
@@ -75,6 +78,9 @@ class CaseStore:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise CaseError("conflict", f"case {before.id} was changed by someone else meanwhile; reload it")
             session.add(_event_row(event))
+            queued = await self.outbox.stage(session, messages, datetime.now(UTC))
+        if queued:
+            self.outbox.changed()
         return after
 
     async def get(self, case_id: int) -> Case | None:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, make_url
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
 from cti.store.models import Base, CallRow, TokenRow
+from cti.store.outbox import OutboxStore
 from cti.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,10 @@ log = logging.getLogger(__name__)
 class Database:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.calls = CallStore(engine)
+        self.outbox = OutboxStore(engine)  # the units' webhooks, written with the calls and cases they report
+        self.calls = CallStore(engine, self.outbox)
         self.users = UserStore(engine)
-        self.cases = CaseStore(engine)
+        self.cases = CaseStore(engine, self.outbox)
 
     @classmethod
     async def open(cls, url: str, **engine_options: Any) -> Database:

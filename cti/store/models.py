@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -207,3 +207,35 @@ class MissedCallRow(Base):
     case_id: Mapped[int | None]
 
     __table_args__ = (Index("ix_missed_state_at", "state", "at"),)
+
+
+class WebhookOutboxRow(Base):
+    """A message to a unit's system (cti.store.outbox): written with what it reports, delivered
+    from here by cti.webhooks, kept as delivered (purged after webhooks.keep_delivered_days) or dead."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination: Mapped[str] = mapped_column(Text)  # the URL POSTed to
+    unit: Mapped[str] = mapped_column(String(64))  # the unit's id, for lists and metrics
+    event: Mapped[str] = mapped_column(String(64))  # call.ended, case.dispatch…
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    body: Mapped[str] = mapped_column(Text)  # the JSON, as sent
+    headers: Mapped[dict[str, Any]]  # X-CTI-… headers sent with it
+    created_at: Mapped[datetime]
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    dead_at: Mapped[datetime | None]  # given up after webhooks.give_up_after_days; kept, retried only by hand
+
+    __table_args__ = (
+        # the sender reads only the undelivered rows: they stay a small index however many were delivered
+        Index("ix_webhook_outbox_pending", "destination", "next_attempt_at",
+              sqlite_where=text("delivered_at IS NULL AND dead_at IS NULL"),
+              postgresql_where=text("delivered_at IS NULL AND dead_at IS NULL")),
+        Index("ix_webhook_outbox_dead", "unit", sqlite_where=text("dead_at IS NOT NULL"),
+              postgresql_where=text("dead_at IS NOT NULL")),
+        Index("ix_webhook_outbox_delivered", "delivered_at"),
+        {"sqlite_autoincrement": True},  # an id in the logs and the admin list never names two messages
+    )

@@ -3,16 +3,19 @@
 The AMI link must never wait for the database: a slow disk or a PostgreSQL
 failover would otherwise stall every screen-pop. Records wait here in memory
 and are written in batches; a failed write is retried with backoff, so a
-database outage delays records but does not drop them.
+database outage delays records but does not drop them. A record's webhook
+messages (cti.store.outbox) travel with it, written in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from cti.calls.record import CallRecord
 from cti.store.calls import CallStore
+from cti.store.outbox import Message
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ class RecordWriter:
         self.flush_interval = flush_interval
         self.retry_max = retry_max
         self.written = 0
-        self._pending: list[CallRecord] = []
+        self._pending: list[tuple[CallRecord, Sequence[Message]]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -36,8 +39,9 @@ class RecordWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="record-writer")
 
-    def put(self, record: CallRecord) -> None:
-        self._pending.append(record)
+    def put(self, record: CallRecord, messages: Sequence[Message] = ()) -> None:
+        """A finished call to store, with the webhook messages that report it."""
+        self._pending.append((record, messages))
         self._idle.clear()
         if len(self._pending) == 1 or len(self._pending) >= self.batch_size:
             self._wake.set()  # the first record starts the flush timer; a full batch goes at once
@@ -81,7 +85,8 @@ class RecordWriter:
         while self._pending:
             batch = self._pending[: self.batch_size]
             try:
-                self.written += await self.store.save(batch)
+                self.written += await self.store.save([record for record, _ in batch],
+                                                      [m for _, messages in batch for m in messages])
             except Exception:  # the database is an edge: log, keep the records, retry
                 delay = min(self.retry_max, max(0.5, delay * 2))
                 log.exception("writing %d call records failed; retrying in %.1fs", len(batch), delay)
