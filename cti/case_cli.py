@@ -23,7 +23,6 @@ from cti.cases.stats import GROUPS, to_csv
 from cti.configuration import load_configuration
 from cti.settings import Settings
 from cti.store.database import Database
-from cti.webhooks import WebhookSender
 
 ACTIONS = tuple(a for a, move in MOVES.items() if move.roles != ("system",))
 
@@ -100,12 +99,9 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 async def _cases(settings: Settings) -> AsyncIterator[CaseService]:
     configuration = load_configuration(settings)
     database = await Database.open(settings.database.url)
-    webhooks = WebhookSender(settings.zone)
-    webhooks.start()
-    try:
-        yield CaseService(database.cases, lambda: configuration.catalogue, settings.zone, notify=webhooks.post)
+    try:  # the units' notices go into the webhook outbox with the case: the running cti serve delivers them
+        yield CaseService(database.cases, lambda: configuration.catalogue, settings.zone)
     finally:
-        await webhooks.close()
         await database.close()
 
 

@@ -36,7 +36,7 @@ from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
 from cti.web.hub import PopHub
 from cti.web.metrics import Readings, registry
-from cti.webhooks import WebhookSender
+from cti.webhooks import WebhookSender, call_ended
 from cti.yamlconfig import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Service:
         self.writer = RecordWriter(store, batch_size=settings.database.batch_size,
                                    flush_interval=settings.database.flush_interval)
         self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts)
-        self.webhooks = WebhookSender(settings.zone)
+        self.webhooks = WebhookSender(database.outbox, settings.webhooks)
         self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self._finished)
         self.board = AgentBoard(configuration.directory)
         self.ami = AmiClient(settings.ami, self._on_ami_message, on_connected=self._resync, on_lost=self._lost)
@@ -62,7 +62,7 @@ class Service:
         self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, settings.recordings.directory,
                          settings.zone, expect_recording=self.tracker.expect_recording, sleep=asyncio.sleep)
         self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,
-                                 originate=self.ami.send, notify=self.webhooks.post)
+                                 originate=self.ami.send)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
                           lambda caller: self.database.cases.find(caller_number=caller, limit=10))
@@ -86,6 +86,8 @@ class Service:
             records_waiting=self.writer.backlog, pops_sent=self.hub.sent, desks_open=len(self.hub.connections),
             agi_sessions=self.agi.sessions, webhooks_delivered=self.webhooks.delivered,
             webhooks_waiting=self.webhooks.backlog, cases_waiting=self.cases.backlog,
+            webhooks_failed=self.webhooks.failed, webhooks_pending=self.webhooks.pending_by_unit(),
+            webhooks_oldest=self.webhooks.oldest_by_unit(), webhooks_dead=dict(self.webhooks.dead),
             agents=dict(Counter(status.state for status in self.board.all())))
 
     def _on_ami_message(self, message: AmiMessage) -> None:
@@ -125,13 +127,11 @@ class Service:
 
     def _finished(self, record: CallRecord) -> None:
         """A call ended: store it, give it a case (or put it on the missed-call list), and share it
-        with its unit when the unit is interconnected."""
-        self.writer.put(record)
+        with its unit when the unit is interconnected (its webhook message is stored with the record)."""
+        unit = self.configuration.trunk_map.units_by_id.get(record.unit_id) if record.unit_id else None
+        self.writer.put(record, [call_ended(unit.webhook, unit.id, record, self.settings.zone)]
+                        if unit is not None and unit.webhook else [])
         self.cases.call_ended(record)
-        if record.unit_id:
-            unit = self.configuration.trunk_map.units_by_id.get(record.unit_id)
-            if unit is not None and unit.webhook:
-                self.webhooks.send(unit.webhook, record)
 
     def route(self, number: str, at: datetime) -> Decision:
         return decide(self.configuration.trunk_map, number, at)

@@ -78,11 +78,23 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Delivery of the units' webhooks from the outbox (cti.webhooks)."""
+
+    timeout: float = 30.0  # seconds a unit's system may take to answer one POST
+    retry_min: float = 1.0  # a failing unit is tried again after this, doubling…
+    retry_max: float = 300.0  # …up to this, with jitter
+    give_up_after_days: float = 7.0  # undelivered this long: dead (kept and listed, retried only by hand)
+    keep_delivered_days: float = 30.0  # delivered messages are purged after this; 0 keeps them
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     web: WebSettings = field(default_factory=WebSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     timezone: str = "Asia/Shanghai"  # how times are shown
@@ -166,5 +178,16 @@ def _check(settings: Settings) -> None:
     if not settings.database.url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
         problems.append(Problem(where, None, "database.url",
                                 "expected a sqlite:/// or postgresql:// URL, got " + repr(settings.database.url)))
+    hooks = settings.webhooks
+    for key, value in (("timeout", hooks.timeout), ("retry_min", hooks.retry_min),
+                       ("give_up_after_days", hooks.give_up_after_days)):
+        if not value > 0:
+            problems.append(Problem(where, None, f"webhooks.{key}", f"expected more than 0, got {value}"))
+    if hooks.retry_max < hooks.retry_min:
+        problems.append(Problem(where, None, "webhooks.retry_max",
+                                f"{hooks.retry_max} is less than retry_min ({hooks.retry_min})"))
+    if hooks.keep_delivered_days < 0:
+        problems.append(Problem(where, None, "webhooks.keep_delivered_days",
+                                f"expected 0 (keep) or more, got {hooks.keep_delivered_days}"))
     if problems:
         raise ConfigError(problems)

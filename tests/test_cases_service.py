@@ -18,7 +18,7 @@ from cti.cases.catalogue import HandlingUnit
 from cti.cases.model import CaseError
 from cti.cases.service import CaseService, case_json, mask
 from cti.configuration import load_configuration
-from cti.settings import Settings
+from cti.settings import Settings, WebhookSettings
 from cti.store.database import Database
 from cti.webhooks import WebhookSender
 from tests.conftest import REPO_PATHS
@@ -40,8 +40,7 @@ class Clock:
         self.at += timedelta(**delta)
 
 
-def service(database: Database, clock: Clock, webhook: str = "", sent: list | None = None,
-            notify: Any = None) -> CaseService:
+def service(database: Database, clock: Clock, webhook: str = "", sent: list | None = None) -> CaseService:
     catalogue = CONFIGURATION.catalogue
     if webhook:
         units = dict(catalogue.units)
@@ -54,7 +53,7 @@ def service(database: Database, clock: Clock, webhook: str = "", sent: list | No
         return AmiMessage("response", "Success", {"response": "Success", "actionid": action["ActionID"]})
 
     return CaseService(database.cases, lambda: catalogue, ZONE, originate=originate if sent is not None else None,
-                       notify=notify, clock=clock)
+                       clock=clock)
 
 
 def record(linkedid: str, *, answered: bool, action: str = "queue", direction: str = "inbound") -> CallRecord:
@@ -100,9 +99,9 @@ async def test_the_agent_completes_the_case_cti_opened(sqlite_db: Database) -> N
 async def test_deadline_notices_reach_the_units_webhook(sqlite_db: Database, unit_endpoint) -> None:
     url, received = unit_endpoint
     clock = Clock(MONDAY)
-    webhooks = WebhookSender(ZONE, retry_min=0.05)
+    webhooks = WebhookSender(sqlite_db.outbox, WebhookSettings(retry_min=0.05))
     webhooks.start()
-    cases = service(sqlite_db, clock, webhook=url, notify=webhooks.post)
+    cases = service(sqlite_db, clock, webhook=url)
     case = await cases.open(caller_number="13800000003", category="consultation", content="办证需要什么材料",
                             actor="1001", role="agent", unit="yanhu-district", confidential=True)
     assert case.due_at == cases.calendar.due(MONDAY, 3)
@@ -118,6 +117,8 @@ async def test_deadline_notices_reach_the_units_webhook(sqlite_db: Database, uni
     assert events[:3] == ["case.dispatch", "case.remind", "case.overdue"]
     body, headers = received[1]
     assert headers["X-CTI-Case"] == str(case.id) and headers["X-CTI-Event"] == "case.remind"
+    assert headers["Idempotency-Key"] == f'"case.remind:{case.id}:{body["case"]["version"]}"'
+    assert len({h["Idempotency-Key"] for _, h in received}) == len(received)  # one key per notice
     assert body["case"]["caller_number"] == mask("13800000003") == "138****0003"  # confidential: the unit sees less
     assert body["case"]["caller_name"] == ""
     stored = await sqlite_db.cases.get(case.id)

@@ -80,6 +80,10 @@ async def test_decision_record_and_webhook(workspace: Path, sqlite_db: Database,
     assert [e.kind for e in timeline][:3] == ["offered", "routed", "ivr"]
     [(body, headers)] = received
     assert headers["X-CTI-Linkedid"] == "1795281884.19"
+    assert headers["Idempotency-Key"] == '"call.ended:1795281884.19"'
+    [stored] = await sqlite_db.outbox.messages()
+    assert (stored.state, stored.unit, stored.event, stored.attempts) == ("delivered", "ecology-hotline",
+                                                                         "call.ended", 1)
     assert body["event"] == "call.ended"
     call = body["call"]
     assert (call["caller_number"], call["dialled_number"], call["unit"], call["answered_by"]) == (

@@ -26,12 +26,12 @@ from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices
 from cti.cases.stats import Row, period, statistics
 from cti.cases.workdays import WorkCalendar
 from cti.store.cases import CaseStore
+from cti.store.outbox import Message, message
 
 log = logging.getLogger(__name__)
 SYSTEM = "cti"
 NOT_MISSED = ("retired_notice", "guidance", "not_routed")  # the IVR served these callers: nothing to call back
 Send = Callable[[dict[str, Any]], Awaitable[AmiMessage]]
-Notify = Callable[[str, dict[str, Any], dict[str, str]], None]
 
 
 def now_utc() -> datetime:
@@ -40,13 +40,12 @@ def now_utc() -> datetime:
 
 class CaseService:
     def __init__(self, store: CaseStore, catalogue: Callable[[], Catalogue], zone: ZoneInfo, *,
-                 originate: Send | None = None, notify: Notify | None = None,
+                 originate: Send | None = None,
                  clock: Callable[[], datetime] = now_utc) -> None:
         self.store = store
         self._catalogue = catalogue
         self.zone = zone
         self._originate = originate
-        self._notify = notify
         self.clock = clock
         self._callbacks: dict[str, int] = {}  # Originate ActionID -> case id, until OriginateResponse
         self._ended: list[CallRecord] = []  # calls ended, waiting to be given a case in the next batch
@@ -121,10 +120,9 @@ class CaseService:
         if action == "merge":
             await self._check_merge_target(case, params.get("into"))
         after, event = apply(case, action, params, self._context(actor, role))
-        await self.store.save(case, after, event)
+        await self.store.save(case, after, event, self._notices(after, event))
         if action == "merge":
             await self.store.move_calls(case.id, int(params["into"]))
-        self._tell_unit(after, event)
         return after
 
     async def update_details(self, case_id: int, fields: dict[str, Any], actor: str, role: str) -> Case:
@@ -257,8 +255,7 @@ class CaseService:
 
     async def _system(self, case: Case, action: str, params: dict[str, Any]) -> Case:
         after, event = apply(case, action, params, self._context(SYSTEM, "system"))
-        await self.store.save(case, after, event)
-        self._tell_unit(after, event)
+        await self.store.save(case, after, event, self._notices(after, event))
         return after
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -341,20 +338,24 @@ class CaseService:
 
     # -- telling the units ------------------------------------------------------------------
 
-    def _tell_unit(self, case: Case, event: CaseEvent) -> None:
+    def _notices(self, case: Case, event: CaseEvent) -> list[Message]:
         """Units hear of what concerns them: a case dispatched to them, reminders, overdue
-        notices, escalations, an approved or refused extension, a re-handling."""
-        if self._notify is None or event.action not in (
+        notices, escalations, an approved or refused extension, a re-handling. The message is
+        saved with the transition (the webhook outbox), under a key of the case's version:
+        one message per transition, however often the save is tried."""
+        if event.action not in (
                 "dispatch", "remind", "overdue", "escalate", "approve_extension", "reject_extension", "satisfaction"):
-            return
+            return []
         unit = self.catalogue.units.get(case.unit)
         if unit is None or not unit.webhook:
-            return
+            return []
         if event.action == "satisfaction" and not event.details.get("rehandle"):
-            return
-        payload = {"event": f"case.{event.action}", "case": case_json(case, self.zone, for_unit=True),
+            return []
+        name = f"case.{event.action}"
+        payload = {"event": name, "case": case_json(case, self.zone, for_unit=True),
                    "at": event.at.astimezone(self.zone).isoformat(), "details": event.details}
-        self._notify(unit.webhook, payload, {"X-CTI-Case": str(case.id), "X-CTI-Event": f"case.{event.action}"})
+        return [message(unit.webhook, unit.id, name, f"{name}:{case.id}:{case.version}", payload,
+                        {"X-CTI-Case": str(case.id), "X-CTI-Event": name})]
 
 
 def _iso(at: datetime | None, zone: ZoneInfo) -> str | None:

@@ -1,14 +1,15 @@
 """Prometheus metrics of a running service, read from its parts when scraped.
 
 Nothing on the call path counts for the metrics' sake: the pipeline, the hub,
-the writer, FastAGI and the webhooks already keep their counts; a collector
+the writer, FastAGI and the webhooks already keep their counts (the webhook
+outbox as its sender last read it, at most a second ago); a collector
 reads them (and the agent board) at scrape time, through prometheus-client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,6 +30,10 @@ class Readings:
     webhooks_waiting: int
     cases_waiting: int  # ended calls waiting to be given their case
     agents: dict[str, int]  # wallboard state -> agents in it
+    webhooks_failed: int = 0  # attempts that failed
+    webhooks_pending: dict[str, int] = field(default_factory=dict)  # unit -> messages waiting
+    webhooks_oldest: dict[str, float] = field(default_factory=dict)  # unit -> seconds its oldest has waited
+    webhooks_dead: dict[str, int] = field(default_factory=dict)  # unit -> messages given up
 
 
 class ServiceCollector(Collector):
@@ -48,11 +53,26 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily("cti_webhooks_delivered", "webhook messages delivered to units",
                                   value=r.webhooks_delivered)
         yield GaugeMetricFamily("cti_webhooks_waiting", "webhook messages not yet delivered", value=r.webhooks_waiting)
+        yield CounterMetricFamily("cti_webhook_attempts_failed", "webhook attempts that failed (retried later)",
+                                  value=r.webhooks_failed)
+        # by unit, not by URL: a webhook's URL may carry the unit's credentials
+        yield _by_unit("cti_webhooks_pending", "webhook messages not yet delivered, by unit", r.webhooks_pending)
+        yield _by_unit("cti_webhooks_oldest_pending_seconds", "how long the oldest undelivered webhook message "
+                       "of each unit has waited", r.webhooks_oldest)
+        yield _by_unit("cti_webhooks_dead", "webhook messages given up (kept; an admin may retry them), by unit",
+                       r.webhooks_dead)
         yield GaugeMetricFamily("cti_cases_waiting", "ended calls waiting for their case", value=r.cases_waiting)
         agents = GaugeMetricFamily("cti_agents", "agents by wallboard state", labels=["state"])
         for state, count in sorted(r.agents.items()):
             agents.add_metric([state], count)
         yield agents
+
+
+def _by_unit(name: str, documentation: str, values: dict[str, int] | dict[str, float]) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation, labels=["unit"])
+    for unit, value in sorted(values.items()):
+        gauge.add_metric([unit], value)
+    return gauge
 
 
 def registry(read: Callable[[], Readings]) -> CollectorRegistry:

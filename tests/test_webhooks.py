@@ -1,0 +1,235 @@
+"""Webhooks to units from the durable outbox (its store: tests/test_outbox.py): a case's notice
+saved with its transition (SQLite and PostgreSQL); the sender against real HTTP receivers on
+127.0.0.1 (port 0) on a real SQLite file — a unit that is down does not delay a healthy one,
+backoff per destination, a slow receiver, a refused message, a restart, no eviction, dead after
+give-up — and the admin routes and metrics of a running service."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from cti.cases.catalogue import HandlingUnit
+from cti.cases.model import CaseError
+from cti.cases.service import CaseService
+from cti.configuration import load_configuration
+from cti.settings import Settings, WebhookSettings
+from cti.store.database import Database
+from cti.webhooks import WebhookSender, backoff
+from tests.conftest import REPO_PATHS
+from tests.fakeami import until
+from tests.test_outbox import note
+
+FAST = WebhookSettings(timeout=0.5, retry_min=0.05, retry_max=0.4)
+
+
+class Receiver:
+    """A unit's system on 127.0.0.1, port 0. ``answer(key, n)`` gives the status and the seconds to
+    wait before answering the ``n``-th request (from 1) with that key; 204 at once by default."""
+
+    def __init__(self, answer: Callable[[str, int], tuple[int, float]] | None = None) -> None:
+        self.answer = answer or (lambda key, n: (204, 0.0))
+        self.requests: list[tuple[float, str, dict[str, Any], dict[str, str]]] = []  # at, key, body, headers
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/hook", self._receive)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)  # a handler still sleeping is cut short
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        self.requests.append((asyncio.get_running_loop().time(), key, await request.json(), dict(request.headers)))
+        status, delay = self.answer(key, self.keys.count(key))
+        await asyncio.sleep(delay)
+        return web.Response(status=status)
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for _, key, _, _ in self.requests]
+
+
+def refused_url() -> str:
+    """A URL nothing listens on: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.fixture
+async def sender(sqlite_db: Database) -> AsyncIterator[Callable[..., WebhookSender]]:
+    """Start senders on the SQLite database (closed at the end)."""
+    started: list[WebhookSender] = []
+
+    def start(settings: WebhookSettings = FAST, **options: Any) -> WebhookSender:
+        made = WebhookSender(sqlite_db.outbox, settings, **options)
+        made.start()
+        started.append(made)
+        return made
+
+    yield start
+    for made in started:
+        await made.close(grace=0.1)
+
+
+# -- a case's notice ---------------------------------------------------------------------------------
+
+async def test_a_case_notice_is_saved_with_its_transition(database: Database) -> None:
+    configuration = load_configuration(Settings(paths=REPO_PATHS))
+    units = dict(configuration.catalogue.units)
+    units["yanhu-district"] = HandlingUnit("yanhu-district", "盐湖区人民政府", "http://yanhu/hook")
+    catalogue = dataclasses.replace(configuration.catalogue, units=units)
+    cases = CaseService(database.cases, lambda: catalogue, configuration.trunk_map.zone)
+    case = await cases.open(caller_number="13800000003", category="consultation", content="办证需要什么材料",
+                            actor="1001", role="agent", unit="yanhu-district")
+    [notice] = await database.outbox.messages()
+    assert (notice.event, notice.unit, notice.destination, notice.key) == (
+        "case.dispatch", "yanhu-district", "http://yanhu/hook", f"case.dispatch:{case.id}:{case.version}")
+    assert notice.headers == {"X-CTI-Case": str(case.id), "X-CTI-Event": "case.dispatch"}
+    stale = dataclasses.replace(case, version=case.version - 1)  # someone acted meanwhile: neither is written
+    after = dataclasses.replace(case, version=case.version + 1)
+    with pytest.raises(CaseError, match="changed by someone else"):
+        await database.cases.save(stale, after, (await database.cases.events(case.id))[-1],
+                                  [note("http://yanhu/hook", "case.remind:x")])
+    assert len(await database.outbox.messages()) == 1
+
+
+# -- the sender, on a SQLite file -------------------------------------------------------------------------
+
+async def test_a_unit_that_is_down_does_not_delay_a_healthy_one(sqlite_db: Database, sender) -> None:
+    async with Receiver() as healthy, Receiver(lambda key, n: (204, 5.0)) as hanging:
+        refused = refused_url()
+        webhooks = sender()
+        start = asyncio.get_running_loop().time()
+        for i in range(5):  # the down units' messages first, as the old shared queue had them
+            await sqlite_db.outbox.add([note(hanging.url, f"hang{i}", "unit-h"), note(refused, f"ref{i}", "unit-r"),
+                                        note(healthy.url, f"ok{i}")])
+        await until(lambda: len(healthy.requests) == 5, timeout=1, what="the healthy unit's five messages")
+        assert healthy.requests[-1][0] - start < 1.0
+        assert healthy.keys == [f'"ok{i}"' for i in range(5)]  # in order
+        await asyncio.sleep(0.7)
+        assert hanging.keys[:2] == ['"hang0"', '"hang0"']  # one request at a time, the oldest again
+        assert len(hanging.requests) <= 2 and webhooks.failed >= 2
+        pending = {m.key for m in await sqlite_db.outbox.messages(state="pending")}
+        assert pending == {f"hang{i}" for i in range(5)} | {f"ref{i}" for i in range(5)}
+
+
+async def test_each_destination_backs_off_on_its_own_and_a_success_resets_it(sqlite_db: Database, sender) -> None:
+    settings = WebhookSettings(timeout=0.5, retry_min=0.1, retry_max=0.4)
+    async with Receiver(lambda key, n: (503 if n <= 4 else 204, 0.0)) as flaky, Receiver() as healthy:
+        sender(settings, rng=lambda: 1.0)  # no jitter: the waits are 0.1, 0.2, 0.4, 0.4
+        await sqlite_db.outbox.add([note(flaky.url, "f0", "unit-f"), note(flaky.url, "f1", "unit-f")])
+        await until(lambda: len(flaky.requests) >= 2, what="the flaky unit's first failures")
+        await sqlite_db.outbox.add([note(healthy.url, "h0")])
+        added = asyncio.get_running_loop().time()
+        await until(lambda: healthy.requests, timeout=1, what="the healthy unit, meanwhile")
+        assert healthy.requests[0][0] - added < 0.3
+        await until(lambda: len(flaky.requests) == 6, timeout=5, what="f0 through, then f1")
+        times = [at for at, _, _, _ in flaky.requests]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        for gap, wait in zip(gaps, (0.1, 0.2, 0.4, 0.4), strict=False):
+            assert wait - 0.02 <= gap < wait + 0.3, gaps
+        assert gaps[4] < 0.1  # f0 delivered: f1 goes at once
+        assert flaky.keys == ['"f0"'] * 5 + ['"f1"']  # the oldest first, through the outage
+    assert [backoff(n, 1, 300, lambda: 1.0) for n in (1, 2, 3, 10)] == [1, 2, 4, 300]
+    assert backoff(1, 1, 300, lambda: 0.0) == 0.5
+
+
+async def test_a_slow_receiver_gets_the_same_key_again_and_the_message_ends_delivered(sqlite_db: Database,
+                                                                                        sender) -> None:
+    async with Receiver(lambda key, n: (204, 0.8 if n == 1 else 0.0)) as slow:
+        webhooks = sender(WebhookSettings(timeout=0.3, retry_min=0.05, retry_max=0.1))
+        await sqlite_db.outbox.add([note(slow.url, "call.ended:1795281884.19")])
+        await until(lambda: webhooks.delivered == 1, timeout=3, what="the answer in time")
+        await asyncio.sleep(0.3)
+        [(_, first, body1, headers1), (_, second, body2, headers2)] = slow.requests  # and no third
+    assert first == second == '"call.ended:1795281884.19"'
+    assert body1 == body2 and headers1["X-CTI-Linkedid"] == headers2["X-CTI-Linkedid"] == "call.ended:1795281884.19"
+    [stored] = await sqlite_db.outbox.messages()
+    assert (stored.state, stored.attempts) == ("delivered", 2)
+    assert stored.last_error == "no answer within 0.3 s"
+
+
+async def test_a_message_the_unit_refuses_steps_aside(sqlite_db: Database, sender) -> None:
+    async with Receiver(lambda key, n: (422 if key == '"bad"' else 204, 0.0)) as unit:
+        webhooks = sender()
+        await sqlite_db.outbox.add([note(unit.url, "bad")] + [note(unit.url, f"good{i}") for i in range(3)])
+        await until(lambda: webhooks.delivered == 3, timeout=2, what="the good ones past the bad one")
+    [bad] = await sqlite_db.outbox.messages(state="pending")
+    assert bad.key == "bad" and bad.last_error == "HTTP 422 Unprocessable Entity"
+
+
+async def test_a_restart_delivers_what_was_pending(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    down = {"down": True}
+    async with Receiver(lambda key, n: (503 if down["down"] else 204, 0.0)) as unit:
+        database = await Database.open(url)
+        first = WebhookSender(database.outbox, FAST)
+        first.start()
+        await database.outbox.add([note(unit.url, f"k{i}") for i in range(10)])
+        await until(lambda: first.failed >= 2, what="the unit failing")
+        await first.close(grace=1)
+        await database.close()
+        down["down"] = False
+        tried = len(unit.requests)
+        reopened = await Database.open(url)  # a new process, as far as the outbox can tell
+        second = WebhookSender(reopened.outbox, FAST)
+        second.start()
+        await until(lambda: second.delivered == 10, timeout=5, what="the ten, after the restart")
+        await second.close()
+        stored = await reopened.outbox.messages()
+        await reopened.close()
+    assert {m.state for m in stored} == {"delivered"}
+    assert unit.keys[tried:] == [f'"k{i}"' for i in range(10)]  # each once, oldest first
+
+
+async def test_nothing_evicts_anything_however_much_is_pending(sqlite_db: Database, sender) -> None:
+    refused = refused_url()
+    many = 12_000  # past the old in-memory queue's 10,000
+    await sqlite_db.outbox.add([note(refused, f"r{i}", "unit-r") for i in range(many)])
+    async with Receiver() as healthy:
+        webhooks = sender()
+        await sqlite_db.outbox.add([note(healthy.url, f"ok{i}") for i in range(20)])
+        await until(lambda: webhooks.delivered == 20, timeout=5, what="the healthy unit's twenty")
+        await until(lambda: webhooks.pending_by_unit() == {"unit-r": many}, what="the sender's view")
+    backlog = {b.unit: b.count for b in await sqlite_db.outbox.backlog()}
+    assert backlog == {"unit-r": many}
+    assert webhooks.backlog == many and webhooks.oldest_by_unit()["unit-r"] > 0
+
+
+async def test_a_message_is_dead_after_give_up_until_an_admin_retries_it(sqlite_db: Database, sender) -> None:
+    down = {"down": True}
+    async with Receiver(lambda key, n: (503 if down["down"] else 204, 0.0)) as unit:
+        week_ago = datetime.now(UTC) - timedelta(days=7, minutes=1)
+        await sqlite_db.outbox.add([note(unit.url, "old", "unit-o")], at=week_ago)
+        webhooks = sender(dataclasses.replace(FAST, give_up_after_days=7))
+        await until(lambda: webhooks.dead == {"unit-o": 1}, what="the message given up")
+        await asyncio.sleep(0.5)
+        assert unit.keys == ['"old"']  # tried once, then left alone
+        [dead] = await sqlite_db.outbox.messages(state="dead")
+        assert dead.last_error == "HTTP 503 Service Unavailable" and dead.dead_at is not None
+        down["down"] = False
+        await sqlite_db.outbox.retry(dead.id, datetime.now(UTC))
+        await until(lambda: webhooks.delivered == 1, what="the retried message")
+    [delivered] = await sqlite_db.outbox.messages(state="delivered")
+    assert delivered.key == "old" and delivered.dead_at is None
