@@ -40,6 +40,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -59,6 +60,13 @@ def call_ended(url: str, unit: str, record: CallRecord, zone: ZoneInfo) -> Messa
     """A finished call, for an interconnected unit's system."""
     return message(url, unit, "call.ended", f"call.ended:{record.linkedid}",
                    {"event": "call.ended", "call": record.to_json(zone)}, {"X-CTI-Linkedid": record.linkedid})
+
+
+def shown_url(url: str) -> str:
+    """A webhook's URL as logs and lists show it: no user or password, no query (either may hold
+    the unit's credentials)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "…" if parts.query else "", ""))
 
 
 def backoff(attempt: int, low: float, high: float, rng: Callable[[], float]) -> float:
@@ -190,7 +198,7 @@ class WebhookSender:
             destination = self._destinations.get(url)
             if destination is None:
                 destination = self._destinations[url] = _Destination(url)
-                destination.task = asyncio.create_task(self._work(destination), name=f"webhooks {url}")
+                destination.task = asyncio.create_task(self._work(destination), name=f"webhooks {shown_url(url)}")
             elif due <= now:
                 destination.wake.set()
 
@@ -234,7 +242,7 @@ class WebhookSender:
                 try:
                     taken, next_due = await self.outbox.claim(destination.url, now, lease)
                 except Exception:
-                    log.exception("reading the webhook outbox for %s failed", destination.url)
+                    log.exception("reading the webhook outbox for %s failed", shown_url(destination.url))
                     await _wait(destination.wake, self.poll_interval)
                     continue
                 if taken is not None and self._closing:  # stopping: it waits for the next start
@@ -295,12 +303,12 @@ class WebhookSender:
         except Exception:  # its lease ends in timeout + 60 s: it is tried again then
             log.exception("recording the failed attempt of webhook message %d failed", taken.id)
         if dead:
-            log.error("webhook %s %s to %s (unit %s) given up after %d attempts: %s; it is kept as dead "
-                      "(GET /api/admin/webhooks?state=dead)", taken.event, taken.key, taken.destination, taken.unit,
+            log.error("webhook %s to %s (unit %s) given up after %d attempts: %s; it is kept as dead "
+                      "(GET /api/admin/webhooks?state=dead)", taken.key, shown_url(taken.destination), taken.unit,
                       taken.attempts, outcome.error)
         else:
             log.warning("webhook %s to %s failed (attempt %d): %s; next attempt in %.1f s", taken.key,
-                        taken.destination, taken.attempts, outcome.error, wait)
+                        shown_url(taken.destination), taken.attempts, outcome.error, wait)
 
     async def _mark_delivered(self, taken: Stored, now: datetime) -> None:
         delay = 0.5

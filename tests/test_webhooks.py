@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from cti.cases.catalogue import HandlingUnit
 from cti.cases.model import CaseError
@@ -25,6 +26,7 @@ from cti.settings import Settings, WebhookSettings
 from cti.store.database import Database
 from cti.webhooks import WebhookSender, backoff
 from tests.conftest import REPO_PATHS
+from tests.desk_harness import running_desk
 from tests.fakeami import until
 from tests.test_outbox import note
 
@@ -233,3 +235,61 @@ async def test_a_message_is_dead_after_give_up_until_an_admin_retries_it(sqlite_
         await until(lambda: webhooks.delivered == 1, what="the retried message")
     [delivered] = await sqlite_db.outbox.messages(state="delivered")
     assert delivered.key == "old" and delivered.dead_at is None
+
+
+# -- the admin routes and the metrics of a running service -------------------------------------------------
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_admins_list_and_retry_webhooks_and_the_metrics_count_them(tmp_path: Path, unit_endpoint) -> None:
+    url, received = unit_endpoint
+    async with running_desk(tmp_path, []) as desk:
+        admin = await desk.user("root", "admin")
+        supervisor = await desk.user("boss", "supervisor")
+        agent = await desk.user("1001", "agent", "1001")
+        refused = refused_url()
+        outbox = desk.database.outbox
+        await outbox.add([note(url, "sent", "unit-ok")])
+        await outbox.add([note(refused, "gone", "unit-down")], at=datetime.now(UTC) - timedelta(days=8))
+        await outbox.add([note(refused, f"wait{i}", "unit-down") for i in range(2)])
+        secret = refused.replace("http://", "http://user:secret@") + "?token=abc"
+        await outbox.add([note(secret, "secret", "unit-secret")])
+        webhooks = desk.service.webhooks
+        await until(lambda: received and webhooks.dead == {"unit-down": 1}
+                    and webhooks.pending_by_unit() == {"unit-down": 2, "unit-secret": 1}, timeout=5,
+                    what="the sender's view")
+
+        pending = await desk.request("GET", "/api/admin/webhooks?state=pending&unit=unit-down", supervisor)
+        assert [m["idempotency_key"] for m in pending] == ["wait0", "wait1"]
+        assert pending[0]["destination"] == refused and pending[0]["next_attempt_at"]
+        [hidden] = await desk.request("GET", "/api/admin/webhooks?unit=unit-secret", admin)
+        assert hidden["destination"] == refused + "?…"  # neither the password nor the token
+        [dead] = await desk.request("GET", "/api/admin/webhooks?state=dead", admin)
+        assert (dead["idempotency_key"], dead["state"], dead["attempts"]) == ("gone", "dead", 1)
+        [sent] = await desk.request("GET", "/api/admin/webhooks?state=delivered&limit=1&offset=0", admin)
+        assert sent["idempotency_key"] == "sent" and sent["delivered_at"]
+        await desk.request("GET", "/api/admin/webhooks", agent, expect=403)
+        await desk.request("GET", "/api/admin/webhooks", expect=401)
+        for query in ("limit=-1", "limit=0", "limit=501", "offset=-1", "state=lost", "limit=x"):
+            await desk.request("GET", f"/api/admin/webhooks?{query}", admin, expect=422)
+
+        async with desk.http.get(desk.base + "/api/metrics", headers={"Authorization": f"Bearer {admin}"}) as reply:
+            exposition = await reply.text()
+        found = samples(exposition)
+        assert found[("cti_webhooks_pending", (("unit", "unit-down"),))] == 2
+        assert found[("cti_webhooks_dead", (("unit", "unit-down"),))] == 1
+        assert found[("cti_webhooks_oldest_pending_seconds", (("unit", "unit-down"),))] > 0
+        assert found[("cti_webhooks_waiting", ())] == 3
+        assert "user:secret" not in exposition and "token" not in exposition  # units label the metrics, not URLs
+        assert found[("cti_webhooks_delivered_total", ())] == 1
+        assert found[("cti_webhook_attempts_failed_total", ())] >= 2
+
+        await desk.request("POST", f"/api/admin/webhooks/{dead['id']}/retry", supervisor, expect=403)
+        retried = await desk.request("POST", f"/api/admin/webhooks/{dead['id']}/retry", admin)
+        assert retried["state"] == "pending" and retried["dead_at"] is None
+        await desk.request("POST", f"/api/admin/webhooks/{sent['id']}/retry", admin, expect=409)
+        for missing in ("999999", "x", "-1", "99999999999999999999"):
+            await desk.request("POST", f"/api/admin/webhooks/{missing}/retry", admin, expect=404)

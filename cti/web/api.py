@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,9 +24,11 @@ from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
 from cti.routing.router import decide, guidance_list
 from cti.store.database import Database
+from cti.store.outbox import STATES, Stored
 from cti.store.users import PasswordsBusy
 from cti.web.hub import PopHub
 from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes, paging
+from cti.webhooks import shown_url
 
 SESSION_LIFETIME = timedelta(hours=12)
 routes = Routes()
@@ -354,3 +356,40 @@ async def reload(call: Call) -> dict[str, Any]:
         raise ApiError(422, "invalid_configuration", "the new configuration has problems; see the log")
     return {"reloaded": ctx(call).configuration().summary()}
 
+
+
+# -- webhooks to units ----------------------------------------------------------------------------
+
+@routes.add("GET", "/api/admin/webhooks", roles=("admin", "supervisor"),
+            summary="Webhook messages to units: pending (oldest first, the order they go in), delivered or "
+                    "dead (newest first)",
+            query={"state": Field(choices=STATES), "unit": Field(max_length=64, description="a unit's id")}
+            | paging(100))
+async def webhooks(call: Call) -> list[dict[str, Any]]:
+    q = call.query
+    found = await ctx(call).database.outbox.messages(state=q.get("state"), unit=q.get("unit"),
+                                                    limit=q.get("limit", 100), offset=q.get("offset", 0))
+    return [_webhook_json(m, ctx(call).zone) for m in found]
+
+
+@routes.add("POST", "/api/admin/webhooks/{message_id}/retry", roles=("admin",),
+            summary="Send a pending or dead webhook message now (a dead one is pending again)")
+async def retry_webhook(call: Call) -> dict[str, Any]:
+    text = call.path("message_id")
+    number = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+    stored = await ctx(call).database.outbox.retry(number, datetime.now(UTC)) if number else None
+    if stored is None:
+        raise ApiError(404, "no_such_message", f"no webhook message {text}")
+    if stored.state == "delivered":
+        raise ApiError(409, "delivered", f"webhook message {number} was delivered already")
+    return _webhook_json(stored, ctx(call).zone)
+
+
+def _webhook_json(m: Stored, zone: ZoneInfo) -> dict[str, Any]:
+    def at(value: datetime | None) -> str | None:
+        return value.astimezone(zone).isoformat() if value is not None else None
+
+    return {"id": m.id, "state": m.state, "unit": m.unit, "event": m.event, "idempotency_key": m.key,
+            "destination": shown_url(m.destination), "created_at": at(m.created_at),
+            "attempts": m.attempts, "next_attempt_at": at(m.next_attempt_at) if m.state == "pending" else None,
+            "last_error": m.last_error, "delivered_at": at(m.delivered_at), "dead_at": at(m.dead_at)}
