@@ -7,7 +7,7 @@ import dataclasses
 
 from cti.configuration import load_configuration
 from cti.service import Service
-from cti.settings import AmiSettings, DatabaseSettings, Settings
+from cti.settings import AgiSettings, AmiSettings, DatabaseSettings, Settings, WebSettings
 from cti.store.calls import CallStore
 from cti.store.database import Database
 from tests.conftest import REPO_PATHS
@@ -19,6 +19,7 @@ async def test_serve_records_the_calls_asterisk_reports(sqlite_db: Database, sql
     async with FakeAmi(sessions) as server:
         settings = Settings(ami=AmiSettings(port=server.port, secret="cti-secret", reconnect_min=0.01,
                                             reconnect_max=0.02),
+                            agi=AgiSettings(port=0), web=WebSettings(port=0),
                             database=DatabaseSettings(flush_interval=0.01), paths=REPO_PATHS)
         service = Service(settings, sqlite_db, load_configuration(settings))
         stop = asyncio.Event()
