@@ -103,10 +103,12 @@ class WebhookSender:
     """Delivers the outbox, a worker per destination; ``start()``, then ``close()``."""
 
     def __init__(self, outbox: OutboxStore, settings: WebhookSettings | None = None, *, poll_interval: float = 1.0,
-                 clock: Callable[[], datetime] = now_utc, rng: Callable[[], float] = random.random) -> None:
+                 lease_margin: float = LEASE_MARGIN, clock: Callable[[], datetime] = now_utc,
+                 rng: Callable[[], float] = random.random) -> None:
         self.outbox = outbox
         self.settings = settings or WebhookSettings()
         self.poll_interval = poll_interval  # how often the outbox is read for what another process wrote
+        self.lease = timedelta(seconds=self.settings.timeout + lease_margin)  # a taken message stays taken
         self.clock = clock
         self._rng = rng
         self.delivered = 0  # by this sender
@@ -238,9 +240,8 @@ class WebhookSender:
                 generation = self._generation
                 # the messages held for this pause are due when it ends, however the clocks differ
                 now = max(self.clock(), destination.resume_at or datetime.min.replace(tzinfo=UTC))
-                lease = now + timedelta(seconds=self.settings.timeout + LEASE_MARGIN)
                 try:
-                    taken, next_due = await self.outbox.claim(destination.url, now, lease)
+                    taken, next_due = await self.outbox.claim(destination.url, now, now + self.lease)
                 except Exception:
                     log.exception("reading the webhook outbox for %s failed", shown_url(destination.url))
                     await _wait(destination.wake, self.poll_interval)

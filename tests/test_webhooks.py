@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,6 +204,44 @@ async def test_a_restart_delivers_what_was_pending(tmp_path: Path) -> None:
         await reopened.close()
     assert {m.state for m in stored} == {"delivered"}
     assert unit.keys[tried:] == [f'"k{i}"' for i in range(10)]  # each once, oldest first
+
+
+CRASHING_SENDER = """
+import asyncio, sys
+from cti.settings import WebhookSettings
+from cti.store.database import Database
+from cti.webhooks import WebhookSender
+
+async def main():
+    database = await Database.open(sys.argv[1])
+    WebhookSender(database.outbox, WebhookSettings(timeout=2, retry_min=0.05, retry_max=0.2), lease_margin=0.5).start()
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_crash_mid_request_loses_nothing(tmp_path: Path) -> None:
+    """A sender killed (SIGKILL) with a request in flight: the next sender delivers the others at
+    once and the one in flight when its lease ends, under the same key (the unit sees it twice)."""
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    async with Receiver(lambda key, n: (204, 30.0 if (key, n) == ('"k0"', 1) else 0.0)) as unit:
+        database = await Database.open(url)
+        await database.outbox.add([note(unit.url, f"k{i}") for i in range(5)])
+        crashing = await asyncio.create_subprocess_exec(sys.executable, "-c", CRASHING_SENDER, url,
+                                                        cwd=Path(__file__).parent.parent)
+        try:
+            await until(lambda: unit.requests, timeout=10, what="the first request, in flight")
+        finally:
+            crashing.kill()
+            await crashing.wait()
+        after = WebhookSender(database.outbox, dataclasses.replace(FAST, timeout=2), lease_margin=0.5)
+        after.start()
+        await until(lambda: after.delivered == 5, timeout=10, what="all five, k0 once its lease ended")
+        await after.close()
+        assert {m.state for m in await database.outbox.messages()} == {"delivered"}
+        await database.close()
+    assert unit.keys == ['"k0"', '"k1"', '"k2"', '"k3"', '"k4"', '"k0"']
 
 
 async def test_nothing_evicts_anything_however_much_is_pending(sqlite_db: Database, sender) -> None:
