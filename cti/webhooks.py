@@ -15,8 +15,9 @@ delays another, and nothing evicts anything. A 2xx marks the message delivered; 
 is an error kept with the message, and the destination waits before its next attempt:
 
 - the unit is unreachable (no connection, no answer within ``webhooks.timeout``, HTTP 5xx, 408,
-  425, 429): the same message goes first again after the wait (``Retry-After`` is honoured up to
-  ``retry_max``);
+  425, 429): all its messages wait, in the outbox too, and the same one goes first again after
+  the wait (``Retry-After`` is honoured up to ``retry_max``); only a sender started during that
+  wait may send a message written meanwhile before it;
 - the unit refuses this message (any other answer, 3xx and 4xx): the message steps aside with a
   backoff of its own, and the next ones go after the wait, so one message a unit cannot take
   does not hold up every later one.
@@ -279,6 +280,9 @@ class WebhookSender:
         except TimeoutError:
             return Outcome(False, f"no answer within {self.settings.timeout:g} s")
         except aiohttp.ClientError as exc:
+            return Outcome(False, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # whatever else goes wrong with one request, the worker goes on
+            log.exception("webhook %s to %s: unexpected error", taken.key, shown_url(taken.destination))
             return Outcome(False, f"{type(exc).__name__}: {exc}")
 
     async def _settle(self, destination: _Destination, taken: Stored, outcome: Outcome) -> None:

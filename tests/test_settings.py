@@ -62,3 +62,21 @@ def test_broken_yaml_and_bad_environment(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "{}\n"), environ={"CTI_AMI_PORT": "x"})
     with pytest.raises(ConfigError, match=r"missing.yaml: cannot read"):
         load_settings(tmp_path / "missing.yaml", environ={})
+
+
+def test_the_webhooks_section(tmp_path: Path) -> None:
+    path = write(tmp_path, "webhooks:\n  timeout: 60\n  retry_max: 600\n  give_up_after_days: 10\n")
+    hooks = load_settings(path, environ={}).webhooks
+    assert (hooks.timeout, hooks.retry_min, hooks.retry_max, hooks.give_up_after_days, hooks.keep_delivered_days) == (
+        60, 1, 600, 10, 30)
+    path = write(tmp_path, "webhooks:\n  timeout: 0\n  retry_min: 10\n  retry_max: 5\n  keep_delivered_days: -1\n"
+                           "  give_up_after: 3\n")
+    with pytest.raises(ConfigError, match=r"webhooks.give_up_after: unknown key \(did you mean 'give_up_after_days'"):
+        load_settings(path, environ={})
+    path = write(tmp_path, "webhooks:\n  timeout: 0\n  retry_min: 10\n  retry_max: 5\n  keep_delivered_days: -1\n")
+    with pytest.raises(ConfigError) as bad:
+        load_settings(path, environ={})
+    assert str(bad.value).splitlines() == [
+        f"{path}: webhooks.timeout: expected more than 0, got 0.0",
+        f"{path}: webhooks.retry_max: 5.0 is less than retry_min (10.0)",
+        f"{path}: webhooks.keep_delivered_days: expected 0 (keep) or more, got -1.0"]

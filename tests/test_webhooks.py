@@ -38,8 +38,10 @@ class Receiver:
     """A unit's system on 127.0.0.1, port 0. ``answer(key, n)`` gives the status and the seconds to
     wait before answering the ``n``-th request (from 1) with that key; 204 at once by default."""
 
-    def __init__(self, answer: Callable[[str, int], tuple[int, float]] | None = None) -> None:
+    def __init__(self, answer: Callable[[str, int], tuple[int, float]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.answer = answer or (lambda key, n: (204, 0.0))
+        self.headers = headers or {}  # sent with every answer
         self.requests: list[tuple[float, str, dict[str, Any], dict[str, str]]] = []  # at, key, body, headers
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -64,7 +66,7 @@ class Receiver:
         self.requests.append((asyncio.get_running_loop().time(), key, await request.json(), dict(request.headers)))
         status, delay = self.answer(key, self.keys.count(key))
         await asyncio.sleep(delay)
-        return web.Response(status=status)
+        return web.Response(status=status, headers=self.headers)
 
     @property
     def keys(self) -> list[str]:
@@ -156,6 +158,14 @@ async def test_each_destination_backs_off_on_its_own_and_a_success_resets_it(sql
         assert flaky.keys == ['"f0"'] * 5 + ['"f1"']  # the oldest first, through the outage
     assert [backoff(n, 1, 300, lambda: 1.0) for n in (1, 2, 3, 10)] == [1, 2, 4, 300]
     assert backoff(1, 1, 300, lambda: 0.0) == 0.5
+
+
+async def test_a_unit_that_asks_for_time_gets_it(sqlite_db: Database, sender) -> None:
+    async with Receiver(lambda key, n: (429 if n == 1 else 204, 0.0), headers={"Retry-After": "1"}) as busy:
+        sender(WebhookSettings(timeout=0.5, retry_min=0.05, retry_max=5))
+        await sqlite_db.outbox.add([note(busy.url, "k")])
+        await until(lambda: len(busy.requests) == 2, timeout=3, what="the second attempt")
+    assert busy.requests[1][0] - busy.requests[0][0] >= 0.95  # Retry-After, not the 0.05 s backoff
 
 
 async def test_a_slow_receiver_gets_the_same_key_again_and_the_message_ends_delivered(sqlite_db: Database,
