@@ -61,14 +61,16 @@ class Demo:
             catalogue, sweep_seconds=5.0 * options.scale,
             callback=dataclasses.replace(catalogue.callback, hours=("00:00", "23:59"), retry_minutes=1)))
         prompts = settings.path(settings.paths.prompts) / settings.paths.prompt_language
-        self.world = World(self.configuration, agi_url="agi://127.0.0.1:4573", prompts=prompts, secret=self.secret,
-                           seed=options.seed, attended=self._attended, scale=options.scale)
+        recordings = str(workdir / "recordings")  # the simulated PBX's CTI_RECORDINGS, and cti's
+        self.world = World(self.configuration, agi_url="agi://127.0.0.1:9", prompts=prompts, secret=self.secret,
+                           recordings=recordings, zone=settings.zone, seed=options.seed, attended=self._attended,
+                           scale=options.scale)
         self.settings = dataclasses.replace(
             settings,
             ami=dataclasses.replace(settings.ami, host="127.0.0.1", port=0, username="cti", secret=self.secret),
             agi=AgiSettings(host="127.0.0.1", port=0),
             database=dataclasses.replace(settings.database, url=f"sqlite:///{workdir / 'demo.db'}"),
-            recordings=RecordingSettings(directory=str(workdir / "recordings")))
+            recordings=RecordingSettings(directory=recordings))
         self.service: Service | None = None
         self.sign_ins: list[tuple[str, str, str]] = []  # (user, password, role)
 

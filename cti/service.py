@@ -7,7 +7,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from cti.agi.server import AgiCall, FastAgiServer
 from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
 from cti.ami.message import AmiMessage
-from cti.calls.events import CallAnswered, CallEvent, IvrFinished, RouteDecided
+from cti.calls.events import IvrFinished, RouteDecided
 from cti.calls.record import CallRecord
 from cti.calls.tracker import CallTracker
 from cti.cases.service import CaseService
@@ -27,6 +27,7 @@ from cti.configuration import Configuration, load_configuration
 from cti.desk.actions import Desk
 from cti.ivr.engine import Outcome
 from cti.pipeline import CallPipeline
+from cti.resync import Resync
 from cti.routing.model import Decision
 from cti.routing.router import decide
 from cti.settings import Settings
@@ -51,7 +52,8 @@ class Service:
         self.configuration = configuration
         self.writer = RecordWriter(store, batch_size=settings.database.batch_size,
                                    flush_interval=settings.database.flush_interval)
-        self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts)
+        self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts,
+                                   hotline_contexts=settings.ami.hotline_contexts, names=self._name_of)
         self.webhooks = WebhookSender(database.outbox, settings.webhooks)
         self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self._finished)
         self.board = AgentBoard(configuration.directory)
@@ -59,15 +61,15 @@ class Service:
         self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
                                  on_decision=self._decided, on_outcome=self._ivr_finished)
         self.agi_port = 0
-        self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, settings.recordings.directory,
-                         settings.zone, expect_recording=self.tracker.expect_recording, sleep=asyncio.sleep)
+        self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, sleep=asyncio.sleep)
+        self.resync = Resync(self.ami, self.pipeline, self.board, self.desk, self.route,
+                             boot_timeout=settings.ami.boot_timeout, on_done=lambda: self.hub.on_link(up=True))
         self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,
                                  originate=self.ami.send)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
                           lambda caller: self.database.cases.find(caller_number=caller, limit=10))
         self.pipeline.subscribe(self.hub.on_events)
-        self.pipeline.subscribe(self._record_answered_calls)
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
@@ -93,21 +95,15 @@ class Service:
     def _on_ami_message(self, message: AmiMessage) -> None:
         self.pipeline.on_message(message)
         self.cases.on_ami_message(message)
+        self.resync.on_message(message)
         changed = self.board.feed(message, self.pipeline.clock(message))
         if changed:
             self.hub.on_agent(changed)
 
-    def _record_answered_calls(self, events: Sequence[CallEvent]) -> None:
-        """Every answered call is recorded (MixMonitor on the citizen's leg)."""
-        for event in events:
-            if isinstance(event, CallAnswered):
-                self._spawn(self._record(event.linkedid))
-
-    async def _record(self, linkedid: str) -> None:
-        try:
-            await self.desk.record(linkedid)
-        except Exception as exc:  # an AMI refusal must not stop the others; the call goes on unrecorded
-            log.warning("recording call %s failed: %s", linkedid, exc)
+    def _name_of(self, device: str) -> str:
+        """The agent or remote seat behind a device, for records and cases (agents.yaml)."""
+        person = self.configuration.directory.by_phone(device)
+        return person.name if person is not None else ""
 
     def recording_file(self, recording: str) -> Path | None:
         """The file cti can read for a recording Asterisk wrote below recordings.directory, else None."""
@@ -149,9 +145,11 @@ class Service:
         return True
 
     def _decided(self, call: AgiCall, decision: Decision, at: float) -> None:
+        """The route decision joins the call's timeline; it is also all cti will know of a call that
+        comes and goes while the AMI link is down (caller, number, time, the recording's file)."""
         self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: RouteDecided(
             linkedid, at, decision.number, decision.unit or "", decision.unit_id or "", decision.treatment,
-            decision.action))
+            decision.action, call.caller, call.caller_name, call.recording))
 
     def _ivr_finished(self, call: AgiCall, flow: str, outcome: Outcome, at: float) -> None:
         self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: IvrFinished(
@@ -167,15 +165,11 @@ class Service:
             log.exception("recording the survey answer of case %d failed", case_id)
 
     async def _resync(self) -> None:
-        """After every login: list the live channels. The tracker reads the list from
-        the stream, in order, and ends the calls that finished while the link was down."""
-        channels = await self.ami.collect({"Action": "CoreShowChannels"})
-        members = await self.ami.collect({"Action": "QueueStatus"})
-        log.info("AMI resync: %d live channels, %d calls tracked, %d queue members", len(channels),
-                 len(self.tracker.calls), len(members))
-        self.hub.on_link(up=True)
+        """After every login (cti/resync.py)."""
+        await self.resync()
 
     def _lost(self) -> None:
+        self.resync.on_lost()
         self.pipeline.on_link_lost(time.time())
         self.hub.on_link(up=False)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cti.calls.tracker import HOTLINE_CONTEXTS
 from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
 
 DEFAULT_FILE = "cti.yaml"
@@ -33,6 +34,9 @@ class AmiSettings:
     reconnect_min: float = 0.5  # first reconnect delay; doubles up to reconnect_max, with jitter
     reconnect_max: float = 30.0
     inbound_contexts: tuple[str, ...] = ("from-carrier",)  # where the carrier trunk's calls arrive
+    # where the dialplan takes an inbound call next: after a restart the channel list finds it there
+    hotline_contexts: tuple[str, ...] = HOTLINE_CONTEXTS
+    boot_timeout: float = 30.0  # how long the resync waits for a (re)starting Asterisk's FullyBooted
     outbound_contexts: tuple[str, ...] = ("callback",)  # where callbacks to citizens are dialled
     pbx_timezone: str = "UTC"  # zone of CEL EventTime values, for replays
 

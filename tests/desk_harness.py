@@ -18,6 +18,7 @@ from cti.settings import AgiSettings, AmiSettings, DatabaseSettings, RecordingSe
 from cti.store.database import Database
 from tests.conftest import REPO_PATHS
 from tests.fakeami import FakeAmi, Session, until
+from tests.test_fastagi import environment
 
 PASSWORD = "correct horse battery"
 
@@ -45,6 +46,18 @@ class Desk:
             body = await (reply.json() if reply.content_type == "application/json" else reply.read())
             assert reply.status == expect, (reply.status, body)
             return body
+
+    async def route(self, number: str, uniqueid: str, recording: str = "") -> list[str]:
+        """Ask the service what a call gets, as the dialplan's AGI(…/route,number,linkedid,recording)
+        does for the citizen's leg; returns the AGI commands cti sent."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.service.agi_port)
+        writer.write(environment("route", number, uniqueid=uniqueid, linkedid=uniqueid, recording=recording))
+        commands = []
+        while line := await asyncio.wait_for(reader.readline(), 5):
+            commands.append(line.decode().strip())
+            writer.write(b"200 result=1\n")
+        writer.close()
+        return commands
 
     @asynccontextmanager
     async def socket(self, token: str) -> AsyncIterator[Pops]:

@@ -22,6 +22,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "ami-traces"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 _ACTION_ID = re.compile(rb"^ActionID: (.*)\r$", re.MULTILINE)
 
+# What a running Asterisk sends a session right after its Login (main/manager.c; trace R3): no Timestamp.
+FULLY_BOOTED = (b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 38\r\nLastReload: 38\r\n"
+                b"Status: Fully Booted\r\n\r\n")
+
 EMPTY_CHANNEL_LIST = (
     b"Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n"
     b"Event: CoreShowChannelsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n"
@@ -50,6 +54,8 @@ class Session:
     banner: bool = True  # False: accept and close at once, as Asterisk did 1 ms after a restart
     gate: asyncio.Event | None = None  # when given, the script waits for it after the login
     pauses: dict[int, asyncio.Event] = field(default_factory=dict)  # script index -> wait for this first
+    # sent with the login's answer: a running Asterisk's FullyBooted; None for one still starting (R4b)
+    booted: bytes | None = FULLY_BOOTED
 
 
 def transcript(name: str) -> Session:
@@ -80,7 +86,10 @@ def transcript(name: str) -> Session:
             script.append(Scripted(raw, "CoreShowChannels", action_id))
         else:
             script.append(Scripted(raw))
-    return Session(script=script, answer_resync=resync_id is None)
+    booted = None
+    if script and script[0].raw.startswith(b"Event: FullyBooted") and not script[0].answers:
+        booted = script.pop(0).raw  # the running PBX's answer to the login, not part of what follows
+    return Session(script=script, answer_resync=resync_id is None, booted=booted)
 
 
 def first_index(session: Session, *needles: bytes) -> int:
@@ -108,6 +117,7 @@ class FakeAmi:
         self.random = random.Random(seed)
         self.connections = 0
         self.received: list[list[dict[str, str]]] = []  # actions received, per connection
+        self.bytes_received = bytearray()  # every byte any client wrote, in order
         self.finished = asyncio.Event()  # every session played
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -148,7 +158,8 @@ class FakeAmi:
                 await asyncio.sleep(self.auth_delay)  # Asterisk answers a bad secret after a pause
                 await self._send(writer, _response(action, b"Error", b"Authentication failed"))
                 return
-            await self._send(writer, _response(action, b"Success", b"Authentication accepted"))
+            await self._send(writer, _response(action, b"Success", b"Authentication accepted")
+                             + (session.booted or b""))
             if session.answer_resync and not session.silent:
                 try:
                     resync_id = await asyncio.wait_for(self._queue(waiting, "CoreShowChannels").get(), 2)
@@ -194,6 +205,7 @@ class FakeAmi:
             if not data:
                 writer.close()
                 return
+            self.bytes_received += data
             buffer += data
             while b"\r\n\r\n" in buffer:
                 raw, buffer = buffer.split(b"\r\n\r\n", 1)

@@ -162,7 +162,7 @@ async def test_malformed_frames_do_not_break_the_link() -> None:
             b"garbage without any header\r\n\r\n"
             b"Event: Newchannel\r\nCallerIDName: \xe5\xb8\x82\xff\r\n\r\n"
             b"Event: Hangup\r\nChannel: PJSIP/carrier-00000001\r\n\r\n")
-    async with FakeAmi([raw_session(data, close_at_end=False, answer_resync=False)]) as server:
+    async with FakeAmi([raw_session(data, close_at_end=False, answer_resync=False, booted=None)]) as server:
         async with Link(settings(server)) as link:
             await until(lambda: any(m.name == "Hangup" for m in link.messages), what="the last event")
             assert link.client.connected.is_set()
@@ -178,4 +178,4 @@ async def test_every_message_reaches_the_pipeline_in_stream_order() -> None:
             await until(lambda: link.client.connected.is_set())
             items = await link.client.collect({"Action": "CoreShowChannels"})
             assert items == []
-            assert [m.name for m in link.messages] == ["Success", "Success", "CoreShowChannelsComplete"]
+            assert [m.name for m in link.messages] == ["Success", "FullyBooted", "Success", "CoreShowChannelsComplete"]

@@ -46,8 +46,13 @@ def test_the_dialplan_passes_asterisklint() -> None:
 def test_inbound_calls_ask_cti_and_fall_back_to_the_queue() -> None:
     dialplan = sections("extensions.conf")
     inbound = "\n".join(dialplan[AmiSettings().inbound_contexts[0]])
-    assert "AGI(${CTI_AGI}/route,${EXTEN},${CHANNEL(linkedid)})" in inbound
+    assert "AGI(${CTI_AGI}/route,${EXTEN},${CHANNEL(linkedid)},${CTI_RECORDING})" in inbound
     assert '$["${AGISTATUS}" != "SUCCESS"]?cti-next,queue,1' in inbound
+    # what cti reads back with Getvar after a restart (cti/resync.py), set before the AGI
+    before_agi = inbound.split("AGI(", 1)[0]
+    for variable in ("Set(CTI_DIALLED=${EXTEN})", "Set(__CTI_CITIZEN_NUM=${CALLERID(num)})",
+                     "Set(__CTI_CITIZEN_NAME=${CALLERID(name)})", "Set(__CTI_RECORDING=${CTI_RECORDINGS}/"):
+        assert variable in before_agi
     hand_back = "\n".join(dialplan["cti-next"])
     for step in ("queue", "dial", "hangup"):  # every CTI_NEXT the IVR engine can set
         assert f"exten => {step},1," in hand_back
@@ -57,10 +62,48 @@ def test_every_emergency_line_is_a_transfer_target_and_a_feature_code() -> None:
     emergency = "\n".join(sections("extensions.conf")["emergency"])
     features = "\n".join(sections("features.conf")["applicationmap"])
     dial = '${IF($["${CTI_TRANSFER_DIAL}" = ""]?PJSIP/${EXTEN}@carrier:${CTI_TRANSFER_DIAL})},60,o)'
-    assert f"exten => _1[12]X,1,Dial({dial}" in emergency  # 110, 119, 120, 122
-    assert f"exten => 12122,1,Dial({dial}" in emergency
+    assert emergency.count(f"same => n,Dial({dial}") == 2  # 110, 119, 120, 122 (_1[12]X) and 12122
     for number in sorted(EMERGENCY_NUMBERS):
-        assert f"emergency{number} => **{number},self,BlindTransfer,{number}@emergency" in features
+        # features.conf: <name> => <DTMF>,<ActivateOn>,<Application>(<arguments>); BlindTransfer's are
+        # (exten,context): "BlindTransfer,110@emergency" sent the citizen to a missing "110@emergency"
+        line = next(x for x in features.splitlines() if x.startswith(f"emergency{number} =>"))
+        digits, activate_on, application = (part.strip() for part in line.split("=>", 1)[1].split(",", 2))
+        assert (digits, activate_on) == (f"**{number}", "self")
+        assert re.fullmatch(r"BlindTransfer\((?P<exten>[0-9]+),(?P<context>[a-z-]+)\)", application), line
+        assert application == f"BlindTransfer({number},emergency)"
+    # whoever hands the citizen over, the line is shown the citizen's own number (the agent's consultation
+    # call of an attended transfer would show the agent's)
+    for number in ("_1[12]X", "12122"):
+        assert f"exten => {number},1,Gosub(cti-as-citizen,s,1)" in emergency
+    assert "Gosub(cti-as-citizen,s,1)" in "\n".join(sections("extensions.conf")["cti-seat"])
+    as_citizen = "\n".join(sections("extensions.conf")["cti-as-citizen"])
+    assert "Set(CALLERID(num)=${CTI_CITIZEN_NUM})" in as_citizen and "ExecIf" not in as_citizen
+
+
+def test_every_answered_call_is_recorded_by_the_dialplan() -> None:
+    """Queue's 7th argument is the gosub run on the answering member (Asterisk 21 dropped the macro
+    argument before it); Dial's U() the same on a seat that answers; [cti-record] skips Local halves."""
+    dialplan = sections("extensions.conf")
+    assert "Queue(${IF($[\"${CTI_QUEUE}\" = \"\"]?${HOTLINE_QUEUE}:${CTI_QUEUE})},tT,,,900,,cti-record)" in \
+        "\n".join(dialplan["cti-next"])
+    assert "Dial(${CTI_DIAL},${CTI_DIAL_TIMEOUT},tToU(cti-record))" in "\n".join(dialplan["cti-next"])
+    assert "exten => _q.,1,Queue(${EXTEN},tT,,,900,,cti-record)" in "\n".join(dialplan["cti-queue"])
+    record = "\n".join(dialplan["cti-record"])
+    assert '"${CUT(CHANNEL(name),/,1)}" = "Local"' in record and "MixMonitor(${CTI_RECORDING},b)" in record
+
+
+def test_the_transfer_features_need_no_sound_but_the_shipped_prompts() -> None:
+    """An attended transfer aborts when transferannouncesound cannot be played; the shipped zh prompts
+    are all it may need (Asterisk's English sound packages are not installed)."""
+    general = {k.strip(): v.split(";", 1)[0].strip() for k, _, v in
+               (line.partition("=") for line in sections("features.conf")["general"])}
+    prompts = REPO / "recordings" / "prompts" / "zh"
+    for option in ("transferannouncesound", "xfersound", "xferfailsound", "transferretrysound",
+                   "transferinvalidsound"):
+        sound = general[option]
+        assert sound == "" or (sound.startswith("cti/") and (prompts / f"{sound[4:]}.wav").is_file()), option
+    for endpoint in ("carrier", "agent-phone"):
+        assert "language = zh" in sections("pjsip.conf")[endpoint]
 
 
 def test_parallel_ring_dial_strings_reach_the_queue_context() -> None:
@@ -68,7 +111,7 @@ def test_parallel_ring_dial_strings_reach_the_queue_context() -> None:
     dial = _variables(decide(trunk_map, "12369", datetime.now(trunk_map.zone)))["dial"]
     local = dial.split("&")[0]
     assert local == "Local/q12345@cti-queue/n"
-    assert "exten => _q.,1,Queue(${EXTEN},tT,,,900)" in sections("extensions.conf")["cti-queue"]
+    assert "exten => _q.,1,Queue(${EXTEN},tT,,,900,,cti-record)" in sections("extensions.conf")["cti-queue"]
 
 
 def test_the_queues_cti_knows_exist_in_queues_conf() -> None:
@@ -77,12 +120,14 @@ def test_the_queues_cti_knows_exist_in_queues_conf() -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("read", "system,call,agent"),
-                                            ("write", "call,originate,agent,system,reporting")])
+                                            ("write", "call,originate,agent,reporting")])
 def test_the_ami_user_has_least_privilege(key: str, value: str) -> None:
+    """Write: no "system" (Originate of System/Exec needs it), no "command" (the CLI), no "config"."""
     parser = ConfigParser(inline_comment_prefixes=(";",), strict=False)
     parser.read(CONF / "manager.conf")
     assert parser["cti"][key] == value
     assert not {"all", "command", "config"} & set(parser["cti"][key].split(","))
+    assert "system" not in parser["cti"]["write"].split(",")
     assert parser["general"]["timestampevents"] == "yes"
     assert parser["general"]["bindaddr"] == "127.0.0.1"
 

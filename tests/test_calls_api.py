@@ -132,8 +132,9 @@ async def test_text_is_bounded_and_the_database_takes_the_longest(tmp_path: Path
             return fields
 
         # the longest of each field is taken, and kept whole, by the database (PostgreSQL's varchar too)
-        longest = {"category": "complaint", "content": "诉" * 1999 + "\n\t" + "诉" * 1999, "caller_number": "1" * 64,
-                   "caller_name": "名" * 128, "location": "地" * 256, "legacy_number": "2" * 64}
+        longest = {"category": "complaint", "content": "诉" * 1999 + "\n\t" + "诉" * 1999,
+                   "caller_number": "+" + "1" * 32,  # a dialable number (the column holds 64)
+                   "caller_name": "名" * 128, "location": "地" * 256, "legacy_number": "2" * 32}
         case = await desk.request("POST", "/api/cases", agent, json=longest)
         assert {k: case[k] for k in longest if k != "category"} == {k: v for k, v in longest.items()
                                                                    if k != "category"}
@@ -149,8 +150,10 @@ async def test_text_is_bounded_and_the_database_takes_the_longest(tmp_path: Path
         # a pause reason goes into an AMI action: a line break in it would forge headers
         assert await refused("POST", "/api/agents/1001/pause", {"reason": "培训\r\nAction: Hangup"}) == {
             "reason": "one line, without control characters"}
-        assert await refused("POST", "/api/agents/1001/pause", {"reason": "x" * 201}) == {
-            "reason": "at most 200 characters"}
+        assert await refused("POST", "/api/agents/1001/pause", {"reason": "x" * 80}) == {
+            "reason": "at most 79 characters"}
+        assert await refused("POST", "/api/agents/1001/pause", {"reason": "打游戏"}) == {  # agents.yaml's list
+            "reason": "one of 小休, 用餐, 培训, 会议, 整理工单"}
         action = f"/api/cases/{case['id']}/actions/request_extension"
         assert await refused("POST", action, {"days": 2, "reason": "r" * 201}) == {"reason": "at most 200 characters"}
         assert await refused("POST", action, {"days": 0, "reason": "核查"}) == {"days": "at least 1"}

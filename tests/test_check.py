@@ -126,7 +126,7 @@ def test_broken_maps(case: str, tmp_path: Path) -> None:
 def test_a_good_map_passes(tmp_path: Path) -> None:
     configuration = load_configuration(workspace(tmp_path, GOOD_UNITS))
     assert configuration.summary() == ("1 units and 1 numbers, 1 queue(s), 1 agents and 0 remote seats, "
-                                       "7 IVR flows, 12 prompts, 1 units cases go to")
+                                       "7 IVR flows, 15 prompts, 1 units cases go to")
 
 
 def test_broken_flows_and_queues(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_cti_check_command(tmp_path: Path) -> None:
 def test_the_shipped_configuration_is_clean() -> None:
     settings = Settings(source=str(REPO / "cti.yaml"))
     assert load_configuration(settings).summary() == (
-        "51 units and 58 numbers, 1 queue(s), 2 agents and 2 remote seats, 7 IVR flows, 12 prompts, "
+        "51 units and 58 numbers, 1 queue(s), 2 agents and 2 remote seats, 7 IVR flows, 15 prompts, "
         "53 units cases go to")
 
 

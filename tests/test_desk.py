@@ -109,23 +109,30 @@ async def test_agent_state_goes_through_ami_and_reaches_supervisors(tmp_path: Pa
             assert mine["agent"]["state"] == "paused" and mine["pbx"] == "up"
 
 
-def mixmonitor_start(action: dict[str, str]) -> bytes:
-    """What Asterisk sends once MixMonitor runs on the citizen's leg (fields as in trace S7)."""
-    return (f"Event: MixMonitorStart\r\nPrivilege: call,all\r\nChannel: {action['Channel']}\r\nChannelState: 6\r\n"
-            f"ChannelStateDesc: Up\r\nCallerIDNum: 13800000043\r\nCallerIDName: Citizen\r\n"
-            f"ConnectedLineNum: 12369\r\nConnectedLineName: <unknown>\r\nLanguage: en\r\nAccountCode: \r\n"
-            f"Context: from-carrier\r\nExten: 12369\r\nPriority: 4\r\nUniqueid: {CALL}\r\n"
-            f"Linkedid: {CALL}\r\n\r\n").encode()
+# What Asterisk sends when the dialplan's [cti-record] starts MixMonitor on the leg that answered
+# (the layout of trace S7's MixMonitorStart, on agent1001's leg of P5).
+MIXMONITOR_START = Scripted((
+    "Event: MixMonitorStart\r\nPrivilege: call,all\r\nChannel: PJSIP/agent1001-00000011\r\nChannelState: 6\r\n"
+    "ChannelStateDesc: Up\r\nCallerIDNum: 12369\r\nCallerIDName: <unknown>\r\n"
+    "ConnectedLineNum: 13800000043\r\nConnectedLineName: Citizen\r\nLanguage: zh\r\nAccountCode: \r\n"
+    "Context: phones\r\nExten: 12369\r\nPriority: 1\r\nUniqueid: 1795281885.21\r\n"
+    f"Linkedid: {CALL}\r\n\r\n").encode())
 
 
 def p5_with_pause() -> tuple[Session, asyncio.Event, asyncio.Event]:
     """P5 held twice: before anything (desks connect) and while the agent talks (before the
-    captured BlindTransfer), so the test can act on a live, answered call."""
+    captured BlindTransfer), so the test can act on a live, answered call; the dialplan's
+    recording starts on the agent's leg as it answers."""
     start, talk = asyncio.Event(), asyncio.Event()
-    session = dataclasses.replace(transcript("P5_sip_agent_blind_110"), gate=start, close_at_end=False,
-                                  events_after={"MixMonitor": mixmonitor_start})
+    session = dataclasses.replace(transcript("P5_sip_agent_blind_110"), gate=start, close_at_end=False)
+    session.script.insert(first_index(session, b"Event: AgentConnect") + 1, MIXMONITOR_START)
     session.pauses[first_index(session, b"Message: Transfer succeeded")] = talk
     return session, start, talk
+
+
+def recording_of(tmp_path: Path) -> str:
+    """The file the dialplan names in [from-carrier] (CTI_RECORDINGS/yyyy/mm/dd/linkedid.wav)."""
+    return str(tmp_path / "monitor" / "2026" / "11" / "22" / f"{CALL}.wav")
 
 
 async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> None:
@@ -139,6 +146,7 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
         agent = await desk.user("1001", "agent", "1001")
         other = await desk.user("1002", "agent", "1002")
         async with desk.socket(agent) as mine, desk.socket(other) as theirs:
+            await desk.route("12369", CALL, recording_of(tmp_path))
             start.set()
             ringing = await mine.next("ringing")
             assert ringing["linkedid"] == CALL and ringing["device"] == "PJSIP/agent1001"
@@ -150,7 +158,7 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
                 ("12315", "市市场监管局", "Seat 1002")]
             answered = await mine.next("answered")
             assert answered["call"]["answered_by"] == "PJSIP/agent1001"
-            await until(lambda: desk.server.actions("MixMonitor"), what="the recording to start")
+            assert (await mine.next("recording"))["file"] == recording_of(tmp_path)
 
             # the other agent's desk heard nothing of it
             assert await theirs.drain() == ["hello"]
@@ -178,9 +186,7 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
     strip = [{k: v for k, v in a.items() if k != "ActionID"} for a in desk.server.received[0]
              if a["Action"] in ("BlindTransfer", "Atxfer", "PlayDTMF", "Redirect", "Originate", "MixMonitor",
                                 "Setvar")]
-    recording = str(tmp_path / "monitor") + "/" + "/".join(strip[0]["File"].split("/")[-4:])
-    assert strip == [
-        {"Action": "MixMonitor", "Channel": CITIZEN_CHANNEL, "File": recording},
+    assert strip == [  # no MixMonitor: the dialplan records; cti's AMI user may not (write class system)
         {"Action": "Setvar", "Channel": CITIZEN_CHANNEL, "Variable": "__CTI_TRANSFER_DIAL",
          "Value": "PJSIP/110@carrier"},
         {"Action": "Setvar", "Channel": AGENT_CHANNEL, "Variable": "__CTI_TRANSFER_DIAL",
@@ -199,7 +205,8 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
         {"Action": "Originate", "Channel": "PJSIP/seat-12369", "Context": "conference", "Exten": f"cti-{CALL}",
          "Priority": "1", "CallerID": '"Citizen" <13800000043>', "Async": "true", "Timeout": "30000"},
     ]
-    assert recording.endswith(f"/{CALL}.wav")
+    [record] = await desk.database.calls.calls(linkedids=[CALL])
+    assert record.recording == recording_of(tmp_path)
 
 
 async def test_recording_is_played_only_to_whom_may_hear_it(tmp_path: Path) -> None:
@@ -208,8 +215,10 @@ async def test_recording_is_played_only_to_whom_may_hear_it(tmp_path: Path) -> N
         agent = await desk.user("1001", "agent", "1001")
         other = await desk.user("1002", "agent", "1002")
         supervisor = await desk.user("sup", "supervisor")
+        await desk.route("12369", CALL, recording_of(tmp_path))
         start.set()
-        await until(lambda: desk.server.actions("MixMonitor"), what="the recording to start")
+        await until(lambda: CALL in desk.service.tracker.calls and desk.service.tracker.calls[CALL].recording,
+                    what="the recording to start")
         talk.set()
         await until(lambda: desk.service.writer.written == 1, what="the record")
         [record] = await desk.database.calls.calls()
@@ -222,7 +231,7 @@ async def test_recording_is_played_only_to_whom_may_hear_it(tmp_path: Path) -> N
         assert await desk.request("GET", f"/api/calls/{CALL}/recording", supervisor) == audio
         await desk.request("GET", f"/api/calls/{CALL}/recording", other, expect=403)
         detail = await desk.request("GET", f"/api/calls/{CALL}", agent)
-        assert [e["kind"] for e in detail["timeline"]][:3] == ["offered", "queued", "ringing"]
+        assert [e["kind"] for e in detail["timeline"]][:4] == ["offered", "routed", "ivr", "queued"]
         assert "recording" in [e["kind"] for e in detail["timeline"]]
 
 

@@ -22,8 +22,10 @@ CONFIG = load_configuration(Settings(source=str(REPO / "cti.yaml")))
 SPRING_2020 = datetime(2020, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
-def environment(script: str, number: str, uniqueid: str = "1795281884.19", linkedid: str = "1795281884.19") -> bytes:
-    """The opening block res_agi sends to a FastAGI server (setup_env, in its order)."""
+def environment(script: str, number: str, uniqueid: str = "1795281884.19", linkedid: str = "1795281884.19",
+                recording: str = "") -> bytes:
+    """The opening block res_agi sends to a FastAGI server (setup_env, in its order); the route's
+    third argument is the file the dialplan will record the call into."""
     lines = [
         "agi_network: yes", f"agi_network_script: {script}",
         f"agi_request: agi://127.0.0.1:4573/{script}", "agi_channel: PJSIP/carrier-0000000f",
@@ -32,7 +34,7 @@ def environment(script: str, number: str, uniqueid: str = "1795281884.19", linke
         "agi_callington: 0", "agi_callingtns: 0", f"agi_dnid: {number}", "agi_rdnis: unknown",
         "agi_context: from-carrier", f"agi_extension: {number}", "agi_priority: 4", "agi_enhanced: 0.0",
         "agi_accountcode: ", "agi_threadid: 140123456789", f"agi_arg_1: {number}", f"agi_arg_2: {linkedid}",
-    ]
+    ] + ([f"agi_arg_3: {recording}"] if recording else [])
     return ("\n".join(lines) + "\n\n").encode()
 
 

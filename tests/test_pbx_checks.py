@@ -1,7 +1,8 @@
 """What cti needs from its PBX, checked against the simulated Asterisk always and against a real
 one when ``CTI_LIVE_AMI`` names it (``host:port``; the secret of user cti in ``CTI_LIVE_AMI_SECRET``):
-a login, a refused wrong secret, the channel list cti resynchronises from, the hotline's queue, and
-Asterisk's error for an action on a channel that does not exist. Nothing is changed on the PBX."""
+a login, a refused wrong secret, the channel list cti resynchronises from, the hotline's queue,
+Asterisk's error for an action on a channel that does not exist, and least privilege: cti's user
+cannot run a shell command through Originate, the CLI or MixMonitor. Nothing is changed on the PBX."""
 
 from __future__ import annotations
 
@@ -64,3 +65,22 @@ async def test_a_wrong_secret_is_refused(pbx: AmiSettings) -> None:
     client = AmiClient(AmiSettings(host=pbx.host, port=pbx.port, secret="not-the-secret"), lambda m: None)
     with pytest.raises(AmiLoginError, match="Authentication failed"):
         await asyncio.wait_for(client.run(), 10)
+
+
+async def test_cti_cannot_run_anything_on_the_pbx(pbx: AmiSettings) -> None:
+    """manager.conf gives cti no "system" or "command" write class: Originate of System is refused
+    before anything is dialled (the Channel names no endpoint, so nothing rings even if it were not)."""
+    client, task = await connected(pbx, [])
+    try:
+        with pytest.raises(AmiActionError) as refused:
+            await client.send({"Action": "Originate", "Channel": "Local/cti-check@cti-check-nowhere",
+                               "Application": "System", "Data": "touch /tmp/cti-was-here", "Async": "true"})
+        assert refused.value.reason == "Originate Access Forbidden: app or data blacklisted"
+        for action in ({"Action": "Command", "Command": "core show version"},
+                       {"Action": "MixMonitor", "Channel": "PJSIP/cti-check-nobody-00000000", "File": "/tmp/x.wav"}):
+            with pytest.raises(AmiActionError) as denied:
+                await client.send(action)
+            assert denied.value.reason == "Permission denied"
+    finally:
+        await client.close()
+        await asyncio.wait_for(task, 5)

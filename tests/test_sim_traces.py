@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from cti.ami.framing import Framer
-from cti.sim.ami import AmiServer, AmiUser
+from cti.sim.ami import EVERY_CLASS, AmiServer, AmiUser
 from cti.sim.dialplans import LabDialplan
 from cti.sim.pbx import Channel, Pbx
 from cti.sim.phones import Phone
@@ -153,7 +153,7 @@ async def converse(trace: str) -> bytes:
     pbx.queues["q12345"] = Queue(pbx, "q12345", strategy="ringall")
     for device in ("Local/1001@agents", "Local/1002@agents"):  # the lab's seats: ring 2 s, then answer
         pbx.endpoints[device] = Phone(device, ring_seconds=2)
-    server = AmiServer(pbx, {"cti": AmiUser("cti-secret")})
+    server = AmiServer(pbx, {"cti": AmiUser("cti-secret", write=EVERY_CLASS)})  # the captured client's: write=all
     port = await server.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     data = bytearray()

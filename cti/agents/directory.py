@@ -7,6 +7,8 @@ from pathlib import Path
 
 from cti.yamlconfig import ConfigError, KeyPath, Problem, YamlDoc, build
 
+PAUSE_REASON_BYTES = 79  # app_queue keeps a member's pause reason in 80 bytes (reason_paused[80])
+
 
 @dataclass(frozen=True, slots=True)
 class Agent:
@@ -38,6 +40,7 @@ class Seat:
 class AgentFile:
     agents: tuple[Agent, ...] = ()
     seats: tuple[Seat, ...] = ()
+    pause_reasons: tuple[str, ...] = ()  # the reasons an agent may pause with; empty: any short text
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Directory:
     agents: tuple[Agent, ...]
     seats: tuple[Seat, ...]
     source: str = ""
+    pause_reasons: tuple[str, ...] = ()
     _by_phone: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
     _by_id: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
 
@@ -92,6 +96,10 @@ def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Direc
                 if isinstance(person, Seat) and person.unit not in units:
                     problems.append(doc.problem(where + ("unit",), f"unknown unit {person.unit!r} "
                                                                    "(not an id in the trunk map)"))
+        for i, reason in enumerate(built.pause_reasons):
+            if not reason.isprintable() or not 0 < len(reason.encode()) <= PAUSE_REASON_BYTES:
+                problems.append(doc.problem(("pause_reasons", i), f"{reason!r}: one line of at most "
+                                                                  f"{PAUSE_REASON_BYTES} bytes (app_queue's limit)"))
     if problems or built is None:
         raise ConfigError(problems)
-    return Directory(built.agents, built.seats, doc.name)
+    return Directory(built.agents, built.seats, doc.name, built.pause_reasons)

@@ -50,6 +50,8 @@ class AgiCall:
     number: str
     caller: str
     env: dict[str, str]
+    caller_name: str = ""
+    recording: str = ""  # route: the file the dialplan records the call into (its third argument)
 
 
 Router = Callable[[str, datetime], Decision]
@@ -179,6 +181,8 @@ def _call_of(env: dict[str, str]) -> AgiCall:
         script=script_of(env), uniqueid=env.get("agi_uniqueid", ""), linkedid=env.get("agi_arg_2", ""),
         channel=env.get("agi_channel", ""),
         number=env.get("agi_arg_1") or env.get("agi_extension", ""), caller=env.get("agi_callerid", ""), env=env,
+        caller_name=env.get("agi_calleridname", ""),
+        recording=env.get("agi_arg_3", "") if script_of(env) == "route" else "",
     )
 
 

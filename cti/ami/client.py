@@ -14,7 +14,14 @@ What panoramisk 1.4 gets wrong, and what is done about it here:
   drops fails with :class:`AmiDisconnected` and is never re-sent;
 - it has no liveness check: a silent peer is probed with Ping and dropped;
 - its reconnect is a fixed delay: here it is exponential backoff with jitter,
-  and a refused login stops the client with a clear error instead of retrying.
+  and a refused login stops the client with a clear error instead of retrying;
+- it writes whatever a header holds: here every action goes through
+  :func:`cti.ami.action.encode_action`, which refuses a line break or a NUL in
+  any header before a byte is written (:class:`AmiUnsafeAction`).
+
+A session's ``FullyBooted`` (sent at login by a running Asterisk, or when a
+starting one finishes loading, trace R4b) is kept, so that the resync waits
+for app_queue before asking for QueueStatus.
 
 Every message is also handed, in stream order, to ``on_message`` (the call
 pipeline), responses and list items included: the tracker needs the
@@ -34,6 +41,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from cti.ami.action import UnsafeAction, encode_action
 from cti.ami.framing import Framer
 from cti.ami.message import AmiMessage
 from cti.settings import AmiSettings
@@ -55,6 +63,10 @@ class AmiTimeout(AmiError):
 
 class AmiDisconnected(AmiError):
     """The link is down, or dropped before the action was answered."""
+
+
+class AmiUnsafeAction(AmiError, UnsafeAction):
+    """An action with a line break or a NUL in a header: refused, nothing written."""
 
 
 class AmiActionError(AmiError):
@@ -88,6 +100,10 @@ class CtiAction(Action):
         complete: bool = self.responses[-1].eventlist.lower() == "complete"
         return complete
 
+    def __str__(self) -> str:
+        """What panoramisk writes to the socket: our encoding (checked before the action was made)."""
+        return encode_action(dict(self.items())).decode("utf-8")
+
 
 def _to_panoramisk(message: AmiMessage) -> Message:
     headers: dict[str, Any] = dict(message.fields)
@@ -116,6 +132,7 @@ class AmiProtocol(AMIProtocol):
         loop = asyncio.get_running_loop()
         self.banner: asyncio.Future[str] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
+        self.booted: asyncio.Future[int] = loop.create_future()  # FullyBooted's Uptime
         self.last_rx = time.monotonic()
 
     def data_received(self, data: bytes) -> None:
@@ -125,6 +142,9 @@ class AmiProtocol(AMIProtocol):
                 if not self.banner.done():
                     self.banner.set_result(message.name)
                 continue
+            if message.name == "FullyBooted" and not self.booted.done():
+                uptime = message.get("uptime")
+                self.booted.set_result(int(uptime) if uptime.isdigit() else 0)
             action_id = message.peek("ActionID")
             if action_id and action_id in self.responses:
                 self.handle_message(_to_panoramisk(message))
@@ -192,6 +212,10 @@ class AmiClient:
     async def _send(self, fields: dict[str, Any], timeout: float | None) -> list[AmiMessage]:
         protocol = self._protocol
         name = str(fields.get("Action", "?"))
+        try:
+            encode_action(fields)
+        except UnsafeAction as exc:
+            raise AmiUnsafeAction(exc.action, exc.header, exc.reason) from None
         if protocol is None or protocol.closed:
             raise AmiDisconnected(f"AMI link to {self.address} is down; {name} not sent")
         action = CtiAction(dict(fields))
@@ -284,17 +308,38 @@ class AmiClient:
         return protocol
 
     async def _serve(self, protocol: AmiProtocol) -> None:
+        """Watch the link while the resync runs beside it (it may wait for Asterisk to finish booting,
+        and retries); the resync ends when the link does."""
         self.connected.set()
+        resync = asyncio.ensure_future(self._resync()) if self._on_connected is not None else None
         try:
-            if self._on_connected is not None:
-                try:
-                    await self._on_connected()
-                except AmiError as exc:
-                    log.warning("AMI resync after login failed: %s", exc)
             await self._watch(protocol)
         finally:
             self.connected.clear()
             protocol.close()
+            if resync is not None:
+                resync.cancel()
+                await asyncio.wait([resync])
+
+    async def _resync(self) -> None:
+        assert self._on_connected is not None
+        try:
+            await self._on_connected()
+        except AmiError as exc:
+            log.warning("AMI resync after login failed: %s", exc)
+
+    async def booted(self, timeout: float) -> int | None:
+        """Wait for this session's FullyBooted; its Uptime in seconds, or None if none came in time."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            raise AmiDisconnected(f"AMI link to {self.address} is down")
+        waiting: list[asyncio.Future[Any]] = [protocol.booted, protocol.lost]
+        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if protocol.booted.done():
+            return protocol.booted.result()
+        if protocol.lost.done():
+            raise AmiDisconnected(f"AMI link to {self.address} dropped before Asterisk was fully booted")
+        return None
 
     async def _watch(self, protocol: AmiProtocol) -> None:
         """Return when the link is lost; drop it when the peer goes silent."""

@@ -21,3 +21,14 @@ def is_local_outward_half(channel: str) -> bool:
 
 
 UNKNOWN_CALLER = ("", "<unknown>")
+# A number cti may dial (a callback) or name in an AMI header: digits, a leading + at most.
+DIALABLE = re.compile(r"\+?[0-9]{1,32}")
+NAME_LIMIT = 128  # the calls table's caller_name column
+NUMBER_LIMIT = 64  # and its caller_number
+
+
+def printable(value: str, limit: int = NAME_LIMIT) -> str:
+    """Text the PBX (or the carrier behind it) gave, fit to be shown on a page or put into an AMI
+    action: control characters (a lone CR, a NUL, a tab) dropped, at most ``limit`` characters.
+    Every caller number and name the tracker keeps has been through here."""
+    return "".join(ch for ch in value if ch.isprintable())[:limit]

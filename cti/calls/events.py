@@ -112,6 +112,7 @@ class RouteDecided(CallEvent):
     action: str
     caller_number: str = ""  # as the AGI request gave it: all there is of a call the AMI link missed
     caller_name: str = ""
+    recording: str = ""  # the file the dialplan records the call into once it is answered ([cti-record])
 
 
 @dataclass(frozen=True, slots=True)

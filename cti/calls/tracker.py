@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cti.ami.message import AmiMessage
-from cti.calls.channels import UNKNOWN_CALLER, device_of, is_local_outward_half
+from cti.calls.channels import NUMBER_LIMIT, UNKNOWN_CALLER, device_of, is_local_outward_half, printable
 from cti.calls.events import (
     CallAnswered,
     CallEnded,
@@ -96,8 +96,8 @@ class Channel:
         channel = cls(
             uniqueid=f.get("uniqueid", ""), name=f.get("channel", ""), linkedid=f.get("linkedid", ""),
             context=f.get("context", ""), exten=f.get("exten", ""),
-            caller_number=f.get("calleridnum", ""), caller_name=f.get("calleridname", ""),
-            bridge=f.get("bridgeid", ""),
+            caller_number=printable(f.get("calleridnum", ""), NUMBER_LIMIT),
+            caller_name=printable(f.get("calleridname", "")), bridge=f.get("bridgeid", ""),
         )
         if channel.bridge:
             channel.bridged_at = (channel.context, channel.exten)
@@ -149,8 +149,8 @@ class Call:
     transfers: list[Transfer] = field(default_factory=list)
     expected_moves: dict[str, tuple[str, str]] = field(default_factory=dict)
     conference_seen: set[str] = field(default_factory=set)
-    recording: str = ""
-    requested_recording: str = ""  # the file cti asked MixMonitor for, until MixMonitorStart confirms it
+    recording: str = ""  # the file, once Asterisk reports MixMonitorStart for one of the call's legs
+    requested_recording: str = ""  # the file the dialplan records into, from the route decision
     estimated: bool = False
     citizen_hangup: tuple[int | None, str] | None = None  # outbound: the dialled citizen's own cause
     shutdown: bool = False  # Asterisk hung the citizen up as it shut down (SoftHangupRequest Cause 4)
@@ -242,6 +242,7 @@ class CallTracker:
         if isinstance(event, RouteDecided):
             call.unit, call.unit_id, call.treatment = event.unit, event.unit_id, event.treatment
             call.dialled_number = call.dialled_number or event.number
+            call.requested_recording = call.requested_recording or event.recording
             if call.linkedid in self.unrouted:
                 self.unrouted.remove(call.linkedid)
         self._emit(call, event)
@@ -352,8 +353,8 @@ class CallTracker:
         channel = self.channels.get(message.fields.get("uniqueid", ""))
         if channel is None:
             return
-        number = message.fields.get("calleridnum", "")
-        name = message.fields.get("calleridname", "")
+        number = printable(message.fields.get("calleridnum", ""), NUMBER_LIMIT)
+        name = printable(message.fields.get("calleridname", ""))
         if number not in UNKNOWN_CALLER:
             channel.caller_number = number
         if name not in UNKNOWN_CALLER:
@@ -568,13 +569,9 @@ class CallTracker:
         call.transfers.append(Transfer(kind, target, at, transferer, transferee))
         self._emit(call, CallTransferred(call.linkedid, at, kind, target, transferer, transferee))
 
-    def expect_recording(self, linkedid: str, path: str) -> None:
-        """cti is starting MixMonitor into ``path``: attach it when Asterisk reports MixMonitorStart."""
-        call = self.calls.get(linkedid)
-        if call is not None:
-            call.requested_recording = path
-
     def _mixmonitor_start(self, message: AmiMessage, at: float) -> None:
+        """The dialplan started recording on the leg that answered (MixMonitorStart names no file:
+        the route decision did)."""
         call = self._call_for(message, at)
         if call is not None and call.requested_recording and not call.recording:
             call.recording = call.requested_recording
@@ -760,7 +757,8 @@ class CallTracker:
             if route is None or not self._is_new(pending.linkedid):
                 continue  # a survey's or another flow's note: not a citizen's inbound call
             call = Call(linkedid=pending.linkedid, direction="inbound", anchor=uniqueid, citizen=uniqueid,
-                        caller_number=_known(route.caller_number), caller_name=_known(route.caller_name),
+                        caller_number=_known(printable(route.caller_number, NUMBER_LIMIT)),
+                        caller_name=_known(printable(route.caller_name)),
                         dialled_number=route.number, arrived_at=route.at, estimated=True)
             self.calls[call.linkedid] = call
             self._offer(call, route.at)
@@ -786,9 +784,17 @@ def _record(call: Call, at: float, cause: int | None, cause_text: str) -> CallRe
         transfers=tuple(call.transfers),
         legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at, leg.attempts)
                    for leg in call.legs.values()),
-        hangup_cause=cause, hangup_cause_text=cause_text, recording=call.recording,
+        hangup_cause=cause, hangup_cause_text=cause_text, recording=_recording(call),
         estimated=call.estimated, timeline=tuple(call.timeline),
     )
+
+
+def _recording(call: Call) -> str:
+    """The recording confirmed by MixMonitorStart; for a call rebuilt already answered (its start
+    missed), the file the dialplan was told to record into."""
+    if call.recording or not (call.estimated and call.answered_at is not None):
+        return call.recording
+    return call.requested_recording
 
 
 def _talk_time(call: Call, ended_at: float) -> float | None:

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cti.ami.message import AmiMessage
+from cti.calls.channels import DIALABLE
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
@@ -275,6 +276,9 @@ class CaseService:
         assert self._originate is not None
         rules = self.catalogue.callback
         case = await self._system(case, "callback", {"how": "auto"})
+        if not DIALABLE.fullmatch(case.caller_number):  # anonymous, or not a number: nobody can call back
+            await self._system(case, "unreachable", {"reason": "the caller's number cannot be dialled"})
+            return
         action_id = f"cti-callback-{case.id}-{case.callback_attempts}-{secrets.token_hex(3)}"
         self._callbacks[action_id] = case.id
         try:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from cti.agents.directory import Agent
 from cti.ami.client import AmiActionError
@@ -31,6 +29,7 @@ SEAT_CONTEXT = "cti-seat"
 CONFERENCE_CONTEXT = "conference"
 ATXFER_COMPLETE = "*2"  # features.conf defaults, as used in trace S5
 ATXFER_ABORT = "*1"
+_NOT_IN_NAMES = str.maketrans("", "", '"<>')
 
 
 class DeskError(Exception):
@@ -60,23 +59,25 @@ class Target:
 
 class Desk:
     def __init__(self, ami: Ami, live: Callable[[str], LiveCall | None], configuration: Callable[[], Configuration],
-                 recordings: str, zone: ZoneInfo, expect_recording: Callable[[str, str], None],
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.ami = ami
         self._live = live
         self._configuration = configuration
-        self.recordings = recordings.rstrip("/")
-        self.zone = zone
-        self._expect_recording = expect_recording
         self._sleep = sleep
 
     # -- agent state --------------------------------------------------------------
 
     async def log_in(self, agent: Agent) -> None:
         for queue in agent.queues:
-            await self._idempotent({"Action": "QueueAdd", "Queue": queue, "Interface": agent.member,
-                                    "MemberName": agent.name, "StateInterface": agent.device, "Paused": "false"},
-                                   "Already there")
+            await self.join(agent, queue)
+
+    async def join(self, agent: Agent, queue: str, *, paused: bool = False, reason: str = "") -> None:
+        """QueueAdd (app_queue takes the pause and its reason with it); already a member is fine."""
+        action = {"Action": "QueueAdd", "Queue": queue, "Interface": agent.member, "MemberName": agent.name,
+                  "StateInterface": agent.device, "Paused": "true" if paused else "false"}
+        if paused and reason:
+            action["Reason"] = reason
+        await self._idempotent(action, "Already there")
 
     async def log_out(self, agent: Agent) -> None:
         for queue in agent.queues:
@@ -155,7 +156,8 @@ class Desk:
                     "Context": CONFERENCE_CONTEXT, "Exten": room, "Priority": "1",
                     "ExtraContext": CONFERENCE_CONTEXT, "ExtraExten": room, "ExtraPriority": "1"}
         await self.ami.send(redirect)
-        caller = f'"{call.caller_name}" <{call.caller_number}>' if call.caller_name else call.caller_number
+        name = call.caller_name.translate(_NOT_IN_NAMES)  # quotes and angle brackets would end the name early
+        caller = f'"{name}" <{call.caller_number}>' if name else call.caller_number
         originate = {"Action": "Originate", "Channel": target.dial, "Context": CONFERENCE_CONTEXT, "Exten": room,
                      "Priority": "1", "CallerID": caller, "Async": "true", "Timeout": "30000",
                      "ActionID": f"cti-3way-{call.linkedid}-{target.id}"}
@@ -173,21 +175,3 @@ class Desk:
             if self._sleep is not None:
                 await self._sleep(0.3)  # the digits are told apart like key presses (S5 waited 300 ms)
         return {"sent": sent}
-
-    # -- recording --------------------------------------------------------------------
-
-    def recording_path(self, call: LiveCall) -> str:
-        day = datetime.fromtimestamp(call.arrived_at, self.zone)
-        return f"{self.recordings}/{day:%Y/%m/%d}/{call.linkedid}.wav"
-
-    async def record(self, linkedid: str) -> str | None:
-        """MixMonitor on the citizen's leg: it follows the citizen through transfers. The
-        call record names the file once Asterisk reports MixMonitorStart, in stream order:
-        the action's response can come after a short call has already ended."""
-        call = self._live(linkedid)
-        if call is None or not call.citizen_channel:
-            return None
-        path = self.recording_path(call)
-        self._expect_recording(linkedid, path)
-        await self.ami.send({"Action": "MixMonitor", "Channel": call.citizen_channel, "File": path})
-        return path

@@ -27,6 +27,27 @@ BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 class AmiUser:
     secret: str
     read: frozenset[str] = frozenset({"system", "call", "agent"})  # the shipped manager.conf
+    write: frozenset[str] = frozenset({"call", "originate", "agent", "reporting"})
+
+
+# The write classes Asterisk 22 registers each action with; a user needs any one of them
+# (main/manager.c process_message; app_queue.c, app_mixmonitor.c, app_senddtmf.c, app_confbridge.c).
+ACTION_CLASSES: dict[str, frozenset[str]] = {
+    "originate": frozenset({"originate"}), "redirect": frozenset({"call"}), "blindtransfer": frozenset({"call"}),
+    "atxfer": frozenset({"call"}), "playdtmf": frozenset({"call"}), "setvar": frozenset({"call"}),
+    "getvar": frozenset({"call", "reporting"}), "hangup": frozenset({"system", "call"}),
+    "mixmonitor": frozenset({"system"}), "stopmixmonitor": frozenset({"system", "call"}),
+    "coreshowchannels": frozenset({"system", "reporting"}), "queueadd": frozenset({"agent"}),
+    "queueremove": frozenset({"agent"}), "queuepause": frozenset({"agent"}),
+    "confbridgelist": frozenset({"reporting"}), "command": frozenset({"command"}),
+}
+EVERY_CLASS = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
+                         "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
+                         "message"})  # write = all (main/manager.c perms[])
+# Originate of these applications (a substring, any case) or with these words in its data needs
+# "system" as well (main/manager.c, originate_app_permissions).
+SYSTEM_APPS = ("agi", "dbdeltree", "exec", "externalivr", "mixmonitor", "originate", "reload", "system")
+SYSTEM_DATA = ("CURL", "DB", "EVAL", "FILE", "ODBC", "REALTIME", "SHELL")
 
 
 @dataclass(eq=False)
@@ -151,6 +172,9 @@ class AmiServer:
         if handler is None:
             return response_text("Error", request.action_id, f"Invalid/unknown command: {name}. "
                                  "Use Action: ListCommands to show available commands.")
+        needed = ACTION_CLASSES.get(name.lower(), frozenset())
+        if needed and not needed & session.user.write:
+            return response_text("Error", request.action_id, "Permission denied")
         return handler(self, session, request)
 
 
@@ -247,6 +271,8 @@ def originate(server: AmiServer, session: Session, request: Request) -> bytes | 
     target = request.get("channel")
     if not target:
         return response_text("Error", request.action_id, "Channel not specified")
+    if not _originate_permitted(request, session):
+        return response_text("Error", request.action_id, "Originate Access Forbidden: app or data blacklisted")
     caller = _callerid(request.get("callerid"))
     variables = dict(v.split("=", 1) for v in request.variables if "=" in v)
     asynchronous = request.get("async").lower() in ("true", "yes", "1")
@@ -258,6 +284,13 @@ def originate(server: AmiServer, session: Session, request: Request) -> bytes | 
         return _originate_now(job, request.action_id)
     server.pbx.after_response(lambda: server.pbx.spawn(job))
     return response_text("Success", request.action_id, "Originate successfully queued")
+
+
+def _originate_permitted(request: Request, session: Session) -> bool:
+    application, data = request.get("application").lower(), request.get("data")
+    if not application or (session.user is not None and "system" in session.user.write):
+        return True
+    return not (any(word in application for word in SYSTEM_APPS) or any(word in data for word in SYSTEM_DATA))
 
 
 async def _originate_now(job: Awaitable[Channel | None], action_id: str) -> bytes:
@@ -306,7 +339,7 @@ def setvar(server: AmiServer, session: Session, request: Request) -> bytes:
     channel = _channel(server, request)
     if channel is None:
         return response_text("Error", request.action_id, "No such channel")
-    channel.variables[request.get("variable").lstrip("_")] = request.get("value")
+    server.pbx.set_variable(channel, request.get("variable"), request.get("value"))
     return response_text("Success", request.action_id, "Variable Set")
 
 

@@ -115,7 +115,8 @@ async def _consult(pbx: Pbx, transferer: Channel, transferee: Channel, bridge: B
     """The consultation call: a Local channel whose ;2 runs exten@context, bridged with the
     transferer while the transferee holds (S5)."""
     pbx.leave_bridge(transferer)
-    one, two = pbx.local_pair(context, exten, transferer.linkedid, (transferer.caller_number, transferer.caller_name))
+    one, two = pbx.local_pair(context, exten, transferer.linkedid, (transferer.caller_number, transferer.caller_name),
+                              parent=transferer)
     consult_bridge = pbx.new_bridge()
     pbx.enter_bridge(one, consult_bridge)
     pbx.enter_bridge(transferer, consult_bridge)
@@ -208,15 +209,15 @@ async def _application(pbx: Pbx, leg: Channel, application: str, data: str) -> N
 # -- recording -----------------------------------------------------------------------
 
 def mixmonitor(pbx: Pbx, channel: Channel, path: str) -> None:
-    """MixMonitorStart now; when the channel ends, a WAV of the call's length (silence: the
-    simulator has no audio) at ``path``, so the desk can play it."""
-    started = time.monotonic()
+    """The AMI MixMonitor action: the recording starts once the response is out."""
+    pbx.after_response(lambda: record(pbx, channel, path))
 
-    def after_response() -> None:
-        pbx.event("MixMonitorStart", channel)
-        pbx.spawn(_write_when_done(pbx, channel, Path(path), started))
 
-    pbx.after_response(after_response)
+def record(pbx: Pbx, channel: Channel, path: str) -> None:
+    """MixMonitor(path): MixMonitorStart now; when the channel ends, a WAV of its length (silence:
+    the simulator has no audio) at ``path``, so the desk can play it."""
+    pbx.event("MixMonitorStart", channel)
+    pbx.spawn(_write_when_done(pbx, channel, Path(path), time.monotonic()))
 
 
 async def _write_when_done(pbx: Pbx, channel: Channel, path: Path, started: float) -> None:

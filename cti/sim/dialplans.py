@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import wave
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cti.sim.agi import agi
+from cti.sim.control import record
 from cti.sim.pbx import Channel, Pbx, Program
 from cti.sim.phones import Citizen
 from cti.sim.ringing import Queue, dial
 
 EMERGENCY = ("110", "119", "120", "122", "12122")
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # [globals] CTI_TIMEZONE
 
 
 async def confbridge(pbx: Pbx, channel: Channel, room: str, *, late_joiner_wait: float = 0.0) -> None:
@@ -48,9 +52,15 @@ async def confbridge(pbx: Pbx, channel: Channel, room: str, *, late_joiner_wait:
 
 class ShippedDialplan:
     def __init__(self, *, agi_url: str, hotline_queue: str = "q12345", prompts: Path | None = None,
-                 citizens: dict[str, Citizen] | None = None, callees: dict[str, Citizen] | None = None) -> None:
+                 citizens: dict[str, Citizen] | None = None, callees: dict[str, Citizen] | None = None,
+                 recordings: str = "/var/spool/asterisk/monitor/cti", zone: ZoneInfo = SHANGHAI,
+                 as_citizen: bool = True) -> None:
         self.agi_url = agi_url.rstrip("/")
         self.hotline_queue = hotline_queue
+        self.recordings = recordings.rstrip("/")  # [globals] CTI_RECORDINGS, CTI_TIMEZONE
+        self.zone = zone
+        # [cti-as-citizen]; False: the configuration of trace X2, whose consultation call showed the agent
+        self.as_citizen = as_citizen
         self.prompts = prompts
         self.citizens = citizens if citizens is not None else {}  # by the channel of their call in
         self.callees = callees if callees is not None else {}  # by number, for the calls out to them
@@ -74,6 +84,20 @@ class ShippedDialplan:
             return self.survey
         return None
 
+    def record(self, pbx: Pbx, leg: Channel) -> None:
+        """[cti-record], the gosub of Queue and Dial's U() on the leg that answered: MixMonitor(CTI_RECORDING,b)
+        unless it is a Local half (the agent's leg behind it records)."""
+        path = leg.variables.get("CTI_RECORDING", "")
+        if path and not leg.name.startswith("Local/"):
+            record(pbx, leg, path)
+
+    def present_citizen(self, pbx: Pbx, channel: Channel) -> None:
+        """[cti-as-citizen]: the channel about to dial the line shows the citizen's number and name."""
+        number = channel.variables.get("CTI_CITIZEN_NUM", "")
+        if self.as_citizen and number and (channel.caller_number, channel.caller_name) != (
+                number, channel.variables.get("CTI_CITIZEN_NAME", "")):
+            pbx.set_caller(channel, number, channel.variables.get("CTI_CITIZEN_NAME", ""))
+
     def prompt_seconds(self, name: str) -> float:
         return _wav_seconds(self.prompts / f"{name}.wav") if self.prompts else 3.0
 
@@ -85,8 +109,14 @@ class ShippedDialplan:
 
     async def from_carrier(self, pbx: Pbx, channel: Channel) -> None:
         channel.language = "zh"
+        channel.variables["CTI_DIALLED"] = channel.exten
+        pbx.set_variable(channel, "__CTI_CITIZEN_NUM", channel.caller_number)
+        pbx.set_variable(channel, "__CTI_CITIZEN_NAME", channel.caller_name)
+        day = datetime.fromtimestamp(pbx.now(), self.zone)
+        pbx.set_variable(channel, "__CTI_RECORDING", f"{self.recordings}/{day:%Y/%m/%d}/{channel.linkedid}.wav")
         channel.variables["CTI_NEXT"] = ""
-        status = await self._agi(pbx, channel, "route", channel.exten, channel.linkedid)
+        status = await self._agi(pbx, channel, "route", channel.exten, channel.linkedid,
+                                 channel.variables["CTI_RECORDING"])
         step = channel.variables.get("CTI_NEXT") if status == "SUCCESS" else ""
         await self._goto(pbx, channel, "cti-next", step or "queue")
 
@@ -98,12 +128,12 @@ class ShippedDialplan:
 
     async def next_queue(self, pbx: Pbx, channel: Channel) -> None:
         name = channel.variables.get("CTI_QUEUE") or self.hotline_queue
-        await pbx.queues[name].run(channel, timeout=900)
+        await pbx.queues[name].run(channel, timeout=900, gosub=lambda leg: self.record(pbx, leg))
 
     async def next_dial(self, pbx: Pbx, channel: Channel) -> None:
         targets = [t.replace("/n", "") for t in channel.variables.get("CTI_DIAL", "").split("&") if t]
         seconds = float(channel.variables.get("CTI_DIAL_TIMEOUT") or 60)
-        answered = await dial(pbx, channel, targets, seconds)
+        answered = await dial(pbx, channel, targets, seconds, gosub=lambda leg: self.record(pbx, leg))
         if answered is None and channel.variables.get("CTI_FALLBACK") == "queue":
             await self._goto(pbx, channel, "cti-next", "queue")
 
@@ -111,13 +141,15 @@ class ShippedDialplan:
         await pbx.hangup(channel, 16, soft=True)
 
     async def cti_queue(self, pbx: Pbx, channel: Channel) -> None:
-        await pbx.queues[channel.exten].run(channel, timeout=900)
+        await pbx.queues[channel.exten].run(channel, timeout=900, gosub=lambda leg: self.record(pbx, leg))
 
     async def emergency(self, pbx: Pbx, channel: Channel) -> None:
+        self.present_citizen(pbx, channel)
         target = channel.variables.get("CTI_TRANSFER_DIAL") or f"PJSIP/{channel.exten}@carrier"
         await dial(pbx, channel, [target], 60)
 
     async def seat(self, pbx: Pbx, channel: Channel) -> None:
+        self.present_citizen(pbx, channel)
         await dial(pbx, channel, [f"PJSIP/{channel.exten}"], 60)
 
     async def conference(self, pbx: Pbx, channel: Channel) -> None:

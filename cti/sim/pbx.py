@@ -63,6 +63,7 @@ class Channel(ChannelState):
     linked_peer_runs: bool = False  # its bridge peer went back to its own dialplan
     answered: asyncio.Event = field(default_factory=asyncio.Event)  # a Local ;1 answers when its ;2 does
     joined: asyncio.Event = field(default_factory=asyncio.Event)  # it has been in a bridge with someone
+    inheritable: set[str] = field(default_factory=set)  # variables set as __NAME: passed to every leg it makes
 
     @property
     def alive(self) -> bool:
@@ -207,6 +208,19 @@ class Pbx:
             self.device_state(channel.device, {RINGING: "RINGING", UP: "INUSE", RING: "INUSE"}.get(state, "NOT_INUSE"))
         if state == UP and channel.peer is not None and channel.name.endswith(";2"):
             channel.peer.answered.set()  # the Local channel's ;1 answers its dialler
+
+    def set_variable(self, channel: Channel, name: str, value: str) -> None:
+        """Set(NAME=value); ``__NAME`` is inherited by every channel this one creates, and theirs."""
+        bare = name.lstrip("_")
+        channel.variables[bare] = value
+        if name.startswith("__"):
+            channel.inheritable.add(bare)
+
+    def inherit(self, parent: Channel, child: Channel) -> None:
+        """ast_channel_inherit_variables: what a dialled leg (or a Local pair) gets from its caller."""
+        for name in parent.inheritable:
+            child.variables[name] = parent.variables[name]
+        child.inheritable |= parent.inheritable
 
     def set_caller(self, channel: Channel, number: str, name: str) -> None:
         channel.caller_number, channel.caller_name = number, name
@@ -412,15 +426,18 @@ class Pbx:
                 self.leave_bridge(peer)
                 self.spawn(self.hangup(peer, 16))
 
-    def local_pair(self, context: str, exten: str, linkedid: str, caller: tuple[str, str]) -> tuple[Channel, Channel]:
+    def local_pair(self, context: str, exten: str, linkedid: str, caller: tuple[str, str],
+                   parent: Channel | None = None) -> tuple[Channel, Channel]:
         """A Local channel: ``;1`` faces whoever dialled it, ``;2`` runs exten@context (S1, S5).
-        ``;1`` answers when ``;2`` does."""
+        ``;1`` answers when ``;2`` does; both inherit the ``__`` variables of the ``parent`` that made it."""
         base = self.channel_name(f"Local/{exten}@{context}")
         one = Channel(name=base + ";1", uniqueid=self.uniqueid(), linkedid=linkedid, state=0, context=context,
                       exten=exten, device=f"Local/{exten}@{context}")
         two = Channel(name=base + ";2", uniqueid=self.uniqueid(), linkedid=linkedid, state=4, context=context,
                       exten=exten, device=f"Local/{exten}@{context}")
         for channel in (one, two):
+            if parent is not None:
+                self.inherit(parent, channel)
             self.channels[channel.name] = channel
             self.event("Newchannel", channel)
         self.set_caller(one, *caller)

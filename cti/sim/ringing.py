@@ -40,6 +40,7 @@ class QueueEntry:
     channel: Channel
     joined: float
     ringing: bool = False  # its members are being rung now
+    gosub: Callable[[Channel], None] | None = None  # Queue's gosub argument, run on the member's leg
 
 
 class Queue:
@@ -130,10 +131,12 @@ class Queue:
 
     # -- the Queue application ------------------------------------------------------
 
-    async def run(self, channel: Channel, timeout: float, options: str = "t") -> None:
+    async def run(self, channel: Channel, timeout: float, options: str = "t",
+                  gosub: Callable[[Channel], None] | None = None) -> None:
+        """Queue(name,options,,,timeout,,gosub): ``gosub`` runs on the member's leg once connected."""
         pbx = self.pbx
         channel.app, channel.app_data = "Queue", f"{self.name},{options},,,{int(timeout)}"
-        entry = QueueEntry(channel, time.monotonic())
+        entry = QueueEntry(channel, time.monotonic(), gosub=gosub)
         self.waiting.append(entry)
         position = len(self.waiting)
         pbx.event("QueueCallerJoin", channel, ("Queue", self.name), ("Position", str(position)),
@@ -217,6 +220,8 @@ class Queue:
             pbx.set_state(caller, UP)
         pbx.event("MusicOnHoldStop", caller)
         self._leave(entry)
+        if entry.gosub is not None:
+            entry.gosub(agent)
         pbx.emit("AgentConnect", "agent", caller.fields() + agent.fields("Dest") + [
             ("Queue", self.name), ("Interface", member.interface), ("MemberName", member.name),
             ("HoldTime", str(held)), ("RingTime", str(round(rang)))])
@@ -274,7 +279,8 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, _M]], queue: 
     for target, member in targets:
         if target.startswith("Local/"):  # Local/exten@context: its ;2 runs there, its ;1 rings here
             exten, _, context = target[len("Local/"):].split("/")[0].partition("@")
-            leg, two = pbx.local_pair(context, exten, caller.linkedid, (caller.caller_number, caller.caller_name))
+            leg, two = pbx.local_pair(context, exten, caller.linkedid, (caller.caller_number, caller.caller_name),
+                                      parent=caller)
             leg.app, leg.app_data = "AppDial", "(Outgoing Line)"
             caller.owner_of.append(leg)
             await pbx.race_point()
@@ -284,6 +290,7 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, _M]], queue: 
         device, phone = resolve(pbx, target)
         leg = pbx.new_channel(device, state=0, context=phone.context if phone else "default", exten="s",
                               linkedid=caller.linkedid)
+        pbx.inherit(caller, leg)
         leg.app, leg.app_data = ("AppQueue" if queue is not None else "AppDial"), "(Outgoing Line)"
         caller.owner_of.append(leg)
         if keep_caller_id:  # Dial's o: the caller's own number, shown with the connected line at once (P5)
@@ -405,7 +412,7 @@ async def _drop(pbx: Pbx, legs: list[Channel], cause: int) -> None:
 
 
 async def dial(pbx: Pbx, caller: Channel, targets: list[str], timeout: float, *,
-               features: bool = True) -> Channel | None:
+               features: bool = True, gosub: Callable[[Channel], None] | None = None) -> Channel | None:
     """Dial(…,o): ring every target with the caller's own number; bridge the first to answer.
 
     ``features``: the t/T options arm transfer feature codes, so Asterisk keeps the
@@ -419,6 +426,8 @@ async def dial(pbx: Pbx, caller: Channel, targets: list[str], timeout: float, *,
         return None
     leg = result[0]
     caller.variables["DIALSTATUS"] = "ANSWER"
+    if gosub is not None:  # Dial's U(): on the answered leg, before it is bridged
+        gosub(leg)
     bridge = pbx.new_bridge()
     if not features and leg.name.startswith("PJSIP/") and caller.name.startswith("PJSIP/"):
         bridge.native_after = time.monotonic() + 1.0 * pbx.scale

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from cti.agents.board import AgentBoard
-from cti.agents.directory import Agent
+from cti.agents.directory import PAUSE_REASON_BYTES, Agent
 from cti.auth_throttle import SignInThrottle
 from cti.calls.record import CallRecord, LiveCall
 from cti.cases.service import CaseService, mask
@@ -27,7 +27,7 @@ from cti.store.database import Database
 from cti.store.outbox import STATES, Stored
 from cti.store.users import PasswordsBusy
 from cti.web.hub import PopHub
-from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes, paging
+from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes, number_field, paging
 from cti.webhooks import shown_url
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -178,12 +178,22 @@ async def log_out(call: Call) -> dict[str, Any]:
 
 
 @routes.add("POST", "/api/agents/{agent_id}/pause", roles=("agent", "supervisor"),
-            summary="Pause the agent with a reason (QueuePause)",
-            body={"reason": Field(required=True, max_length=200)})
+            summary="Pause the agent with a reason (QueuePause); one of agents.yaml's pause_reasons when it "
+                    "lists them", body={"reason": Field(required=True, max_length=PAUSE_REASON_BYTES)})
 async def pause(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
-    await ctx(call).desk.pause(agent, call.body["reason"])
-    return {"agent_id": agent.id, "paused": True, "reason": call.body["reason"]}
+    reason = call.body["reason"]
+    allowed = ctx(call).configuration().directory.pause_reasons
+    if allowed and reason not in allowed:
+        problem = f"one of {', '.join(allowed)}"
+    elif len(reason.encode()) > PAUSE_REASON_BYTES:
+        problem = f"at most {PAUSE_REASON_BYTES} bytes of UTF-8 (app_queue cuts a longer one)"
+    else:
+        problem = ""
+    if problem:
+        raise ApiError(422, "invalid", "invalid body", {"fields": {"reason": problem}})
+    await ctx(call).desk.pause(agent, reason)
+    return {"agent_id": agent.id, "paused": True, "reason": reason}
 
 
 @routes.add("POST", "/api/agents/{agent_id}/ready", roles=("agent", "supervisor"),
@@ -279,7 +289,7 @@ def _without_caller(data: dict[str, Any], direction: str) -> dict[str, Any]:
 
 @routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"),
             summary="Call records, newest first (an integrator of a unit: its unit's, confidential callers masked)",
-            query={"caller": Field(max_length=64, description="only calls from this number")} | paging(50))
+            query={"caller": number_field("only calls from this number")} | paging(50))
 async def calls(call: Call) -> list[dict[str, Any]]:
     records = await ctx(call).database.calls.calls(
         caller_number=call.query.get("caller"), unit_id=_unit_view(call),

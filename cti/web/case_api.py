@@ -19,11 +19,11 @@ from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, period, to_csv
 from cti.web.api import ctx, routes
-from cti.web.routes import ANYONE, ApiError, Call, Field, paging
+from cti.web.routes import ANYONE, ApiError, Call, Field, number_field, paging
 
 READERS = ("agent", "supervisor", "admin", "integrator")
 # the bounds of the case fields: within their columns (cti.store.models), the long texts within reason
-CONTENT, NAME, PLACE, NUMBER, UNIT, LINKEDID, REASON, NOTE = 4000, 128, 256, 64, 64, 64, 200, 1000
+CONTENT, NAME, PLACE, UNIT, LINKEDID, REASON, NOTE = 4000, 128, 256, 64, 64, 200, 1000
 DAY = 10  # YYYY-MM-DD
 CASE_ID = 2**31 - 1  # an INTEGER key, on PostgreSQL too
 
@@ -70,12 +70,12 @@ def _json(call: Call, case: Case) -> dict[str, Any]:
             body={"category": Field(required=True, choices=tuple(CATEGORIES)),
                   "content": Field(required=True, max_length=CONTENT, line=False,
                                    description="what the caller asks or reports"),
-                  "caller_number": Field(max_length=NUMBER, description="default: the call's caller"),
+                  "caller_number": number_field("default: the call's caller"),
                   "caller_name": Field(max_length=NAME), "location": Field(max_length=PLACE),
                   "unit": Field(max_length=UNIT, description="a unit of GET /api/units"),
                   "confidential": Field(bool, description="the caller asked not to be named to the unit"),
                   "linkedid": Field(max_length=LINKEDID, description="the call this case is about"),
-                  "legacy_number": Field(max_length=NUMBER, description="default: the number the call dialled")})
+                  "legacy_number": number_field("default: the number the call dialled")})
 async def open_case(call: Call) -> dict[str, Any]:
     body, cases = call.body, ctx(call).cases
     linkedid = body.get("linkedid", "")
@@ -105,7 +105,7 @@ async def open_case(call: Call) -> dict[str, Any]:
 
 @routes.add("GET", "/api/cases", roles=READERS, summary="Cases, newest first (an integrator of a unit: its own)",
             query={"state": Field(choices=STATES), "unit": Field(max_length=UNIT),
-                   "caller": Field(max_length=NUMBER),
+                   "caller": number_field(),
                    "escalated": Field(bool, description="only escalated (督办) cases, or only others"),
                    "from": Field(max_length=DAY, description="created on or after (YYYY-MM-DD)"),
                    "to": Field(max_length=DAY, description="created on or before (YYYY-MM-DD)")} | paging(100))

@@ -5,6 +5,7 @@ role check, and the document cannot drift from the code."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from cti.auth import ROLES
+from cti.calls.channels import DIALABLE, NUMBER_LIMIT
 
 ANYONE = ROLES  # every signed-in role
 PUBLIC: tuple[str, ...] = ()
@@ -47,12 +49,20 @@ class Field:
     max: int | float | None = None
     max_length: int | None = None
     line: bool = True
+    pattern: str | None = None  # the whole text must match (a dialable number: DIALABLE)
+    pattern_hint: str = ""  # what the 422 says when it does not
 
 
 def paging(default: int) -> dict[str, Field]:
     """The ``limit`` and ``offset`` query fields of a list route."""
     return {"limit": Field(int, min=1, max=MAX_LIMIT, description=f"how many (default {default})"),
             "offset": Field(int, min=0, max=MAX_OFFSET, description="how many to skip (default 0)")}
+
+
+def number_field(description: str = "", *, required: bool = False) -> Field:
+    """A telephone number: what cti may dial or put into an AMI header."""
+    return Field(required=required, max_length=NUMBER_LIMIT, pattern=DIALABLE.pattern,
+                 pattern_hint="a telephone number: digits, optionally a leading +", description=description)
 
 
 Handler = Callable[["Call"], Awaitable[Any]]
@@ -189,6 +199,8 @@ def _out_of_bounds(spec: Field, value: Any) -> str:
         if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
             return "one line, without control characters" if spec.line else \
                 "no control characters but newlines and tabs"
+        if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+            return spec.pattern_hint or f"must match {spec.pattern}"
     elif isinstance(value, int | float):
         if value != value:  # NaN is below nothing and above nothing
             return "expected a number"
@@ -209,6 +221,8 @@ def _schema(spec: Field) -> dict[str, Any]:
         schema["maximum"] = spec.max
     if spec.max_length is not None:
         schema["maxLength"] = spec.max_length
+    if spec.pattern is not None:
+        schema["pattern"] = f"^{spec.pattern}$"
     if spec.description:
         schema["description"] = spec.description
     return schema
