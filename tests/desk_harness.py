@@ -97,8 +97,8 @@ class Pops:
 
 
 @asynccontextmanager
-async def running_desk(tmp_path: Path, sessions: list[Session], database: Database | None = None
-                       ) -> AsyncIterator[Desk]:
+async def running_desk(tmp_path: Path, sessions: list[Session], database: Database | None = None, *,
+                       boot_timeout: float = 2.0) -> AsyncIterator[Desk]:
     """The service on SQLite in tmp_path, or on ``database`` (which the caller closes)."""
     own = database is None
     if database is None:
@@ -106,7 +106,8 @@ async def running_desk(tmp_path: Path, sessions: list[Session], database: Databa
     recordings = tmp_path / "monitor"
     async with FakeAmi(sessions) as server:
         settings = Settings(
-            ami=AmiSettings(port=server.port, secret="cti-secret", reconnect_min=0.02, reconnect_max=0.05),
+            ami=AmiSettings(port=server.port, secret="cti-secret", reconnect_min=0.02, reconnect_max=0.05,
+                            boot_timeout=boot_timeout),
             agi=AgiSettings(port=0), web=WebSettings(port=0), database=DatabaseSettings(flush_interval=0.01),
             recordings=RecordingSettings(directory=str(recordings)), paths=REPO_PATHS)
         service = Service(settings, database, load_configuration(settings))

@@ -51,28 +51,31 @@ class Session:
     on_action: dict[str, str] = field(default_factory=dict)
     # action -> the events Asterisk sends after its reply (MixMonitorStart after MixMonitor…)
     events_after: dict[str, Callable[[dict[str, str]], bytes]] = field(default_factory=dict)
+    # action -> its whole answer, made from the action (a Getvar's Value)
+    respond: dict[str, Callable[[dict[str, str]], bytes]] = field(default_factory=dict)
     banner: bool = True  # False: accept and close at once, as Asterisk did 1 ms after a restart
+    hold: asyncio.Event | None = None  # when given, the banner waits for it (a PBX not answering yet)
     gate: asyncio.Event | None = None  # when given, the script waits for it after the login
     pauses: dict[int, asyncio.Event] = field(default_factory=dict)  # script index -> wait for this first
     # sent with the login's answer: a running Asterisk's FullyBooted; None for one still starting (R4b)
     booted: bytes | None = FULLY_BOOTED
 
 
+RESYNC_ACTIONS = ("CoreShowChannels", "QueueStatus")  # what our client asks after every login
+
+
 def transcript(name: str) -> Session:
     """A session replaying ``fixtures/ami-traces/NAME.jsonl`` after our own login.
 
     The captured banner and login response are left out (the server does its
-    own). When the captured client resynchronised right after its login
-    (CoreShowChannels, as ours does), that captured answer waits for our
-    client's action and goes out under its ActionID; every other captured
+    own). The captured answers to the lists our client also asks for after its
+    login (CoreShowChannels, QueueStatus) wait for our client's action and go
+    out under its ActionID, in the captured order; every other captured
     response is sent as it was."""
     with (FIXTURES / f"{name}.jsonl").open(encoding="utf-8") as lines:
         entries = [json.loads(line) for line in lines]
     actions = [_fields(e["raw"].encode()) for e in entries if e["dir"] == "out"]
     names = {a.get(b"ActionID", b""): a.get(b"Action", b"").decode() for a in actions}
-    after_login = [a for a in actions if a.get(b"Action") != b"Login"][:1]
-    resync_id = (after_login[0].get(b"ActionID", b"")
-                 if after_login and after_login[0].get(b"Action") == b"CoreShowChannels" else None)
     script = []
     for entry in entries:
         raw = entry["raw"].encode()
@@ -82,10 +85,11 @@ def transcript(name: str) -> Session:
         action_id = match.group(1) if match else b""
         if names.get(action_id) == "Login":
             continue
-        if action_id == resync_id:
-            script.append(Scripted(raw, "CoreShowChannels", action_id))
+        if names.get(action_id) in RESYNC_ACTIONS:
+            script.append(Scripted(raw, names[action_id], action_id))
         else:
             script.append(Scripted(raw))
+    resync_id = next((i for i, n in names.items() if n == "CoreShowChannels"), None)
     booted = None
     if script and script[0].raw.startswith(b"Event: FullyBooted") and not script[0].answers:
         booted = script.pop(0).raw  # the running PBX's answer to the login, not part of what follows
@@ -152,6 +156,8 @@ class FakeAmi:
         try:
             if not session.banner:
                 return
+            if session.hold is not None:
+                await session.hold.wait()
             writer.write(BANNER)
             action = await login.get()
             if action.get("Username") != self.username or action.get("Secret") != self.secret:
@@ -223,6 +229,8 @@ class FakeAmi:
             return
         elif behaviour == "drop":
             writer.transport.abort()
+        elif name in session.respond:
+            await self._send(writer, session.respond[name](action))
         elif behaviour is not None and behaviour.startswith(("error:", "reply:")):
             status = b"Error" if behaviour.startswith("error:") else b"Success"
             await self._send(writer, _response(action, status, behaviour.split(":", 1)[1].encode()))
