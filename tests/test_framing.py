@@ -150,3 +150,29 @@ def test_real_transcripts_frame_the_same_however_split(name: str) -> None:
         framer = Framer()
         pieces = _feed(framer, [data[i:i + size] for i in range(0, len(data), size)])
         assert pieces == whole
+
+
+def test_a_follows_output_without_its_end_holds_nothing_back() -> None:
+    """A Follows answer that never says --END COMMAND-- ends where the next message starts, not a
+    megabyte later: the events after it arrive with it, however the bytes are split."""
+    data = (b"Response: Follows\r\nPrivilege: Command\r\nActionID: c1\r\nline one\r\n\r\nline two\r\n\r\n"
+            b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+            b"Response: Success\r\nActionID: p1\r\nPing: Pong\r\n\r\n")
+    for split in (len(data), 1, 7):
+        framer = Framer(expect_banner=False)
+        messages = [m for start in range(0, len(data), split) for m in framer.feed(data[start:start + split])]
+        assert [(m.name, m.body) for m in messages] == [
+            ("Follows", ("line one", "line two")), ("Hangup", ()), ("Success", ())], split
+        assert framer.pending == 0
+
+
+@pytest.mark.parametrize("reads", [1, 64])
+def test_a_message_over_the_bound_is_refused_whole_or_split(reads: int, caplog: pytest.LogCaptureFixture) -> None:
+    """The same 2 MB message is refused whether it comes in one read or in many; what follows is kept."""
+    huge = b"Event: Newchannel\r\nCallerIDName: " + b"x" * (2 * MAX_MESSAGE_BYTES) + b"\r\n\r\n"
+    data = huge + b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+    framer = Framer(expect_banner=False, source="test")
+    size = -(-len(data) // reads)
+    messages = [m for start in range(0, len(data), size) for m in framer.feed(data[start:start + size])]
+    assert [m.name for m in messages] == ["Hangup"]
+    assert "at stream offset 0" in caplog.text

@@ -12,7 +12,12 @@ What Asterisk sends, and what this accepts:
   ended by a single line ending;
 - a header may repeat (``ChanVariable``, ``Output``): every value is kept;
 - ``Response: Follows`` (old ``Command`` output) carries free text up to
-  ``--END COMMAND--``, which may itself contain empty lines.
+  ``--END COMMAND--``, which may itself contain empty lines; one that never
+  says ``--END COMMAND--`` ends at the first empty line followed by the start
+  of another message, so that it holds back nothing after it.
+
+No message may be larger than ``MAX_MESSAGE_BYTES``, whether it comes in one
+read or in many: a larger one is logged with its offset and skipped.
 
 A malformed message (no ``Event``/``Response`` header, undecodable bytes) is
 logged with its position in the stream and skipped or repaired; it never stops
@@ -34,6 +39,7 @@ _END_OF_MESSAGE = re.compile(rb"\n\r?\n")
 _BANNER_PREFIX = b"Asterisk Call Manager/"
 _FOLLOWS = b"Response: Follows"
 _END_COMMAND = b"--END COMMAND--"
+_NEXT_MESSAGE = re.compile(rb"\n\r?\n(?=Event: |Response: )")  # an empty line, then another message
 # A message larger than this without an empty line is garbage, not AMI.
 MAX_MESSAGE_BYTES = 1 << 20
 
@@ -68,15 +74,15 @@ class Framer:
                 break
             end = match.start()
             if buffer.startswith(_FOLLOWS, start) and _END_COMMAND not in buffer[start:end]:
-                follows_end = buffer.find(_END_COMMAND, end)
-                if follows_end < 0:
-                    break  # wait for the rest of the command output
-                match = search(buffer, follows_end)
+                match = self._end_of_follows(buffer, end)
                 if match is None:
-                    break
+                    break  # wait for the rest of the command output
                 end = match.start()
             chunk = buffer[start:end]
-            if chunk.strip():
+            if len(chunk) > MAX_MESSAGE_BYTES:
+                log.error("%s: a message of %d bytes at stream offset %d (more than %d); discarded",
+                          self._source, len(chunk), self._offset, MAX_MESSAGE_BYTES)
+            elif chunk.strip():
                 message = self._parse(chunk)
                 if message is not None:
                     messages.append(message)
@@ -92,6 +98,16 @@ class Framer:
             rest = b""
         self._buffer = rest
         return messages
+
+    @staticmethod
+    def _end_of_follows(buffer: bytes, after: int) -> re.Match[bytes] | None:
+        """The empty line ending a Follows output: the one after ``--END COMMAND--``, or the first one
+        followed by another message, whichever comes first; None while neither has arrived."""
+        end_command = buffer.find(_END_COMMAND, after)
+        by_marker = _END_OF_MESSAGE.search(buffer, end_command) if end_command >= 0 else None
+        by_next = _NEXT_MESSAGE.search(buffer, after)
+        found = [m for m in (by_marker, by_next) if m is not None]
+        return min(found, key=lambda m: m.start()) if found else None
 
     @property
     def pending(self) -> int:
