@@ -1,8 +1,11 @@
 """``cti case``: cases from the command line — list, show, open, act, stats, missed calls.
 
 The same service as the API: the workflow table decides, the database keeps
-every transition. The command acts as a supervisor (``--as`` names who, for the
-case's timeline); units hear of dispatches and decisions by webhook as usual.
+every transition. The person at the console acts as a supervisor, named
+``cli:<login>`` in the case's timeline; ``--as USER`` acts as that user of the
+database instead, in their own role (an agent as an agent, an integrator's system
+as its unit, on its unit's cases only). Units hear of dispatches and decisions by
+webhook as usual.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from cti.cases.model import CATEGORIES, MOVES, STATES, Case
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case, CaseError, workflow_role
 from cti.cases.service import CaseService, case_json, event_json
 from cti.cases.stats import GROUPS, to_csv
 from cti.configuration import load_configuration
 from cti.settings import Settings
 from cti.store.database import Database
+from cti.store.users import UserError
 
 ACTIONS = tuple(a for a, move in MOVES.items() if move.roles != ("system",))
 
@@ -92,17 +97,55 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for parser in (listing, show, opening, act, stats, edit, link, missed):
         parser.add_argument("--db", help="database URL (default: the settings' database.url)")
         parser.add_argument("--json", action="store_true", help="JSON, one object per line")
-        parser.add_argument("--as", dest="actor", default=f"cli:{getpass.getuser()}", help="who acts, for the log")
+        parser.add_argument("--as", dest="actor", metavar="USER",
+                            help="act as this user, in their role (default: cli:<login>, as a supervisor)")
+
+
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """Who the command acts as: their name for the timeline, their workflow role, the unit they are."""
+
+    actor: str
+    role: str
+    unit: str | None = None
+
+    def check(self, case: Case) -> None:
+        if self.unit is not None and case.unit != self.unit:  # as the API: another unit's case is not there
+            raise CaseError("no_such_case", f"no case {case.id}", 404)
+
+
+@asynccontextmanager
+async def _database_and_cases(settings: Settings) -> AsyncIterator[tuple[Database, CaseService]]:
+    configuration = load_configuration(settings)
+    database = await Database.open(settings.database.url)
+    try:  # the units' notices go into the webhook outbox with the case: the running cti serve delivers them
+        yield database, CaseService(database.cases, lambda: configuration.catalogue, settings.zone)
+    finally:
+        await database.close()
 
 
 @asynccontextmanager
 async def _cases(settings: Settings) -> AsyncIterator[CaseService]:
-    configuration = load_configuration(settings)
-    database = await Database.open(settings.database.url)
-    try:  # the units' notices go into the webhook outbox with the case: the running cti serve delivers them
-        yield CaseService(database.cases, lambda: configuration.catalogue, settings.zone)
-    finally:
-        await database.close()
+    async with _database_and_cases(settings) as (_, cases):
+        yield cases
+
+
+@asynccontextmanager
+async def _acting_on_cases(settings: Settings, actor: str | None) -> AsyncIterator[tuple[CaseService, Acting]]:
+    async with _database_and_cases(settings) as (database, cases):
+        yield cases, await _acting(database, actor)
+
+
+async def _acting(database: Database, actor: str | None) -> Acting:
+    if actor is None:
+        return Acting(f"cli:{getpass.getuser()}", "supervisor")
+    user = await database.users.get(actor)
+    if user is None:
+        raise UserError(f"--as {actor}: no such user (cti user add)")
+    role = workflow_role(user.role, user.unit_id)
+    if role is None:
+        raise UserError(f"--as {actor}: an integrator bound to no unit acts on no case")
+    return Acting(user.id, role, user.unit_id if role == "unit" else None)
 
 
 def _line(case: Case, zone: ZoneInfo) -> str:
@@ -147,10 +190,10 @@ async def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _open(args: argparse.Namespace, settings: Settings) -> int:
-    async with _cases(settings) as cases:
+    async with _acting_on_cases(settings, args.actor) as (cases, acting):
         case = await cases.open(caller_number=args.caller, caller_name=args.name, category=args.category,
                                 content=args.content, location=args.location, confidential=args.confidential,
-                                unit=args.unit, actor=args.actor, role="supervisor")
+                                unit=args.unit, actor=acting.actor, role=acting.role)
     _print([case], args.json, settings.zone)
     return 0
 
@@ -158,8 +201,9 @@ async def _open(args: argparse.Namespace, settings: Settings) -> int:
 async def _act(args: argparse.Namespace, settings: Settings) -> int:
     params = {name: getattr(args, name) for name in ("unit", "reason", "reply", "note", "days", "satisfaction",
                                                      "into") if getattr(args, name) is not None}
-    async with _cases(settings) as cases:
-        case = await cases.act(args.id, args.action, params, args.actor, "supervisor")
+    async with _acting_on_cases(settings, args.actor) as (cases, acting):
+        acting.check(await cases.get(args.id))
+        case = await cases.act(args.id, args.action, params, acting.actor, acting.role)
     _print([case], args.json, settings.zone)
     return 0
 
@@ -189,8 +233,9 @@ def _percent(rate: float | None) -> str:
 async def _edit(args: argparse.Namespace, settings: Settings) -> int:
     fields = {name: getattr(args, name) for name in ("category", "content", "location", "confidential")
               if getattr(args, name) is not None}
-    async with _cases(settings) as cases:
-        case = await cases.update_details(args.id, fields, args.actor, "supervisor")
+    async with _acting_on_cases(settings, args.actor) as (cases, acting):
+        acting.check(await cases.get(args.id))
+        case = await cases.update_details(args.id, fields, acting.actor, acting.role)
     _print([case], args.json, settings.zone)
     return 0
 
@@ -205,8 +250,8 @@ async def _link(args: argparse.Namespace, settings: Settings) -> int:
 async def _missed(args: argparse.Namespace, settings: Settings) -> int:
     done = args.called_back or args.unreachable
     if done:
-        async with _cases(settings) as cases:
-            await cases.resolve_missed(done, "called_back" if args.called_back else "unreachable", args.actor,
+        async with _acting_on_cases(settings, args.actor) as (cases, acting):
+            await cases.resolve_missed(done, "called_back" if args.called_back else "unreachable", acting.actor,
                                        args.case)
         print(f"missed call {done}: {'called back' if args.called_back else 'unreachable'}")
         return 0

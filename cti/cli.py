@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"cti: {len(exc.problems)} problem(s) in the configuration", file=sys.stderr)
         return EXIT_USAGE
-    except (TranscriptError, AmiLoginError, UsageError) as exc:
+    except (TranscriptError, AmiLoginError, UsageError, UserError) as exc:
         print(f"cti: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CaseError as exc:  # the workflow refused: the case is unchanged

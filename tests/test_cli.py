@@ -163,15 +163,24 @@ def test_users_and_tokens_from_the_command_line(tmp_path: Path) -> None:
 
 def test_cases_from_the_command_line(tmp_path: Path) -> None:
     db = ["--db", f"sqlite:///{tmp_path / 'cases.db'}"]
+    for user, *role in (("值班长", "--role", "supervisor"), ("1001", "--role", "agent"),
+                        ("yanhu", "--role", "integrator", "--unit", "yanhu-district")):
+        assert cti("user", "add", user, *role, *db, cwd=REPO).returncode == 0
     opened = cti("case", "open", "--caller", "13800000001", "--category", "complaint", "--content", "夜间施工噪音",
                  "--unit", "yanhu-district", "--as", "值班长", "--json", *db, cwd=REPO)
     assert opened.returncode == 0, opened.stderr
     case = json.loads(opened.stdout)
     assert (case["state"], case["unit"], case["category_name"]) == ("dispatched", "yanhu-district", "投诉")
     number = str(case["id"])
-    for action, *extra in (("sign",), ("reply", "--reply", "已协调停工")):
-        done = cti("case", "act", number, action, *extra, *db, cwd=REPO)
+    for action, *extra in (("sign",), ("reply", "--reply", "已协调停工")):  # the unit's system, in its role
+        done = cti("case", "act", number, action, *extra, "--as", "yanhu", *db, cwd=REPO)
         assert done.returncode == 0, done.stderr
+    events = json.loads(cti("case", "show", number, "--json", *db, cwd=REPO).stdout)["events"]
+    assert [(e["action"], e["actor"], e["role"]) for e in events] == [
+        ("create", "值班长", "supervisor"), ("dispatch", "值班长", "supervisor"), ("sign", "yanhu", "unit"),
+        ("reply", "yanhu", "unit")]
+    ghost = cti("case", "act", number, "sign", "--as", "ghost", *db, cwd=REPO)
+    assert (ghost.returncode, ghost.stderr.strip()) == (2, "cti: --as ghost: no such user (cti user add)")
     refused = cti("case", "act", number, "archive", *db, cwd=REPO)
     assert refused.returncode == 1
     assert refused.stderr.strip() == f"cti: cannot archive case {number}: it is replied (allowed from closed)"
@@ -193,6 +202,13 @@ def test_cases_from_the_command_line(tmp_path: Path) -> None:
     edited = json.loads(cti("case", "edit", str(other["id"]), "--location", "解放路", "--confidential", "--json",
                             *db, cwd=REPO).stdout)
     assert (edited["location"], edited["confidential"]) == ("解放路", True)
+    elsewhere = cti("case", "act", str(other["id"]), "sign", "--as", "yanhu", *db, cwd=REPO)  # not its unit's
+    assert (elsewhere.returncode, elsewhere.stderr.strip()) == (1, f"cti: no case {other['id']}")
+    by_agent = json.loads(cti("case", "act", str(other["id"]), "dispatch", "--unit", "yanhu-district", "--as", "1001",
+                              "--json", *db, cwd=REPO).stdout)
+    assert by_agent["state"] == "dispatched"
+    last = json.loads(cti("case", "show", str(other["id"]), "--json", *db, cwd=REPO).stdout)["events"][-1]
+    assert (last["actor"], last["role"]) == ("1001", "agent")  # an agent acts as an agent, not a supervisor
     nothing = cti("case", "missed", "--called-back", "9.9", *db, cwd=REPO)
     assert (nothing.returncode, nothing.stderr.strip()) == (1, "cti: no missed call 9.9")
 

@@ -278,6 +278,16 @@ def _positive(value: Any, name: str) -> int:
     return number
 
 
+def workflow_role(user_role: str, unit_id: str | None) -> str | None:
+    """The role a signed-in user (cti.auth.ROLES) acts in on cases; None: they may not act (an integrator's
+    system bound to no unit). Admins act as supervisors."""
+    if user_role == "agent":
+        return "agent"
+    if user_role in ("supervisor", "admin"):
+        return "supervisor"
+    return "unit" if user_role == "integrator" and unit_id else None
+
+
 AGENTS = ("agent", "supervisor")
 UNITS = ("unit", "supervisor")
 ANY_CALLER = ("agent", "supervisor", "system")

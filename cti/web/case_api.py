@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall
+from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall, workflow_role
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, period, to_csv
 from cti.web.api import ctx, routes
@@ -30,14 +30,10 @@ CASE_ID = 2**31 - 1  # an INTEGER key, on PostgreSQL too
 
 def case_role(call: Call) -> str:
     """The user's role in the case workflow."""
-    role = call.user.role
-    if role == "agent":
-        return "agent"
-    if role in ("supervisor", "admin"):
-        return "supervisor"
-    if role == "integrator" and call.user.unit_id:
-        return "unit"
-    raise ApiError(403, "forbidden", "this integrator acts for no unit: it may read cases, not act on them")
+    role = workflow_role(call.user.role, call.user.unit_id)
+    if role is None:
+        raise ApiError(403, "forbidden", "this integrator acts for no unit: it may read cases, not act on them")
+    return role
 
 
 def _unit_view(call: Call) -> str | None:
