@@ -62,6 +62,7 @@ class Session:
 
 
 RESYNC_ACTIONS = ("CoreShowChannels", "QueueStatus")  # what our client asks after every login
+AT_LOGIN = 0.5  # seconds after its Login within which a captured client's action was part of its resync
 
 
 def transcript(name: str) -> Session:
@@ -69,13 +70,15 @@ def transcript(name: str) -> Session:
 
     The captured banner and login response are left out (the server does its
     own). The captured answers to the lists our client also asks for after its
-    login (CoreShowChannels, QueueStatus) wait for our client's action and go
-    out under its ActionID, in the captured order; every other captured
-    response is sent as it was."""
+    login (CoreShowChannels, QueueStatus sent with the login) wait for our
+    client's action and go out under its ActionID, in the captured order; every
+    other captured response is sent as it was."""
     with (FIXTURES / f"{name}.jsonl").open(encoding="utf-8") as lines:
         entries = [json.loads(line) for line in lines]
-    actions = [_fields(e["raw"].encode()) for e in entries if e["dir"] == "out"]
-    names = {a.get(b"ActionID", b""): a.get(b"Action", b"").decode() for a in actions}
+    sent = [(e["t"], _fields(e["raw"].encode())) for e in entries if e["dir"] == "out"]
+    login = next((t for t, a in sent if a.get(b"Action") == b"Login"), 0.0)
+    names = {a.get(b"ActionID", b""): a.get(b"Action", b"").decode() for t, a in sent
+             if a.get(b"Action") == b"Login" or t - login <= AT_LOGIN}
     script = []
     for entry in entries:
         raw = entry["raw"].encode()
@@ -126,6 +129,7 @@ class FakeAmi:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
+        self._locks: dict[int, asyncio.Lock] = {}
 
     async def __aenter__(self) -> FakeAmi:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -190,6 +194,10 @@ class FakeAmi:
                 await self._send(writer, raw)
             if not session.close_at_end:
                 await reading
+            else:  # a graceful end: closing with the client's bytes unread would reset the connection and
+                # throw away what it has not read yet (the last events of the script)
+                writer.write_eof()
+                await asyncio.wait([reading], timeout=2)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -248,13 +256,15 @@ class FakeAmi:
             await self._send(writer, session.events_after[name](action))
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        """Write in random-sized pieces, as TCP may deliver them."""
-        start = 0
-        while start < len(data):
-            size = self.random.randint(1, self.max_chunk)
-            writer.write(data[start:start + size])
-            start += size
-            await writer.drain()
+        """Write in random-sized pieces, as TCP may deliver them; one message at a time per connection
+        (an answer to an action must not land inside a scripted message being written)."""
+        async with self._locks.setdefault(id(writer), asyncio.Lock()):
+            start = 0
+            while start < len(data):
+                size = self.random.randint(1, self.max_chunk)
+                writer.write(data[start:start + size])
+                start += size
+                await writer.drain()
 
 
 def _response(action: dict[str, str], status: bytes, message: bytes | None, extra: bytes = b"") -> bytes:

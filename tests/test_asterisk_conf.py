@@ -61,8 +61,11 @@ def test_inbound_calls_ask_cti_and_fall_back_to_the_queue() -> None:
 def test_every_emergency_line_is_a_transfer_target_and_a_feature_code() -> None:
     emergency = "\n".join(sections("extensions.conf")["emergency"])
     features = "\n".join(sections("features.conf")["applicationmap"])
-    dial = '${IF($["${CTI_TRANSFER_DIAL}" = ""]?PJSIP/${EXTEN}@carrier:${CTI_TRANSFER_DIAL})},60,o)'
-    assert emergency.count(f"same => n,Dial({dial}") == 2  # 110, 119, 120, 122 (_1[12]X) and 12122
+    # b(): the citizen's identity set on the line's own channel before it is called, I: no later update
+    dial = ('${IF($["${CTI_TRANSFER_DIAL}" = ""]?PJSIP/${EXTEN}@carrier:${CTI_TRANSFER_DIAL})},60,'
+            'oIb(cti-as-citizen^s^1))')
+    assert f"exten => _1[12]X,1,Dial({dial}" in emergency  # 110, 119, 120, 122
+    assert f"exten => 12122,1,Dial({dial}" in emergency
     for number in sorted(EMERGENCY_NUMBERS):
         # features.conf: <name> => <DTMF>,<ActivateOn>,<Application>(<arguments>); BlindTransfer's are
         # (exten,context): "BlindTransfer,110@emergency" sent the citizen to a missing "110@emergency"
@@ -72,12 +75,12 @@ def test_every_emergency_line_is_a_transfer_target_and_a_feature_code() -> None:
         assert re.fullmatch(r"BlindTransfer\((?P<exten>[0-9]+),(?P<context>[a-z-]+)\)", application), line
         assert application == f"BlindTransfer({number},emergency)"
     # whoever hands the citizen over, the line is shown the citizen's own number (the agent's consultation
-    # call of an attended transfer would show the agent's)
-    for number in ("_1[12]X", "12122"):
-        assert f"exten => {number},1,Gosub(cti-as-citizen,s,1)" in emergency
-    assert "Gosub(cti-as-citizen,s,1)" in "\n".join(sections("extensions.conf")["cti-seat"])
+    # call of an attended transfer showed the agent's, trace X2): PJSIP sends the connected line as From/PAI
+    assert "Dial(${CTI_TRANSFER_DIAL},60,oIb(cti-as-citizen^s^1))" in "\n".join(sections("extensions.conf")["cti-seat"])
     as_citizen = "\n".join(sections("extensions.conf")["cti-as-citizen"])
-    assert "Set(CALLERID(num)=${CTI_CITIZEN_NUM})" in as_citizen and "ExecIf" not in as_citizen
+    assert "Set(CONNECTEDLINE(num,i)=${CTI_CITIZEN_NUM})" in as_citizen and "ExecIf" not in as_citizen
+    # an AMI Atxfer dials its Exten as DTMF: every transfer target is reached at digits
+    assert "exten => 0,1," in "\n".join(sections("extensions.conf")["cti-seat"])
 
 
 def test_every_answered_call_is_recorded_by_the_dialplan() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cti.ami.clock import StreamClock
 from cti.ami.framing import Framer
 from cti.ami.message import AmiMessage
@@ -36,9 +38,10 @@ def by_caller(records: list[CallRecord]) -> dict[str, CallRecord]:
     return {r.caller_number: r for r in records}
 
 
-def test_every_live_call_of_the_channel_list_is_rebuilt_once() -> None:
+@pytest.mark.parametrize("trace", [R3, FIXTURES / "R3b_cti_restart_recorded.raw"])  # R3b: the dialplan records
+def test_every_live_call_of_the_channel_list_is_rebuilt_once(trace: Path) -> None:
     tracker = CallTracker(names=lambda device: NAMES.get(device, ""))
-    records = by_caller(feed(tracker, R3))
+    records = by_caller(feed(tracker, trace))
     assert sorted(records) == ["13850000001", "13850000002", "13850000003"]  # the lab's handsets are not calls
     assert all(r.estimated and r.direction == "inbound" for r in records.values())
 

@@ -19,7 +19,7 @@ from cti.store.calls import CallStore
 from cti.store.writer import RecordWriter
 from tests.fakeami import FIXTURES, FakeAmi, transcript, until
 
-# What a person reading each transcript sees happen (asterisk-notes.md):
+# What a person reading each transcript sees happen (fixtures/ami-traces/README.md):
 # caller, dialled number, who answered, queue wait and talk time (app_queue's
 # HoldTime/TalkTime), the times on the stream clock (UTC), transfers, the legs
 # rung in parallel, the citizen's hangup cause and the recording.
@@ -42,27 +42,28 @@ EXPECTED: dict[tuple[str, ...], list[dict]] = {
         # the agent's bridged ;1 transfers: the citizen goes to 110
         dict(linkedid="1795281209.32", direction="inbound", caller=("13800000003", "Citizen"), dialled="12345",
              queue="q12345", answered_by=("Local/1001@agents/n", "Seat 1001"), queue_wait=2.0, talk_time=4.0,
-             times=("17:13:29.455", "17:13:31.000", "17:13:40.000"), transfers=[("blind", "110")],
+             times=("17:13:29.455", "17:13:31.000", "17:13:40.000"), transfers=[("blind", "110", "answered")],
              legs=[("Local/2001@agents/n", "cancel"), ("Local/1001@agents/n", "answered")],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
-        # the citizen's channel given as transferer: Asterisk sends the agent to 110 and drops the citizen
+        # the citizen's channel given as transferer: Asterisk sends the agent to 110 and drops the citizen:
+        # the record says the transfer failed
         dict(linkedid="1795281220.40", direction="inbound", caller=("13800000013", "Citizen"), dialled="12345",
              queue="q12345", answered_by=("Local/1001@agents/n", "Seat 1001"), queue_wait=2.0, talk_time=4.0,
-             times=("17:13:40.000", "17:13:43.000", "17:13:47.000"), transfers=[("blind", "110")],
+             times=("17:13:40.000", "17:13:43.000", "17:13:47.000"), transfers=[("blind", "110", "failed")],
              legs=[("Local/2001@agents/n", "cancel"), ("Local/1001@agents/n", "answered")],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
     ("S4_redirect",): [
         dict(linkedid="1795281236.48", direction="inbound", caller=("13800000004", "Citizen"), dialled="12345",
              queue="q12345", answered_by=("Local/1001@agents/n", "Seat 1001"), queue_wait=2.0, talk_time=8.0,
-             times=("17:13:56.517", "17:13:59.000", "17:14:07.000"), transfers=[("redirect", "119")],
+             times=("17:13:56.517", "17:13:59.000", "17:14:07.000"), transfers=[("redirect", "119", "answered")],
              legs=[("Local/2001@agents/n", "cancel"), ("Local/1001@agents/n", "answered")],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
     ("S5_atxfer",): [
         dict(linkedid="1795281250.56", direction="inbound", caller=("13800000005", "Citizen"), dialled="12345",
              queue="q12345", answered_by=("Local/1001@agents/n", "Seat 1001"), queue_wait=2.0, talk_time=6.0,
-             times=("17:14:10.249", "17:14:12.000", "17:14:22.000"), transfers=[("attended", "120")],
+             times=("17:14:10.249", "17:14:12.000", "17:14:22.000"), transfers=[("attended", "120", "answered")],
              legs=[("Local/2001@agents/n", "cancel"), ("Local/1001@agents/n", "answered")],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
@@ -106,7 +107,7 @@ EXPECTED: dict[tuple[str, ...], list[dict]] = {
     ("P5_sip_agent_blind_110",): [
         dict(linkedid="1795281884.19", direction="inbound", caller=("13800000043", "Citizen"), dialled="12369",
              queue="q12345sip", answered_by=("PJSIP/agent1001", "Seat 1001"), queue_wait=2.0, talk_time=3.0,
-             times=("17:24:44.850", "17:24:47.000", "17:24:56.000"), transfers=[("blind", "110")],
+             times=("17:24:44.850", "17:24:47.000", "17:24:56.000"), transfers=[("blind", "110", "answered")],
              legs=[("PJSIP/seat2001", "cancel"), ("PJSIP/agent1001", "answered")],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
@@ -115,7 +116,7 @@ EXPECTED: dict[tuple[str, ...], list[dict]] = {
         dict(linkedid="1795281903.27", direction="inbound", caller=("13800000044", "Citizen"), dialled="12369",
              queue="q12345sip", answered_by=("PJSIP/agent1001", "Seat 1001"), queue_wait=2.0, talk_time=14.0,
              times=("17:25:03.841", "17:25:06.000", "17:25:20.000"),
-             transfers=[("redirect", "800"), ("conference", "PJSIP/seat2001")],
+             transfers=[("redirect", "800", "answered"), ("conference", "PJSIP/seat2001", "answered")],
              legs=[("PJSIP/seat2001", "cancel"), ("PJSIP/agent1001", "answered")],
              cause=(16, "Normal Clearing"), recording="", estimated=False),
     ],
@@ -154,13 +155,19 @@ def summary(record: CallRecord) -> dict:
         dialled=d["dialled_number"], queue=d["queue"], answered_by=(d["answered_by"], d["answered_by_name"]),
         queue_wait=d["queue_wait"], talk_time=d["talk_time"],
         times=(clock(d["arrived_at"]), clock(d["answered_at"]), clock(d["ended_at"])),
-        transfers=[(t["kind"], t["target"]) for t in d["transfers"]],
+        transfers=[(t["kind"], t["target"], t["outcome"]) for t in d["transfers"]],
         legs=[(leg["device"], leg["outcome"]) for leg in d["legs"]],
         cause=(d["hangup_cause"], d["hangup_cause_text"]), recording=d["recording"], estimated=d["estimated"],
     )
 
 
 CASES = [pytest.param(names, id="+".join(names)) for names in EXPECTED]
+
+
+async def resync(client: AmiClient) -> None:
+    """What cti asks after every login (cti/resync.py): the channels, then the queues."""
+    await client.collect({"Action": "CoreShowChannels"})
+    await client.collect({"Action": "QueueStatus"})
 
 
 @pytest.mark.parametrize("names", CASES)
@@ -175,7 +182,7 @@ async def test_transcript_over_tcp_into_the_store(names: tuple[str, ...], sqlite
         pipeline = CallPipeline(tracker, clock, writer.put)
         losses = []
         client = AmiClient(settings, pipeline.on_message,
-                           on_connected=lambda: client.collect({"Action": "CoreShowChannels"}),
+                           on_connected=lambda: resync(client),
                            on_lost=lambda: (losses.append(1), pipeline.on_link_lost(clock.now)))
         running = asyncio.create_task(client.run())
         await asyncio.wait_for(server.finished.wait(), 10)
@@ -227,3 +234,18 @@ def test_a_call_already_up_when_cti_starts_is_rebuilt_from_the_channel_list() ->
     assert [e.kind for e in record.timeline] == ["offered", "answered", "ended"]
     # the list was taken at 17:25:40.060 (the login's EventTV); the citizen's leg was 7 s old then
     assert (summary(record)["times"]) == ("17:25:33.060", "17:25:40.060", "17:26:05.000")
+
+
+@pytest.mark.parametrize(("trace", "kind", "shown"), [
+    ("X2_atxfer_110_callerid", "attended", "1001"),  # asterisk-conf before [cti-as-citizen]: 110 saw the agent
+    ("X2b_atxfer_110_citizen", "attended", "13800000001"),  # the shipped one: the citizen
+    ("X3_featurecode_blindtransfer_110", "blind", "13800000001"),  # **110 with BlindTransfer(110,emergency)
+    ("X3b_featurecode_blindtransfer_110", "blind", "13800000001"),
+])
+def test_a_transfer_to_110_records_the_number_110_was_shown(trace: str, kind: str, shown: str) -> None:
+    """Real Asterisk 22.10.1 running asterisk-conf/, read as the cti user: the leg dialled to 110 carries
+    the caller it presents in its connected line (PJSIP's From and P-Asserted-Identity)."""
+    [record] = replay([FIXTURES / f"{trace}.raw"], AmiSettings()).records
+    [transfer] = record.transfers
+    assert (transfer.kind, transfer.target, transfer.outcome, transfer.reached, transfer.presented) == (
+        kind, "110", "answered", "PJSIP/carrier", shown)

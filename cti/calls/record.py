@@ -17,6 +17,11 @@ class Transfer:
     at: float
     transferer: str = ""  # channel that asked for it
     transferee: str = ""  # channel that was moved
+    # what came of it: answered (the target took the citizen), noanswer, busy…, failed (the citizen's leg
+    # ended without reaching anyone), or "" when it cannot be told (the record ended first)
+    outcome: str = ""
+    reached: str = ""  # the device the citizen was put through to, when a Dial shows it
+    presented: str = ""  # the number that device was shown as the caller (its connected line): the citizen's?
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,8 @@ class CallRecord:
             "answered_by_name": self.answered_by_name,
             "transfers": [
                 {"target": t.target, "kind": t.kind, "at": iso_time(t.at, zone),
-                 "transferer": t.transferer, "transferee": t.transferee}
+                 "transferer": t.transferer, "transferee": t.transferee, "outcome": t.outcome,
+                 "reached": t.reached, "presented": t.presented}
                 for t in self.transfers
             ],
             "legs": [

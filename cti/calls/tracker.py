@@ -28,6 +28,7 @@ request: it is recorded from that, estimated.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,6 +155,9 @@ class Call:
     estimated: bool = False
     citizen_hangup: tuple[int | None, str] | None = None  # outbound: the dialled citizen's own cause
     shutdown: bool = False  # Asterisk hung the citizen up as it shut down (SoftHangupRequest Cause 4)
+    handing_over: int | None = None  # index of a blind transfer or redirect whose Dial is still to tell
+    handover_dial: str = ""  # uniqueid of the leg that Dial rings
+    dialled_out: tuple[str, str] = ("", "")  # the last leg dialled after the answer: (device, number it is shown)
     timeline: list[CallEvent] = field(default_factory=list)
 
 
@@ -414,6 +418,15 @@ class CallTracker:
             return
         if source == call.citizen and call.answered_at is None:
             self._ring(call, at, dest, f.get("destchannel", ""), device_of(f.get("destchannel", "")), "")
+            return
+        if call.answered_at is None:
+            return
+        # after the answer: a line dialled for a transfer (from the citizen's leg, or an attended transfer's
+        # consultation leg), shown as the caller what its connected line says (PJSIP's From and PAI)
+        call.dialled_out = (device_of(f.get("destchannel", "")), _known(f.get("destconnectedlinenum", "")))
+        if source == call.citizen and call.handing_over is not None and not call.handover_dial:
+            call.handover_dial = dest  # the citizen, handed over, now dials where it was sent
+            self._settle(call, "", *call.dialled_out)
 
     def _ring(self, call: Call, at: float, dest: str, channel: str, device: str, name: str,
               via_queue: bool = False) -> None:
@@ -441,6 +454,9 @@ class CallTracker:
         f = message.fields
         dest = f.get("destuniqueid", "")
         status = f.get("dialstatus", "").lower()
+        if call.handing_over is not None and dest == call.handover_dial and status:
+            self._settle(call, "answered" if status == "answer" else status, at=at)
+            return
         if call.direction == "outbound" and dest == call.citizen:
             if status == "answer" and call.answered_at is None:
                 call.answered_at = at
@@ -491,6 +507,9 @@ class CallTracker:
         channel.bridged_at = (f.get("context", ""), f.get("exten", ""))
         members = self.bridges.setdefault(bridge, set())
         members.add(uniqueid)
+        call = self.calls.get(channel.linkedid)
+        if call is not None and call.handing_over is not None and call.citizen in members and len(members) > 1:
+            self._settle(call, "answered")  # handed over, the citizen is talking to someone again
         if len(members) >= 3:
             self._conference(members, at)
 
@@ -566,8 +585,32 @@ class CallTracker:
                        f.get("transfereechannel", ""))
 
     def _transfer(self, call: Call, at: float, kind: str, target: str, transferer: str, transferee: str) -> None:
-        call.transfers.append(Transfer(kind, target, at, transferer, transferee))
+        """An attended transfer or a third party in the room has reached its target already; a blind transfer
+        or a redirect sends the citizen into the dialplan, and the Dial that follows tells how it went."""
+        settled = kind in ("attended", "conference")
+        reached, presented = call.dialled_out if kind == "attended" else ("", "")  # the consultation call
+        call.transfers.append(Transfer(kind, target, at, transferer, transferee, "answered" if settled else "",
+                                       reached, presented))
+        if not settled:
+            call.handing_over, call.handover_dial = len(call.transfers) - 1, ""
         self._emit(call, CallTransferred(call.linkedid, at, kind, target, transferer, transferee))
+
+    def _settle(self, call: Call, outcome: str, reached: str = "", presented: str = "",
+                at: float | None = None) -> None:
+        """What came of the pending blind transfer or redirect (reached: where its Dial rings, shown
+        ``presented`` as the caller)."""
+        index = call.handing_over
+        if index is None:
+            return
+        transfer = call.transfers[index]
+        call.transfers[index] = dataclasses.replace(transfer, outcome=outcome or transfer.outcome,
+                                                    reached=reached or transfer.reached,
+                                                    presented=presented or transfer.presented)
+        if outcome:
+            call.handing_over = None
+            if outcome != "answered":
+                self._emit(call, TransferFailed(call.linkedid, transfer.at if at is None else at, transfer.kind,
+                                                transfer.target, outcome))
 
     def _mixmonitor_start(self, message: AmiMessage, at: float) -> None:
         """The dialplan started recording on the leg that answered (MixMonitorStart names no file:
@@ -636,6 +679,8 @@ class CallTracker:
             if leg.outcome == "ringing":  # the caller left while it rang
                 self._end_leg(call, leg, "hangup", at)
         call.estimated = call.estimated or estimated
+        if call.handing_over is not None:  # handed over, and gone before anyone answered: it did not work
+            self._settle(call, "failed" if not call.handover_dial else "hangup", at=at)
         if call.shutdown:
             cause_text = f"{cause_text} (Asterisk shut down)" if cause_text else "Asterisk shut down"
         self._emit(call, CallEnded(call.linkedid, at, cause, cause_text, call.answered_at is not None,

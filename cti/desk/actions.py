@@ -26,6 +26,9 @@ from cti.configuration import Configuration
 KINDS = ("blind", "attended", "conference")
 EMERGENCY_CONTEXT = "emergency"  # asterisk-conf/extensions.conf
 SEAT_CONTEXT = "cti-seat"
+# A seat is reached at one digit in [cti-seat], its endpoint given in CTI_TRANSFER_DIAL: AMI Atxfer dials
+# its Exten as DTMF into the transfer feature, so "seat-12369" arrived as "12" (a real Asterisk 22).
+SEAT_EXTEN = "0"
 CONFERENCE_CONTEXT = "conference"
 ATXFER_COMPLETE = "*2"  # features.conf defaults, as used in trace S5
 ATXFER_ABORT = "*1"
@@ -103,8 +106,7 @@ class Desk:
         found = [Target(n.number, unit.name, "emergency", EMERGENCY_CONTEXT, n.number, unit.dial)
                  for unit in configuration.trunk_map.by_treatment("emergency") for n in unit.numbers]
         for seat in configuration.directory.seats:
-            endpoint = seat.device.split("/", 1)[1]
-            found.append(Target(seat.id, seat.name, "seat", SEAT_CONTEXT, endpoint, seat.device))
+            found.append(Target(seat.id, seat.name, "seat", SEAT_CONTEXT, SEAT_EXTEN, seat.device))
         return found
 
     def target(self, target_id: str) -> Target:
@@ -129,7 +131,7 @@ class Desk:
             raise DeskError(422, "invalid", f"kind must be one of {', '.join(KINDS)}")
         call = self.call_for(linkedid, agent)
         target = self.target(target_id)
-        if kind != "conference" and target.kind == "emergency":
+        if kind != "conference":
             await self._transfer_dial(call, target)
         if kind == "blind":
             action = {"Action": "BlindTransfer", "Channel": call.agent_channel, "Context": target.context,
@@ -144,8 +146,9 @@ class Desk:
         return await self._three_way(call, target)
 
     async def _transfer_dial(self, call: LiveCall, target: Target) -> None:
-        """The trunk map's dial string for the [emergency] context, on both legs: the citizen's
-        runs it after a blind transfer; the agent's passes it (__) to an attended transfer's leg."""
+        """What [emergency] or [cti-seat] dials (the trunk map's dial string, the seat's endpoint), on both
+        legs: the citizen's runs it after a blind transfer; the agent's passes it (__) to an attended
+        transfer's consultation leg."""
         for channel in (call.citizen_channel, call.agent_channel):
             await self.ami.send({"Action": "Setvar", "Channel": channel, "Variable": "__CTI_TRANSFER_DIAL",
                                  "Value": target.dial})

@@ -74,7 +74,7 @@ class ShippedDialplan:
             return self.cti_queue
         if context == "emergency" and exten in EMERGENCY:
             return self.emergency
-        if context == "cti-seat" and exten.startswith("seat-"):
+        if context == "cti-seat" and exten == "0":
             return self.seat
         if context == "conference" and exten.startswith("cti-"):
             return self.conference
@@ -149,8 +149,10 @@ class ShippedDialplan:
         await dial(pbx, channel, [target], 60)
 
     async def seat(self, pbx: Pbx, channel: Channel) -> None:
-        self.present_citizen(pbx, channel)
-        await dial(pbx, channel, [f"PJSIP/{channel.exten}"], 60)
+        target = channel.variables.get("CTI_TRANSFER_DIAL", "")
+        if target:
+            self.present_citizen(pbx, channel)
+            await dial(pbx, channel, [target], 60)
 
     async def conference(self, pbx: Pbx, channel: Channel) -> None:
         await pbx.answer(channel)

@@ -114,7 +114,9 @@ def _call_row(r: CallRecord) -> dict[str, Any]:
         "queue_wait": r.queue_wait, "talk_time": r.talk_time, "answered_by": r.answered_by,
         "answered_by_name": r.answered_by_name, "answered_channel": r.answered_channel,
         "transfers": [{"kind": t.kind, "target": t.target, "at": t.at, "transferer": t.transferer,
-                       "transferee": t.transferee} for t in r.transfers],
+                       "transferee": t.transferee, "outcome": t.outcome, "reached": t.reached,
+                       "presented": t.presented}
+                      for t in r.transfers],
         "legs": [{"device": leg.device, "name": leg.name, "channel": leg.channel, "rang_at": leg.rang_at,
                   "outcome": leg.outcome, "ended_at": leg.ended_at, "attempts": leg.attempts} for leg in r.legs],
         "hangup_cause": r.hangup_cause, "hangup_cause_text": r.hangup_cause_text,

@@ -27,6 +27,7 @@ from cti.calls.events import (
     LegEnded,
     LegRinging,
     RecordingStarted,
+    TransferFailed,
 )
 from cti.calls.record import CallRecord, LiveCall, iso_time
 from cti.cases.model import CATEGORIES, Case
@@ -143,6 +144,9 @@ class PopHub:
             elif isinstance(event, CallTransferred):
                 self._to_call(event.linkedid, {"type": "transferred", "kind": event.transfer_kind,
                                                "target": event.target})
+            elif isinstance(event, TransferFailed):
+                self._to_call(event.linkedid, {"type": "transfer_failed", "kind": event.transfer_kind,
+                                               "target": event.target, "result": event.result})
             elif isinstance(event, RecordingStarted):
                 self._to_call(event.linkedid, {"type": "recording", "file": event.file})
             elif isinstance(event, CallEnded):

@@ -179,6 +179,7 @@ const handlers = {
   answered: (m) => { if (m.call) showPop(m.call, "answered"); log("已接听 answered"); },
   cleared: (m) => { if (m.linkedid === current) clearPop(m.outcome === "cancel" ? "已由他人接听" : m.outcome); },
   transferred: (m) => log(`已转接 ${m.kind} → ${m.target}`),
+  transfer_failed: (m) => log(`转接未成功 ${m.kind} → ${m.target} (${m.result})`),
   recording: () => log("录音中 recording"),
   ended: (m) => { if (m.linkedid === current) clearPop("通话结束"); log(`通话结束 ${m.cause_text || ""}`); },
   error: (m) => log(`错误 ${m.error.message}`),
