@@ -66,6 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number from 1 to 100,000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 100,000")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cti", description="12345 hotline telephony integration beside Asterisk")
     parser.add_argument("--settings", help="settings YAML (default: $CTI_SETTINGS, or ./cti.yaml if present)")
@@ -135,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 
     calls = commands.add_parser("calls", help="list the call records in the database")
     calls.add_argument("--json", action="store_true", help="one JSON object per line per call")
-    calls.add_argument("--limit", type=int, default=50)
+    calls.add_argument("--limit", type=_count, default=50, help="at most this many, 1 to 100,000 (default 50)")
     calls.add_argument("--caller", help="only calls from this number")
     calls.add_argument("--db", help="database URL (default: the settings' database.url)")
     calls.set_defaults(command=_calls)
@@ -357,3 +368,4 @@ def _seconds(value: float | None) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+

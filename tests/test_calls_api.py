@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from cti.calls.events import CallOffered
 from cti.calls.record import CallRecord
 from cti.store.database import Database
@@ -79,7 +81,7 @@ async def test_an_integrator_reads_its_units_calls_only(tmp_path: Path, database
         # an integrator of no unit reads no call record; recordings are not for integrators
         for path in ("/api/calls", "/api/calls/a.1"):
             refused = await desk.request("GET", path, reader, expect=403)
-            assert refused["error"]["message"] == "this integrator acts for no unit: it reads no call records"
+            assert refused["error"]["message"] == "this integrator acts for no unit: it reads no calls or cases"
         await desk.request("GET", "/api/calls/a.1/recording", eco, expect=403)
 
         # the hotline itself sees every call and every caller
@@ -193,3 +195,14 @@ async def test_the_bounds_are_in_the_openapi_document(tmp_path: Path) -> None:
     acted = spec["paths"]["/api/cases/{case_id}/actions/{action}"]["post"]["requestBody"]["content"][
         "application/json"]["schema"]["properties"]
     assert (acted["days"]["minimum"], acted["days"]["maximum"], acted["reason"]["maxLength"]) == (1, 365, 200)
+
+
+def test_a_windows_line_ending_in_long_text_is_a_line_ending() -> None:
+    """A unit's system on Windows ends its reply's lines with CR LF: kept as LF; a lone CR is refused."""
+    from cti.web.routes import ApiError, Field, validate
+
+    fields = {"reply": Field(max_length=100, line=False)}
+    assert validate(fields, {"reply": "已处理\r\n请回访"}, "body") == {"reply": "已处理\n请回访"}
+    with pytest.raises(ApiError) as refused:
+        validate(fields, {"reply": "已处理\r请回访"}, "body")
+    assert refused.value.details == {"fields": {"reply": "no control characters but newlines and tabs"}}

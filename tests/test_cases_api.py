@@ -55,6 +55,9 @@ async def test_from_the_desk_to_the_unit_and_back(tmp_path: Path) -> None:
         assert refused["error"]["code"] == "no_such_case"
         assert (await desk.request("POST", f"/api/cases/{case_id}/actions/sign", reader, expect=403,
                                    json={}))["error"]["message"].startswith("this integrator acts for no unit")
+        for path in ("/api/cases", f"/api/cases/{case_id}"):  # nor reads anyone's cases
+            await desk.request("GET", path, reader, expect=403)
+
         # the unit's work: sign, ask for time, reply; an illegal move is refused in the one error shape
         wrong = await desk.request("POST", f"/api/cases/{case_id}/actions/reply", unit, expect=409,
                                    json={"reply": "已处理"})

@@ -254,3 +254,8 @@ def test_tokens_expire_when_asked_and_are_listed_with_their_last_use(tmp_path: P
     assert eco[5:] == ["never", "never", "no"]
     only = cti("--settings", settings, "token", "list", "eco", "--db", db, cwd=tmp_path)
     assert [row.split()[0] for row in only.stdout.splitlines()[1:]] == ["eco"]
+
+
+def test_calls_limit_is_bounded(tmp_path: Path) -> None:
+    refused = cti("calls", "--limit", "-1", "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=REPO)
+    assert refused.returncode == 2 and "-1 is not between 1 and 100,000" in refused.stderr

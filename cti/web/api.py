@@ -259,18 +259,19 @@ async def cancel_transfer(call: Call) -> dict[str, Any]:
 
 # -- call records -------------------------------------------------------------------------
 
-def _unit_view(call: Call) -> str | None:
-    """The unit whose calls an integrator sees (None: every call); an integrator of no unit sees none."""
+def unit_view(call: Call) -> str | None:
+    """The unit whose calls and cases an integrator sees (None: everyone's); an integrator of no unit sees
+    none of either."""
     if call.user.role != "integrator":
         return None
     if not call.user.unit_id:
-        raise ApiError(403, "forbidden", "this integrator acts for no unit: it reads no call records")
+        raise ApiError(403, "forbidden", "this integrator acts for no unit: it reads no calls or cases")
     return str(call.user.unit_id)
 
 
 async def _hidden(call: Call, records: list[CallRecord]) -> set[str]:
     """The calls whose caller an integrator may not see: those of a confidential case."""
-    if _unit_view(call) is None or not records:
+    if unit_view(call) is None or not records:
         return set()
     return await ctx(call).cases.store.confidential_calls([r.linkedid for r in records])
 
@@ -292,7 +293,7 @@ def _without_caller(data: dict[str, Any], direction: str) -> dict[str, Any]:
             query={"caller": number_field("only calls from this number")} | paging(50))
 async def calls(call: Call) -> list[dict[str, Any]]:
     records = await ctx(call).database.calls.calls(
-        caller_number=call.query.get("caller"), unit_id=_unit_view(call),
+        caller_number=call.query.get("caller"), unit_id=unit_view(call),
         limit=call.query.get("limit", 50), offset=call.query.get("offset", 0))
     hidden = await _hidden(call, records)
     zone = ctx(call).zone
@@ -302,7 +303,7 @@ async def calls(call: Call) -> list[dict[str, Any]]:
 
 async def _record_for(call: Call) -> CallRecord:
     """The call of the path, if the user may see it: another unit's call is not found, for an integrator."""
-    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], unit_id=_unit_view(call),
+    [record] = await ctx(call).database.calls.calls(linkedids=[call.path("linkedid")], unit_id=unit_view(call),
                                                      limit=1) or (None,)
     if record is None:
         raise ApiError(404, "no_such_call", f"no call record {call.path('linkedid')}")

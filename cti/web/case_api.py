@@ -18,7 +18,7 @@ from aiohttp import web
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall, workflow_role
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, period, to_csv
-from cti.web.api import ctx, routes
+from cti.web.api import ctx, routes, unit_view
 from cti.web.routes import ANYONE, ApiError, Call, Field, number_field, paging
 
 READERS = ("agent", "supervisor", "admin", "integrator")
@@ -36,11 +36,6 @@ def case_role(call: Call) -> str:
     return role
 
 
-def _unit_view(call: Call) -> str | None:
-    """The unit whose cases an integrator sees (None: everyone's)."""
-    return call.user.unit_id if call.user.role == "integrator" else None
-
-
 async def _case(call: Call) -> Case:
     try:
         case_id = int(call.path("case_id"))
@@ -49,14 +44,14 @@ async def _case(call: Call) -> Case:
     if not 1 <= case_id <= CASE_ID:  # beyond the column PostgreSQL would refuse to look
         raise ApiError(404, "no_such_case", f"no case {case_id}")
     case = await ctx(call).cases.store.get(case_id)
-    unit = _unit_view(call)
+    unit = unit_view(call)
     if case is None or (unit is not None and case.unit != unit):
         raise ApiError(404, "no_such_case", f"no case {case_id}")
     return case
 
 
 def _json(call: Call, case: Case) -> dict[str, Any]:
-    return case_json(case, ctx(call).zone, for_unit=_unit_view(call) is not None)
+    return case_json(case, ctx(call).zone, for_unit=unit_view(call) is not None)
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -108,7 +103,7 @@ async def open_case(call: Call) -> dict[str, Any]:
 async def list_cases(call: Call) -> list[dict[str, Any]]:
     q = call.query
     start, end = period(*_days(call), ctx(call).zone)
-    unit = _unit_view(call) or q.get("unit")
+    unit = unit_view(call) or q.get("unit")
     cases = await ctx(call).cases.store.find(
         states=[q["state"]] if "state" in q else None, unit=unit, caller_number=q.get("caller"),
         escalated=q.get("escalated"), created_from=start, created_to=end,
@@ -198,7 +193,7 @@ async def units(call: Call) -> list[dict[str, str]]:
                    "to": Field(max_length=DAY, description="YYYY-MM-DD (inclusive)"),
                    "format": Field(choices=("json", "csv"))})
 async def stats(call: Call) -> Any:
-    rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=_unit_view(call), limit=1_000_000)
+    rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=unit_view(call), limit=1_000_000)
     if call.query.get("format") == "csv":
         name = f"cti-stats-{call.query['by']}.csv"
         return web.Response(text=to_csv(rows, call.query["by"]), content_type="text/csv", charset="utf-8",

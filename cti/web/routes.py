@@ -158,6 +158,8 @@ def validate(fields: dict[str, Field], data: Any, where: str) -> dict[str, Any]:
                 problems[name] = "required"
             continue
         value = data[name]
+        if isinstance(value, str) and not spec.line:
+            value = value.replace("\r\n", "\n")  # a Windows line ending is a line ending, not a control character
         if spec.type is bool:
             if value in ("true", "false"):  # a query string's spelling
                 value = value == "true"
