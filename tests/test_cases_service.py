@@ -15,7 +15,7 @@ from cti.ami.message import AmiMessage
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import HandlingUnit
-from cti.cases.model import CaseError
+from cti.cases.model import Case, CaseError
 from cti.cases.service import CaseService, case_json, mask
 from cti.configuration import load_configuration
 from cti.settings import Settings, WebhookSettings
@@ -242,3 +242,60 @@ async def test_a_batch_that_cannot_be_written_is_tried_again_not_dropped(sqlite_
     await asyncio.wait_for(intake, 10)
     assert refusals == [1]
     assert await sqlite_db.cases.case_of_call("5.1") is not None
+
+
+async def test_one_callback_attempt_at_a_time_and_the_next_after_the_last_ended(sqlite_db: Database) -> None:
+    """The demo sweeps every 5 s: attempts went out 5 s apart and two survey calls to one citizen were up
+    at once. An attempt in flight holds the next until it ends (its outcome) or, unheard of, for ten minutes."""
+    clock = Clock(MONDAY)
+    sent: list[dict[str, Any]] = []
+    cases = service(sqlite_db, clock, sent=sent)
+    rules = cases.catalogue.callback
+    case = await cases.open(caller_number="13800000004", category="request", content="路灯不亮", actor="1001",
+                            role="agent")
+    await cases.act(case.id, "answer", {"reply": "已报修"}, "1001", "agent")
+    assert (await cases.sweep())["callback"] == 1
+    for _ in range(12):  # a minute of sweeps while the citizen's phone rings and the survey plays
+        clock.advance(seconds=5)
+        assert (await cases.sweep())["callback"] == 0
+    assert len(sent) == 1
+    clock.advance(seconds=40)  # it ends without an answer 100 s after it began
+    cases.on_ami_message(AmiMessage("event", "OriginateResponse", {
+        "event": "OriginateResponse", "actionid": sent[0]["ActionID"], "response": "Failure", "reason": "3"}))
+    await failures_recorded(sqlite_db, case.id, 1)
+    clock.advance(minutes=rules.retry_minutes, seconds=-1)
+    assert (await cases.sweep())["callback"] == 0  # retry_minutes after the end, not after the start
+    clock.advance(seconds=1)
+    assert (await cases.sweep())["callback"] == 1 and len(sent) == 2
+    clock.advance(minutes=10)  # this one's outcome is never heard (cti stopped meanwhile): tried again
+    assert (await cases.sweep())["callback"] == 1 and len(sent) == 3
+
+
+async def test_a_survey_answer_racing_another_change_is_not_lost(sqlite_db: Database,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Someone else saves the case between cti reading it and writing the answer: cti reads it again and
+    writes the answer on what it is now; no traceback, nothing lost."""
+    clock = Clock(MONDAY)
+    cases = service(sqlite_db, clock, sent=[])
+    case = await cases.open(caller_number="13800000005", category="request", content="井盖", actor="1001",
+                            role="agent")
+    await cases.act(case.id, "answer", {"reply": "已修复"}, "1001", "agent")
+    await cases.sweep()
+    real_save = sqlite_db.cases.save
+    raced = []
+
+    async def save_after_someone_else(before: Case, after: Case, event: Any, notices: Any = ()) -> Case:
+        if not raced:  # an agent starts calling the citizen too, and saves first
+            raced.append(True)
+            await cases.act(case.id, "callback", {"how": "agent", "note": "市民来电催问"}, "1001", "agent")
+        return await real_save(before, after, event, notices)
+
+    sqlite_db.cases.save = save_after_someone_else  # type: ignore[method-assign]
+    try:
+        await cases.survey_answered(case.id, {"satisfaction": "1"}, "7.1")
+    finally:
+        sqlite_db.cases.save = real_save  # type: ignore[method-assign]
+    done = await sqlite_db.cases.get(case.id)
+    assert done is not None and (done.state, done.satisfaction) == ("closed", "1")
+    assert [e.action for e in await sqlite_db.cases.events(case.id)][-2:] == ["callback", "satisfaction"]
+    assert "Traceback" not in caplog.text

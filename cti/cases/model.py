@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cti.cases.workdays import WorkCalendar
@@ -209,8 +209,14 @@ def _reply(case: Case, p: dict[str, Any], c: Context) -> tuple[Case, dict[str, A
                                callback_attempts=0, next_callback_at=c.at), {"on_time": on_time}
 
 
+# An attempt in flight: no other starts until it has ended (its outcome sets the next), or, if no outcome is
+# ever heard (cti stopped while the citizen was being called), until this long after it began.
+ATTEMPT_SILENCE = timedelta(minutes=10)
+
+
 def _start_callback(case: Case, p: dict[str, Any], c: Context) -> tuple[Case, dict[str, Any]]:
-    return dataclasses.replace(case, callback_attempts=case.callback_attempts + 1), {
+    return dataclasses.replace(case, callback_attempts=case.callback_attempts + 1,
+                               next_callback_at=c.at + ATTEMPT_SILENCE), {
         "attempt": case.callback_attempts + 1, "how": p.get("how", "")}
 
 

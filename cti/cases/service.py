@@ -22,7 +22,7 @@ from cti.calls.channels import DIALABLE
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
-from cti.cases.model import CATEGORIES, OPEN, Case, CaseError, CaseEvent, Context, MissedCall, apply
+from cti.cases.model import CATEGORIES, MOVES, OPEN, Case, CaseError, CaseEvent, Context, MissedCall, apply
 from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
 from cti.cases.stats import Row, period, statistics
 from cti.cases.workdays import WorkCalendar
@@ -254,10 +254,22 @@ class CaseService:
                 done["archive"] += 1
         return done
 
-    async def _system(self, case: Case, action: str, params: dict[str, Any]) -> Case:
-        after, event = apply(case, action, params, self._context(SYSTEM, "system"))
-        await self.store.save(case, after, event, self._notices(after, event))
-        return after
+    async def _system(self, case: Case, action: str, params: dict[str, Any], *, tries: int = 3) -> Case:
+        """cti's own move. Someone else may change the case meanwhile (an agent, the survey's answer, the
+        sweep): then it is read again and the move done on what it is now, if it still applies."""
+        for _ in range(tries):
+            after, event = apply(case, action, params, self._context(SYSTEM, "system"))
+            try:
+                await self.store.save(case, after, event, self._notices(after, event))
+                return after
+            except CaseError as exc:
+                if exc.code != "conflict":
+                    raise
+            case = await self.get(case.id)
+            if case.state not in MOVES[action].sources:
+                log.info("case %d is %s by now: cti's %s no longer applies", case.id, case.state, action)
+                return case
+        raise CaseError("conflict", f"case {case.id} kept changing; cti's {action} was not done")
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -308,10 +320,15 @@ class CaseService:
     async def survey_answered(self, case_id: int, answers: dict[str, str], linkedid: str) -> None:
         """The survey flow's answer: 1 or 2 closes the case, 3 sends it back; none is a failed attempt."""
         answer = answers.get("satisfaction", "")
-        if answer:
-            await self.act(case_id, "satisfaction", {"satisfaction": answer, "linkedid": linkedid}, SYSTEM, "system")
-        else:
+        if not answer:
             await self._callback_failed(case_id, "no answer to the survey")
+            return
+        case = await self.get(case_id)
+        if case.state != "callback":  # a person closed or reopened it meanwhile: the answer is kept in the log
+            log.warning("case %d is %s: the survey's answer %s (call %s) came too late to count", case.id,
+                        case.state, answer, linkedid)
+            return
+        await self._system(case, "satisfaction", {"satisfaction": answer, "linkedid": linkedid})
 
     async def _callback_failed(self, case_id: int, reason: str) -> None:
         case = await self.get(case_id)
