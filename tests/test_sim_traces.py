@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from cti.ami.framing import Framer
+from cti.sim import features
 from cti.sim.ami import EVERY_CLASS, AmiServer, AmiUser
-from cti.sim.dialplans import LabDialplan
+from cti.sim.dialplans import FirstShippedDialplan, LabDialplan, ShippedDialplan
 from cti.sim.pbx import Channel, Pbx
 from cti.sim.phones import Phone
 from cti.sim.ringing import Member, Queue
@@ -31,6 +34,7 @@ class Lab:
 
     def __init__(self) -> None:
         self.pbx = Pbx(LabDialplan(), scale=SCALE)
+        self.pbx.races.dial_state_first = False  # as these captures went (cti.sim.pbx.Races)
         queue = self.pbx.queues["q12345sip"] = Queue(self.pbx, "q12345sip", strategy="ringall")
         for device, ring, name in (("PJSIP/agent1001", 2, "Seat 1001"), ("PJSIP/seat2001", 3, "Remote seat 2001")):
             self.pbx.endpoints[device] = Phone(device, ring_seconds=ring)
@@ -220,3 +224,162 @@ async def test_a_resync_mid_call_lists_channels_and_queue_members_as_asterisk_do
     assert sorted(i for i in real if not i[0].endswith("Complete")) == sorted(
         i for i in simulated if not i[0].endswith("Complete"))
     assert [i[0] for i in complete] == [i[0] for i in simulated if i[0].endswith("Complete")]
+
+
+# -- the shipped configuration, read by cti's own AMI user (R3, R4, X2, X3 and their b runs) ------------
+
+CONF = Path(__file__).resolve().parent.parent / "asterisk-conf"
+NO_AGI = "agi://127.0.0.1:9"  # the lab's cti was not listening (X2, X3): AGISTATUS FAILURE, the queue
+
+
+class Hotline:
+    """The lab's Asterisk running asterisk-conf/ (cti.sim.dialplans.ShippedDialplan, or FirstShippedDialplan
+    for the captures made before the fixes): the q12345 queue of queues.conf, the phones of pjsip.conf
+    (callerid "Seat 1001" <1001>…) answering as the lab's handsets did, 110 on the carrier trunk; and a
+    session of cti's AMI user to it that sends what the capture's client sent, at its moments."""
+
+    def __init__(self, dialplan: ShippedDialplan | None = None) -> None:
+        self.pbx = Pbx(dialplan or ShippedDialplan(agi_url=NO_AGI), scale=SCALE)
+        self.queue = self.pbx.queues["q12345"] = Queue(self.pbx, "q12345", strategy="rrmemory", timeout=15,
+                                                       retry=1, wrapuptime=5)
+        for number in ("1001", "1002"):
+            device = f"PJSIP/agent{number}"
+            self.pbx.endpoints[device] = Phone(device, caller_number=number, caller_name=f"Seat {number}",
+                                               ring_seconds=1)
+        for number, name in (("12315", "市市场监管局"), ("12369", "市生态环境局")):
+            device = f"PJSIP/seat-{number}"
+            self.pbx.endpoints[device] = Phone(device, caller_number=number, caller_name=name, ring_seconds=2)
+        self.pbx.endpoints["PJSIP/110@carrier"] = Phone("PJSIP/110@carrier", context="from-carrier", ring_seconds=2)
+        self.server = AmiServer(self.pbx, {"cti": AmiUser("lab-cti-secret")})
+        self.data = bytearray()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> Hotline:
+        self.port = await self.server.start()
+        self.t0 = asyncio.get_running_loop().time()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for writer in self.writers:
+            writer.close()
+        await self.server.close()
+
+    async def session(self, trace: str) -> None:
+        """cti's session: connect now and send the capture's actions at their moments (from now)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers.append(writer)
+        self.t0 = asyncio.get_running_loop().time()
+
+        async def read() -> None:
+            while chunk := await reader.read(65536):
+                self.data.extend(chunk)
+
+        async def send(actions: list[tuple[float, str]]) -> None:
+            for t, raw in actions:
+                await self.at(t)
+                writer.write(self.renamed(raw).encode())
+
+        self.tasks.append(asyncio.create_task(read()))
+        login, *actions = captured_actions(trace)
+        writer.write(login[1].encode())
+        while b"Message: Authentication" not in self.data:  # the lab's next step came after the answer
+            await asyncio.sleep(0.001)
+        self.tasks.append(asyncio.create_task(send(actions)))
+
+    def renamed(self, raw: str) -> str:
+        """The captured action with its channels named as the simulator named them (by device)."""
+        def simulated(match: re.Match[str]) -> str:
+            device = match.group(2).rsplit("-", 1)[0]
+            return match.group(1) + next(c.name for c in self.pbx.channels.values() if c.device == device)
+        return re.sub(r"^(Channel: )([^\r\n]+)", simulated, raw, flags=re.M)
+
+    async def at(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, self.t0 + seconds * SCALE - asyncio.get_running_loop().time()))
+
+    def channel(self, prefix: str) -> Channel:
+        return next(c for c in self.pbx.channels.values() if c.name.startswith(prefix))
+
+    def line_to_110(self) -> Channel:
+        """The carrier leg Dial placed to 110 (the citizen's own leg came in on the carrier too)."""
+        return next(c for c in self.pbx.channels.values() if c.device == "PJSIP/carrier" and c.dialler is not None)
+
+    def member(self, number: str, name: str) -> Member:
+        """An agent already in the queue when the capture began (QueueAdd: "Already there")."""
+        member = Member(f"PJSIP/agent{number}", name)
+        self.queue.members.append(member)
+        return member
+
+    def left_by_the_run_before(self, *agents: str, avail: str = "INUSE") -> None:
+        """Device states cached from the capture before (no event when they are told again): the pause
+        device of agents added and removed, the queue's availability."""
+        for number in agents:
+            self.pbx.device_states[f"Queue:q12345_pause_PJSIP/agent{number}"] = "NOT_INUSE"
+        self.pbx.device_states["Queue:q12345_avail"] = avail
+
+
+FEATURES = features.load(CONF / "features.conf")
+
+
+async def x3b_feature_code_110(h: Hotline) -> None:
+    """X3b: agent 1001 (logged in by the session) answers a citizen; at 4.8 s the agent's hard phone dials
+    **110: BlindTransfer(110,emergency); 110 answers after 2 s and hangs up at 16.8 s."""
+    h.left_by_the_run_before("1001")
+    h.pbx.races.transferer_leaves_first = h.pbx.races.far_end_gone_first = True
+    await h.session("X3b_featurecode_blindtransfer_110")
+    await h.at(0.004)
+    h.pbx.inbound("12345", ("13800000001", "市民张三"))
+    await h.at(4.825)
+    assert features.press(h.pbx, h.channel("PJSIP/agent1001"), "**110", FEATURES)
+    await h.at(16.834)
+    await h.pbx.hangup(h.line_to_110(), 16, request=True)
+    await h.at(20.3)
+
+
+async def x3_feature_code_110(h: Hotline) -> None:
+    """X3: the same on the configuration before the fixes (no recording, Dial(…,60,o) to 110), with
+    features.conf's entry corrected by hand to BlindTransfer(110,emergency)."""
+    h.left_by_the_run_before("1001")
+    h.pbx.races.dial_state_first = False
+    h.pbx.races.far_end_gone_first = True
+    await h.session("X3_featurecode_blindtransfer_110")
+    await h.at(0.009)
+    h.pbx.inbound("12345", ("13800000001", "市民张三"))
+    await h.at(4.86)
+    assert features.press(h.pbx, h.channel("PJSIP/agent1001"), "**110", FEATURES)
+    await h.at(16.882)
+    await h.pbx.hangup(h.line_to_110(), 16, request=True)
+    await h.at(20.3)
+
+
+async def x2b_attended_transfer_110(h: Hotline) -> None:
+    """X2b: the desk's attended transfer to 110 (cti/desk/actions.py): agent 1001, in the queue from the run
+    before, answers; the capture's client sets __CTI_TRANSFER_DIAL on both legs, Atxfer on the agent's,
+    PlayDTMF * and 2 once 110 has answered; 110 hangs up at 17.4 s."""
+    h.member("1001", "王芳")
+    h.left_by_the_run_before("1001")
+    await h.session("X2b_atxfer_110_citizen")
+    await h.at(0.004)
+    h.pbx.inbound("12345", ("13800000001", "市民张三"))
+    await h.at(17.428)
+    await h.pbx.hangup(h.line_to_110(), 16, request=True)
+    await h.at(21.2)
+
+
+HOTLINE_SCENARIOS: dict[str, tuple[Callable[[], ShippedDialplan], Callable[[Hotline], Awaitable[None]]]] = {
+    "X3b_featurecode_blindtransfer_110": (lambda: ShippedDialplan(agi_url=NO_AGI), x3b_feature_code_110),
+    "X3_featurecode_blindtransfer_110": (lambda: FirstShippedDialplan(agi_url=NO_AGI), x3_feature_code_110),
+    "X2b_atxfer_110_citizen": (lambda: ShippedDialplan(agi_url=NO_AGI), x2b_attended_transfer_110),
+}
+
+
+@pytest.mark.parametrize("trace", sorted(HOTLINE_SCENARIOS))
+async def test_the_shipped_configuration_tells_the_same_story_as_asterisk(trace: str) -> None:
+    dialplan, scenario = HOTLINE_SCENARIOS[trace]
+    async with Hotline(dialplan()) as h:
+        await scenario(h)
+    real = (FIXTURES / f"{trace}.raw").read_bytes()
+    assert len(keys(bytes(h.data))) > 30
+    assert differences(real, bytes(h.data)) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 from cti.sim.pbx import Bridge, Channel, Pbx
@@ -43,6 +44,8 @@ def blind_transfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> s
         pbx.emit("BlindTransfer", "call", [("Result", "Success")] + transferer.fields("Transferer")
                  + transferee.fields("Transferee") + bridge.fields()
                  + [("IsExternal", "Yes"), ("Context", context), ("Extension", exten)])
+        if pbx.races.transferer_leaves_first:
+            pbx.leave_bridge(transferer)
         call = pbx.queue_calls.get(transferee.name) or pbx.queue_calls.get(transferer.name)
         if call is not None:
             call.complete("transfer")
@@ -93,7 +96,7 @@ def _leave_for_move(pbx: Pbx, channel: Channel, context: str, exten: str) -> Non
 
 
 def atxfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> str | None:
-    """AMI Atxfer: the transferer's peer waits on hold while the transferer consults exten@context (S5).
+    """AMI Atxfer: the transferer's peer waits on hold while the transferer consults exten@context (S5, X2).
 
     The consultation leg is dialled from the transferer's side; PlayDTMF ``*2``
     completes the transfer, ``*1`` aborts it (features.conf)."""
@@ -103,7 +106,6 @@ def atxfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> str | Non
     transferee = next(c for c in bridge.channels if c is not transferer)
 
     def after_response() -> None:
-        pbx.event("Hold", transferer)
         pbx.atxfers[transferer.name] = pbx.spawn(_consult(pbx, transferer, transferee, bridge, context, exten))
 
     pbx.after_response(after_response)
@@ -112,15 +114,45 @@ def atxfer(pbx: Pbx, transferer: Channel, context: str, exten: str) -> str | Non
 
 async def _consult(pbx: Pbx, transferer: Channel, transferee: Channel, bridge: Bridge, context: str,
                    exten: str) -> None:
-    """The consultation call: a Local channel whose ;2 runs exten@context, bridged with the
-    transferer while the transferee holds (S5)."""
-    pbx.leave_bridge(transferer)
-    one, two = pbx.local_pair(context, exten, transferer.linkedid, (transferer.caller_number, transferer.caller_name),
-                              parent=transferer)
+    """The consultation call (bridge_basic.c, X2): the transferee is put on hold, the transferer hears
+    transferannouncesound, then a Local channel (optimizable) is requested for exten@context, its ;1 showing
+    the transferer as its connected line and its ;2 calling with the transferer's caller ID; the transferer
+    and ;1 talk in a new bridge while ;2 runs the dialplan."""
+    await pbx.sleep(0.25)  # the DTMF feature starts
+    if not (transferer.alive and transferee.alive) or transferer.bridge is not bridge:
+        return
+    pbx.event("Hold", transferer)
+    transferee.on_hold = True
+    pbx.refresh_device(transferee.device)
+    pbx.event("MusicOnHoldStart", transferee, ("Class", "default"))
+    await pbx.sleep(0.135)  # transferannouncesound (cti/transfer)
+    if not (transferer.alive and transferee.alive):
+        return
+    one, two = pbx.local_pair(context, exten, transferer.linkedid, parent=transferer, optimize=True)
+    one.app, one.app_data = "AppDial", "(Outgoing Line)"
     consult_bridge = pbx.new_bridge()
+    own = (transferer.caller_number, transferer.caller_name)
+    pbx.set_caller(two, *own)
+    pbx.local_call(one, two)
+    pbx.set_connected(one, *own)
     pbx.enter_bridge(one, consult_bridge)
+    pbx.leave_bridge(transferer)
     pbx.enter_bridge(transferer, consult_bridge)
     pbx.consults[transferer.name] = (one, two, transferee, bridge)
+    # the bridge tells the transferer who ;1 is once ;2's Dial has had its say: 110 itself (X2), or nobody
+    # when Dial's I keeps 110's connected line from coming back (X2b)
+    ringing = asyncio.ensure_future(_until(lambda: one.state in (RINGING, UP) or not one.alive))
+    try:
+        await asyncio.wait_for(ringing, 2 * pbx.scale + 0.5)
+    except TimeoutError:
+        pass
+    if transferer.alive and transferer.bridge is consult_bridge:
+        pbx.set_connected(transferer, one.caller_number, one.caller_name)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0)
 
 
 def finish_atxfer(pbx: Pbx, transferer: Channel, complete: bool) -> None:
@@ -134,20 +166,68 @@ def finish_atxfer(pbx: Pbx, transferer: Channel, complete: bool) -> None:
         pbx.leave_bridge(transferer)
         pbx.spawn(pbx.hangup(one, 16))
         pbx.enter_bridge(transferer, bridge)
+        _unhold(pbx, transferee)
         pbx.event("Unhold", transferer)
         return
+    # the consultation bridge merges into the transferee's: the target moves over, the transferer leaves
+    if consult_bridge is not None:
+        pbx.emit("BridgeMerge", "call", bridge.fields("To") + consult_bridge.fields("From"))
+        pbx.leave_bridge(one)
+    pbx.enter_bridge(one, bridge)
+    _unhold(pbx, transferee)
+    pbx.leave_bridge(transferer)
     pbx.emit("AttendedTransfer", "call", [("Result", "Success")] + transferer.fields("OrigTransferer")
              + bridge.fields("Orig") + transferer.fields("SecondTransferer")
              + (consult_bridge.fields("Second") if consult_bridge else bridge.fields("Second"))
              + transferee.fields("Transferee") + one.fields("TransferTarget")
              + [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", bridge.uniqueid)])
+    # who is on the other side, both ways: the target is shown the transferee (and so is whoever ;2 is
+    # bridged with: X2's 110, shown the agent until now), the transferee the target (X2b: nobody)
+    citizen = (transferee.caller_number, transferee.caller_name)
+    pbx.set_connected(one, *citizen)
+    for other in list(two.bridge.channels) if two.bridge is not None else []:
+        if other is not two:
+            pbx.set_connected(other, *citizen)
     call = pbx.queue_calls.get(transferee.name)
     if call is not None:
         call.complete("transfer")
+    pbx.set_connected(transferee, one.caller_number, one.caller_name)
+    pbx.finish(transferer, 16)
+    if one.optimize:
+        pbx.spawn(_optimize(pbx, one, two))
+
+
+def _unhold(pbx: Pbx, channel: Channel) -> None:
+    if channel.on_hold:
+        channel.on_hold = False
+        pbx.event("MusicOnHoldStop", channel)
+        pbx.refresh_device(channel.device)
+
+
+async def _optimize(pbx: Pbx, one: Channel, two: Channel) -> None:
+    """A Local pair bridged on both sides leaves (core_unreal.c, X2): what ;2 is bridged with swaps into
+    ;1's bridge, ;2 takes ;1's connected line as its caller ID, and both halves hang up."""
+    await pbx.sleep(0.015)
+    inner, outer = one.bridge, two.bridge
+    if inner is None or outer is None or not (one.alive and two.alive):
+        return
+    source = next((c for c in outer.channels if c is not two), None)
+    if source is None:
+        return
+    number = str(next(pbx.optimizations))
+    pbx.emit("LocalOptimizationBegin", "call", one.fields("LocalOne") + two.fields("LocalTwo")
+             + source.fields("Source") + [("DestUniqueId", two.uniqueid), ("Id", number)])
+    pbx.leave_bridge(source)
     pbx.leave_bridge(one)
-    pbx.enter_bridge(one, bridge)
-    pbx.leave_bridge(transferer)
-    pbx.spawn(pbx.hangup(transferer, 16))
+    pbx.enter_bridge(source, inner, swap=one)
+    pbx.set_caller(two, one.connected_number, one.connected_name)
+    pbx.emit("LocalOptimizationEnd", "call", one.fields("LocalOne") + two.fields("LocalTwo")
+             + [("Success", "No"), ("Id", number)])
+    pbx.event("HangupRequest", two, ("Cause", "16"))
+    pbx.finish(one, 16)
+    pbx.leave_bridge(two)
+    pbx.event("SoftHangupRequest", two, ("Cause", "16"))
+    pbx.finish(two, 16)
 
 
 # -- originate -----------------------------------------------------------------------
@@ -176,7 +256,7 @@ async def originate(pbx: Pbx, dial_string: str, *, context: str = "", exten: str
     pbx.emit("DialBegin", "call", leg.fields("Dest") + [("DialString", dial_string.split("/", 1)[1])])
     leg.state = RINGING
     pbx.event("Newstate", leg)
-    pbx.device_state(device, "RINGING")
+    pbx.refresh_device(device)
     pbx.emit("DialState", "call", leg.fields("Dest") + [("DialStatus", "RINGING")])
     answered = False
     if phone is not None:

@@ -26,6 +26,7 @@ from cti.sim.ringing import Queue, dial
 
 EMERGENCY = ("110", "119", "120", "122", "12122")
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # [globals] CTI_TIMEZONE
+CTI_FEATURES = "emergency110#emergency119#emergency120#emergency122#emergency12122"  # [globals], features.conf
 
 
 async def confbridge(pbx: Pbx, channel: Channel, room: str, *, late_joiner_wait: float = 0.0) -> None:
@@ -51,16 +52,18 @@ async def confbridge(pbx: Pbx, channel: Channel, room: str, *, late_joiner_wait:
 
 
 class ShippedDialplan:
+    """``asterisk-conf/extensions.conf`` as this repository ships it."""
+
+    recording = True  # [cti-record]: Queue's gosub and Dial's U() start MixMonitor on the leg that answers
+    as_citizen = True  # [cti-as-citizen] as Dial's b(), with I, on the lines and seats the citizen is handed to
+
     def __init__(self, *, agi_url: str, hotline_queue: str = "q12345", prompts: Path | None = None,
                  citizens: dict[str, Citizen] | None = None, callees: dict[str, Citizen] | None = None,
-                 recordings: str = "/var/spool/asterisk/monitor/cti", zone: ZoneInfo = SHANGHAI,
-                 as_citizen: bool = True) -> None:
+                 recordings: str = "/var/spool/asterisk/monitor/cti", zone: ZoneInfo = SHANGHAI) -> None:
         self.agi_url = agi_url.rstrip("/")
         self.hotline_queue = hotline_queue
         self.recordings = recordings.rstrip("/")  # [globals] CTI_RECORDINGS, CTI_TIMEZONE
         self.zone = zone
-        # [cti-as-citizen]; False: the configuration of trace X2, whose consultation call showed the agent
-        self.as_citizen = as_citizen
         self.prompts = prompts
         self.citizens = citizens if citizens is not None else {}  # by the channel of their call in
         self.callees = callees if callees is not None else {}  # by number, for the calls out to them
@@ -72,10 +75,12 @@ class ShippedDialplan:
             return {"queue": self.next_queue, "dial": self.next_dial, "hangup": self.next_hangup}.get(exten)
         if context == "cti-queue" and exten.startswith("q"):
             return self.cti_queue
-        if context == "emergency" and exten in EMERGENCY:
+        if context in ("emergency", "phones") and exten in EMERGENCY:  # [phones] includes [emergency]
             return self.emergency
-        if context == "cti-seat" and exten == "0":
-            return self.seat
+        if context == "phones" and exten == "12345":
+            return self.phones_hotline
+        if context == "cti-seat":
+            return self.seat if self.seat_extension(exten) else None
         if context == "conference" and exten.startswith("cti-"):
             return self.conference
         if context == "callback" and exten.isdigit():
@@ -84,19 +89,36 @@ class ShippedDialplan:
             return self.survey
         return None
 
+    def seat_extension(self, exten: str) -> bool:
+        return exten == "0"  # [cti-seat] 0, the seat's endpoint in CTI_TRANSFER_DIAL
+
     def record(self, pbx: Pbx, leg: Channel) -> None:
         """[cti-record], the gosub of Queue and Dial's U() on the leg that answered: MixMonitor(CTI_RECORDING,b)
         unless it is a Local half (the agent's leg behind it records)."""
         path = leg.variables.get("CTI_RECORDING", "")
         if path and not leg.name.startswith("Local/"):
+            where = (leg.context, leg.exten, leg.priority)
+            leg.context, leg.exten, leg.priority = "cti-record", "s", 2
             record(pbx, leg, path)
+            leg.context, leg.exten, leg.priority = where  # Return()
 
-    def present_citizen(self, pbx: Pbx, channel: Channel) -> None:
-        """[cti-as-citizen]: the channel about to dial the line shows the citizen's number and name."""
-        number = channel.variables.get("CTI_CITIZEN_NUM", "")
-        if self.as_citizen and number and (channel.caller_number, channel.caller_name) != (
-                number, channel.variables.get("CTI_CITIZEN_NAME", "")):
-            pbx.set_caller(channel, number, channel.variables.get("CTI_CITIZEN_NAME", ""))
+    def as_citizen_predial(self, pbx: Pbx, leg: Channel) -> None:
+        """[cti-as-citizen], Dial's b() on the new leg to the line before it is called: its connected line
+        (what PJSIP sends as From and P-Asserted-Identity) becomes the citizen's number, then name (X2b)."""
+        leg.context, leg.exten, leg.priority = "cti-as-citizen", "s", 1
+        number = leg.variables.get("CTI_CITIZEN_NUM", "")
+        if not number:
+            leg.priority = 4  # GotoIf(...?done): Return()
+            return
+        leg.priority = 2
+        pbx.set_connected(leg, number, leg.connected_name)  # Set(CONNECTEDLINE(num,i)=${CTI_CITIZEN_NUM})
+        leg.priority = 3
+        pbx.set_connected(leg, number, leg.variables.get("CTI_CITIZEN_NAME", ""))  # CONNECTEDLINE(name,i)
+        leg.priority = 4  # Return()
+
+    def line_options(self) -> tuple[str, str]:
+        """The options of the Dial to a line or a seat: its application data's and the simulator's."""
+        return ("oIb(cti-as-citizen^s^1)", "oI") if self.as_citizen else ("o", "o")
 
     def prompt_seconds(self, name: str) -> float:
         return _wav_seconds(self.prompts / f"{name}.wav") if self.prompts else 3.0
@@ -109,6 +131,7 @@ class ShippedDialplan:
 
     async def from_carrier(self, pbx: Pbx, channel: Channel) -> None:
         channel.language = "zh"
+        pbx.set_variable(channel, "__DYNAMIC_FEATURES", CTI_FEATURES)  # the agent's leg may dial **110
         channel.variables["CTI_DIALLED"] = channel.exten
         pbx.set_variable(channel, "__CTI_CITIZEN_NUM", channel.caller_number)
         pbx.set_variable(channel, "__CTI_CITIZEN_NAME", channel.caller_name)
@@ -126,14 +149,26 @@ class ShippedDialplan:
         if program is not None:
             await program(pbx, channel)
 
+    def _queue(self, pbx: Pbx, channel: Channel, name: str) -> Awaitable[None]:
+        """Queue(name,tT,,,900[,,cti-record])."""
+        queue: Queue = pbx.queues[name]
+        if not self.recording:
+            return queue.run(channel, timeout=900, options="tT")
+        return queue.run(channel, timeout=900, options="tT", gosub=lambda leg: self.record(pbx, leg),
+                         gosub_name="cti-record")
+
     async def next_queue(self, pbx: Pbx, channel: Channel) -> None:
-        name = channel.variables.get("CTI_QUEUE") or self.hotline_queue
-        await pbx.queues[name].run(channel, timeout=900, gosub=lambda leg: self.record(pbx, leg))
+        await self._queue(pbx, channel, channel.variables.get("CTI_QUEUE") or self.hotline_queue)
 
     async def next_dial(self, pbx: Pbx, channel: Channel) -> None:
-        targets = [t.replace("/n", "") for t in channel.variables.get("CTI_DIAL", "").split("&") if t]
-        seconds = float(channel.variables.get("CTI_DIAL_TIMEOUT") or 60)
-        answered = await dial(pbx, channel, targets, seconds, gosub=lambda leg: self.record(pbx, leg))
+        """Dial(${CTI_DIAL},${CTI_DIAL_TIMEOUT},tToU(cti-record)), then the queue if cti said so."""
+        dial_string = channel.variables.get("CTI_DIAL", "")
+        targets = [t for t in dial_string.split("&") if t]
+        seconds = channel.variables.get("CTI_DIAL_TIMEOUT", "")
+        options = "tToU(cti-record)" if self.recording else "tTo"
+        gosub = (lambda leg: self.record(pbx, leg)) if self.recording else None
+        answered = await dial(pbx, channel, targets, float(seconds or 60), options="o", gosub=gosub,
+                              data=f"{dial_string},{seconds},{options}")
         if answered is None and channel.variables.get("CTI_FALLBACK") == "queue":
             await self._goto(pbx, channel, "cti-next", "queue")
 
@@ -141,30 +176,50 @@ class ShippedDialplan:
         await pbx.hangup(channel, 16, soft=True)
 
     async def cti_queue(self, pbx: Pbx, channel: Channel) -> None:
-        await pbx.queues[channel.exten].run(channel, timeout=900, gosub=lambda leg: self.record(pbx, leg))
+        await self._queue(pbx, channel, channel.exten)
+
+    async def phones_hotline(self, pbx: Pbx, channel: Channel) -> None:
+        await self._goto(pbx, channel, "from-carrier", "12345")  # [phones] 12345: Goto(from-carrier,12345,1)
+
+    async def _line(self, pbx: Pbx, channel: Channel, target: str) -> None:
+        data, options = self.line_options()
+        predial = (lambda leg: self.as_citizen_predial(pbx, leg)) if self.as_citizen else None
+        await dial(pbx, channel, [target], 60, options=options, predial=predial, data=f"{target},60,{data}")
 
     async def emergency(self, pbx: Pbx, channel: Channel) -> None:
-        self.present_citizen(pbx, channel)
-        target = channel.variables.get("CTI_TRANSFER_DIAL") or f"PJSIP/{channel.exten}@carrier"
-        await dial(pbx, channel, [target], 60)
+        await self._line(pbx, channel, channel.variables.get("CTI_TRANSFER_DIAL") or f"PJSIP/{channel.exten}@carrier")
 
     async def seat(self, pbx: Pbx, channel: Channel) -> None:
         target = channel.variables.get("CTI_TRANSFER_DIAL", "")
         if target:
-            self.present_citizen(pbx, channel)
-            await dial(pbx, channel, [target], 60)
+            await self._line(pbx, channel, target)
 
     async def conference(self, pbx: Pbx, channel: Channel) -> None:
         await pbx.answer(channel)
         await confbridge(pbx, channel, channel.exten)
 
     async def callback(self, pbx: Pbx, channel: Channel) -> None:
-        await dial(pbx, channel, [f"PJSIP/{channel.exten}@carrier"], 45)
+        await dial(pbx, channel, [f"PJSIP/{channel.exten}@carrier"], 45, data=f"PJSIP/{channel.exten}@carrier,45")
 
     async def survey(self, pbx: Pbx, channel: Channel) -> None:
         channel.language = "zh"
         await self._agi(pbx, channel, "survey", channel.exten, channel.linkedid,
                         channel.variables.get("CTI_CASE", ""))
+
+
+class FirstShippedDialplan(ShippedDialplan):
+    """``asterisk-conf/extensions.conf`` as it was before the recording and caller-ID fixes (9b8de56), on
+    which R3, R4, X2 and X3 were captured: no [cti-record], no [cti-as-citizen] (Dial(…,60,o) to the lines:
+    an attended transfer's consultation call shows 110 the agent, X2), the seats at ``_seat-X.``."""
+
+    recording = False
+    as_citizen = False
+
+    def seat_extension(self, exten: str) -> bool:
+        return exten.startswith("seat-")
+
+    async def seat(self, pbx: Pbx, channel: Channel) -> None:
+        await dial(pbx, channel, [f"PJSIP/{channel.exten}"], 60, data=f"PJSIP/{channel.exten},60,o")
 
 
 class LabDialplan:
@@ -205,4 +260,4 @@ def _wav_seconds(path: Path) -> float:
 
 
 ProgramFactory = Callable[[str, str], Callable[[Pbx, Channel], Awaitable[None]] | None]
-__all__ = ["LabDialplan", "ProgramFactory", "Queue", "ShippedDialplan", "confbridge"]
+__all__ = ["FirstShippedDialplan", "LabDialplan", "ProgramFactory", "Queue", "ShippedDialplan", "confbridge"]

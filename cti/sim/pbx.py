@@ -21,6 +21,7 @@ from typing import Any
 
 from cti.sim.snapshot import (
     CAUSE_TEXT,
+    DOWN,
     RING,
     RINGING,
     UNKNOWN,
@@ -31,6 +32,11 @@ from cti.sim.snapshot import (
 )
 
 log = logging.getLogger(__name__)
+
+# main/devicestate.c: chan2dev[] (a channel state's device state) and the aggregate's order of precedence
+CHANNEL_DEVICE_STATE = {DOWN: "NOT_INUSE", RING: "INUSE", RINGING: "RINGING", UP: "INUSE"}
+DEVICE_STATE_ORDER = ("INVALID", "UNKNOWN", "UNAVAILABLE", "NOT_INUSE", "ONHOLD", "RINGING", "INUSE", "BUSY",
+                      "RINGINUSE")
 
 
 class ChannelGone(Exception):
@@ -64,6 +70,9 @@ class Channel(ChannelState):
     answered: asyncio.Event = field(default_factory=asyncio.Event)  # a Local ;1 answers when its ;2 does
     joined: asyncio.Event = field(default_factory=asyncio.Event)  # it has been in a bridge with someone
     inheritable: set[str] = field(default_factory=set)  # variables set as __NAME: passed to every leg it makes
+    optimize: bool = False  # a Local pair without /n: optimized away once both sides are bridged
+    dialler: Channel | None = None  # who dialled this leg (its DialState, DialEnd), None for a transfer's leg
+    left_by: Channel | None = None  # the bridged peer whose hangup left this channel alone
 
     @property
     def alive(self) -> bool:
@@ -75,6 +84,25 @@ class Bridge(BridgeState):
     channels: list[Channel] = field(default_factory=list)
     conference: str = ""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Races:
+    """Where Asterisk's threads interleave one way in some runs and the other way in others, the transcripts
+    show both; the simulator runs each the way it is told here (the tests set them as each capture went)."""
+
+    # app_queue's device-state thread reports the member who answered in use (QueueMemberStatus, InCall 0)
+    # before the Queue application's AgentConnect (X2, R4a), or after it, the member then in a call (P5, X3,
+    # R4c); a gosub run on the member's leg in between always lets it come first (X2b, X3b)
+    member_state_first: bool = False
+    # a queue member's leg: app_queue's DialState RINGING before the channel's own Newstate Ringing (X2, X2b,
+    # X3b, R4a, R4c) or after it (P5, X3); chan_pjsip queues the ringing frame before it sets the state
+    dial_state_first: bool = True
+    # a blind transfer: the transferer leaves the bridge before the transferee (X3b), or after it (P5, X3)
+    transferer_leaves_first: bool = False
+    # the far end of a two-party bridge hangs up: its Hangup before the peer left alone runs on in its
+    # dialplan (X2, X3b), or after the peer's SoftHangupRequest (R1b, X2b)
+    far_end_gone_first: bool = False
 
 
 EventSink = Callable[[str, str, Fields], None]
@@ -100,6 +128,8 @@ class Pbx:
         self.bridges: dict[str, Bridge] = {}
         self.sinks: list[EventSink] = []
         self.device_states: dict[str, str] = {}
+        self.offline: set[str] = set()  # endpoints not registered (yet): their device is UNAVAILABLE
+        self.races = Races()
         self.endpoints: dict[str, Any] = {}  # device -> phone behaviour (cti.sim.phones)
         self.queues: dict[str, Any] = {}  # name -> cti.sim.ringing.Queue
         self.rooms: dict[str, Bridge] = {}  # ConfBridge rooms by name
@@ -113,6 +143,7 @@ class Pbx:
         self._ids = itertools.count(1)
         self._names: dict[str, itertools.count[int]] = {}
         self._bridge_ids = itertools.count(1)
+        self.optimizations = itertools.count(1)  # core_unreal.c: each Local optimization's Id
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- time and ids -------------------------------------------------------------
@@ -142,13 +173,53 @@ class Pbx:
     def event(self, name: str, channel: Channel, *extra: tuple[str, str], privilege: str = "call") -> None:
         self.emit(name, privilege, channel.fields() + list(extra))
 
-    def device_state(self, device: str, state: str) -> None:
-        if self.device_states.get(device) == state:
+    def device_state(self, device: str, state: str, *, cachable: bool = True) -> None:
+        """DeviceStateChange. A cachable state is told only when it changes; a Local channel's is not
+        cached (core_unreal.c: AST_FLAG_DISABLE_DEVSTATE_CACHE) and is told every time (X2, R3)."""
+        if cachable and self.device_states.get(device) == state:
             return
         self.device_states[device] = state
         self.emit("DeviceStateChange", "call", [("Device", device), ("State", state)])
         for queue in self.queues.values():
             queue.device_changed(device, state)
+
+    def refresh_device(self, device: str) -> None:
+        """What ast_setstate, a hold and a channel's end make Asterisk do: ask the channel driver for the
+        device's state and tell it (a Local device every time, others when it changed)."""
+        self.device_state(device, self.query_device(device), cachable=not device.startswith("Local/"))
+
+    def query_device(self, device: str) -> str:
+        """The channel driver's device state. A Local device is in use while a ;1 of it is up with its ;2
+        (core_local.c local_devicestate); an endpoint's is the aggregate of its channels, each on hold or in
+        its channel state's device state, else not in use, or unavailable while it is not registered
+        (chan_pjsip.c chan_pjsip_devicestate, devicestate.c ast_devstate_aggregate_add)."""
+        channels = [c for c in self.channels.values() if c.device == device and c.alive]
+        if device.startswith("Local/"):
+            busy = any(c.name.endswith(";1") and c.peer is not None and c.peer.alive for c in channels)
+            return "INUSE" if busy else "NOT_INUSE"
+        if not channels:
+            return "UNAVAILABLE" if device in self.offline else "NOT_INUSE"
+        state, ringing, in_use = "INVALID", False, False
+        for channel in channels:
+            each = "ONHOLD" if channel.on_hold else CHANNEL_DEVICE_STATE.get(channel.state, "INUSE")
+            ringing = ringing or each == "RINGING"
+            in_use = in_use or each in ("INUSE", "ONHOLD", "BUSY")
+            if ringing and in_use:
+                state = "RINGINUSE"
+            elif DEVICE_STATE_ORDER.index(each) > DEVICE_STATE_ORDER.index(state):
+                state = each
+        return state
+
+    def register(self, device: str, contact: str = "") -> None:
+        """A phone registers (or is qualified reachable) again: res_pjsip's PeerStatus and ContactStatus
+        (system class), then its device state (X2: a freshly started Asterisk's phones coming back)."""
+        endpoint = device.split("/", 1)[1]
+        self.offline.discard(device)
+        self.emit("PeerStatus", "system", [("ChannelType", "PJSIP"), ("Peer", device), ("PeerStatus", "Reachable")])
+        self.emit("ContactStatus", "system", [("URI", contact or f"sip:{endpoint}@127.0.0.1:5080"),
+                                              ("ContactStatus", "Reachable"), ("AOR", endpoint),
+                                              ("EndpointName", endpoint), ("RoundtripUsec", "1000")])
+        self.refresh_device(device)
 
     def after_response(self, then: Callable[[], object]) -> None:
         """Run ``then`` once the AMI response to the current action is out (Asterisk answers an
@@ -189,8 +260,7 @@ class Pbx:
         """A call arriving from the carrier trunk for ``number``: a channel in Ring, running the dialplan."""
         channel = self.new_channel(device, state=RING, context=context, exten=number, caller=caller,
                                    language=language)
-        self.device_state(device, "INUSE")
-        self.run(channel, context, number)
+        self.run(channel, context, number)  # its device is told at its first state change (X2: when answered)
         return channel
 
     def find(self, name: str) -> Channel | None:
@@ -205,9 +275,13 @@ class Pbx:
         channel.state = state
         self.event("Newstate", channel)
         if device:
-            self.device_state(channel.device, {RINGING: "RINGING", UP: "INUSE", RING: "INUSE"}.get(state, "NOT_INUSE"))
-        if state == UP and channel.peer is not None and channel.name.endswith(";2"):
-            channel.peer.answered.set()  # the Local channel's ;1 answers its dialler
+            self.refresh_device(channel.device)
+        one = channel.peer
+        if state == UP and one is not None and channel.name.endswith(";2"):
+            one.answered.set()  # the Local channel's ;1 answers its dialler
+            if one.dialler is None and one.alive and one.state != UP:  # no Dial waits on it: a transfer's
+                self.set_state(one, UP)
+                self.dial_state(one, "ANSWER", "DialEnd")
 
     def set_variable(self, channel: Channel, name: str, value: str) -> None:
         """Set(NAME=value); ``__NAME`` is inherited by every channel this one creates, and theirs."""
@@ -223,12 +297,30 @@ class Pbx:
         child.inheritable |= parent.inheritable
 
     def set_caller(self, channel: Channel, number: str, name: str) -> None:
+        """NewCallerid, when the caller ID changes (manager_channels.c compares the snapshots)."""
+        if (channel.caller_number, channel.caller_name) == (number, name):
+            return
         channel.caller_number, channel.caller_name = number, name
         self.event("NewCallerid", channel, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
 
     def set_connected(self, channel: Channel, number: str, name: str) -> None:
+        """NewConnectedLine, when the connected line changes."""
+        if (channel.connected_number, channel.connected_name) == (number, name):
+            return
         channel.connected_number, channel.connected_name = number, name
         self.event("NewConnectedLine", channel)
+
+    def set_parties(self, channel: Channel, caller: tuple[str, str], connected: tuple[str, str]) -> None:
+        """Caller ID and connected line changed in one snapshot (a dialled leg's, app_dial.c): NewCallerid
+        then NewConnectedLine, each only if its part changed, both showing the new snapshot."""
+        caller_changed = (channel.caller_number, channel.caller_name) != caller
+        connected_changed = (channel.connected_number, channel.connected_name) != connected
+        (channel.caller_number, channel.caller_name), (channel.connected_number, channel.connected_name) = (
+            caller, connected)
+        if caller_changed:
+            self.event("NewCallerid", channel, ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)"))
+        if connected_changed:
+            self.event("NewConnectedLine", channel)
 
     def run(self, channel: Channel, context: str, exten: str) -> None:
         """Start (or restart after a Redirect) the channel's dialplan at exten@context."""
@@ -298,10 +390,13 @@ class Pbx:
         orphans = self._leave_for_hangup(channel) if channel.bridge is not None else []
         if soft or (request and running):
             self.event("SoftHangupRequest", channel, ("Cause", "16"))
+            far_end = channel.left_by
+            if soft and far_end is not None and far_end.alive:  # its hangup handlers run while the far
+                await far_end.gone.wait()  # end, whose hangup left it alone, is reported gone (R1b, X2b)
         orphans += [leg for leg in channel.owner_of if leg.alive and leg.bridge is None]
         for leg in orphans:
             self._finish(leg, 16)
-        if request and not running and channel.linked_peer_runs:
+        if request and not running and channel.linked_peer_runs and not self.races.far_end_gone_first:
             await self.hops(8)  # the peer's dialplan moves on before this leg's own end is reported (R1b)
         self._finish(channel, channel.hangup_cause)
         if channel.peer is not None and channel.peer.alive:  # a Local pair ends together
@@ -351,7 +446,12 @@ class Pbx:
         if peer.task is None or peer.task.done():
             return [peer]
         channel.linked_peer_runs = True
+        peer.left_by = channel
         return []
+
+    def finish(self, channel: Channel, cause: int) -> None:
+        """The channel is gone: Hangup, nothing else (a transfer's leg, a Local half)."""
+        self._finish(channel, cause)
 
     def _finish(self, channel: Channel, cause: int) -> None:
         if not channel.alive:
@@ -359,8 +459,7 @@ class Pbx:
         self.event("Hangup", channel, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")))
         channel.gone.set()
         self.channels.pop(channel.name, None)
-        if not any(c.device == channel.device for c in self.channels.values()):
-            self.device_state(channel.device, "NOT_INUSE")
+        self.refresh_device(channel.device)
 
     # -- bridges ------------------------------------------------------------------
 
@@ -380,11 +479,13 @@ class Pbx:
         self.emit("ConfbridgeStart", "call", [("Conference", bridge.conference)] + bridge.fields())
         self.device_state(f"confbridge:{bridge.conference}", "INUSE")
 
-    def enter_bridge(self, channel: Channel, bridge: Bridge) -> None:
+    def enter_bridge(self, channel: Channel, bridge: Bridge, *, swap: Channel | None = None) -> None:
+        """BridgeEnter; ``swap``: the channel it replaces (a Local pair optimized away, X2)."""
         channel.bridge = bridge
         bridge.channels.append(channel)
         bridge.members.append(channel.name)
-        self.emit("BridgeEnter", "call", bridge.fields() + channel.fields())
+        self.emit("BridgeEnter", "call", bridge.fields() + channel.fields()
+                  + ([("SwapUniqueid", swap.uniqueid)] if swap is not None else []))
         if len(bridge.channels) > 1 or bridge.conference:
             for member in bridge.channels:
                 member.joined.set()
@@ -426,28 +527,57 @@ class Pbx:
                 self.leave_bridge(peer)
                 self.spawn(self.hangup(peer, 16))
 
-    def local_pair(self, context: str, exten: str, linkedid: str, caller: tuple[str, str],
-                   parent: Channel | None = None) -> tuple[Channel, Channel]:
+    def local_pair(self, context: str, exten: str, linkedid: str, parent: Channel | None = None, *,
+                   optimize: bool = False) -> tuple[Channel, Channel]:
         """A Local channel: ``;1`` faces whoever dialled it, ``;2`` runs exten@context (S1, S5).
-        ``;1`` answers when ``;2`` does; both inherit the ``__`` variables of the ``parent`` that made it."""
+        ``;1`` answers when ``;2`` does; both inherit the ``__`` variables of the ``parent`` that made it.
+        ``optimize``: without the ``/n`` option the pair leaves once both sides are bridged (X2).
+        Whoever requests it sets the two sides' caller IDs, then :meth:`local_call` starts ``;2``."""
         base = self.channel_name(f"Local/{exten}@{context}")
         one = Channel(name=base + ";1", uniqueid=self.uniqueid(), linkedid=linkedid, state=0, context=context,
                       exten=exten, device=f"Local/{exten}@{context}")
         two = Channel(name=base + ";2", uniqueid=self.uniqueid(), linkedid=linkedid, state=4, context=context,
                       exten=exten, device=f"Local/{exten}@{context}")
+        one.optimize = two.optimize = optimize
         for channel in (one, two):
             if parent is not None:
                 self.inherit(parent, channel)
             self.channels[channel.name] = channel
             self.event("Newchannel", channel)
-        self.set_caller(one, *caller)
-        self.set_caller(two, *caller)
-        self.set_connected(two, *caller)
-        self.emit("LocalBridge", "call", one.fields("LocalOne") + two.fields("LocalTwo") + [
-            ("Context", context), ("Exten", exten), ("LocalOptimization", "No")])
         one.peer, two.peer = two, one
-        self.run(two, context, exten)
         return one, two
+
+    def local_call(self, one: Channel, two: Channel) -> None:
+        """ast_call on a Local ;1 (core_local.c local_call): LocalBridge, and ;2 runs its dialplan."""
+        self.emit("LocalBridge", "call", one.fields("LocalOne") + two.fields("LocalTwo") + [
+            ("Context", two.context), ("Exten", two.exten), ("LocalOptimization", "Yes" if one.optimize else "No")])
+        self.run(two, two.context, two.exten)
+
+    def update_connected(self, channel: Channel, party: tuple[str, str]) -> None:
+        """A connected-line update reaching ``channel``. On a Local ;2 it goes through the pair: ;1 takes it
+        as its caller ID and passes it on to whoever ;1 is bridged with (core_unreal.c; X2: 110's number
+        back to the agent's consultation leg)."""
+        self.set_connected(channel, *party)
+        one = channel.peer
+        if channel.name.endswith(";2") and one is not None and one.alive:
+            self.set_caller(one, *party)
+            for other in list(one.bridge.channels) if one.bridge is not None else []:
+                if other is not one:
+                    self.update_connected(other, party)
+
+    def indicate_ringing(self, channel: Channel) -> Channel | None:
+        """``channel`` hears ringing from the far end. A Local ;2 passes it to its ;1, which rings (X2: the
+        consultation leg rings once 110 does); returns that ;1, for :meth:`dial_state` to tell."""
+        one = channel.peer
+        if not channel.name.endswith(";2") or one is None or not one.alive or one.state in (RINGING, UP):
+            return None
+        self.set_state(one, RINGING)
+        return one
+
+    def dial_state(self, leg: Channel, status: str, event: str = "DialState") -> None:
+        """DialState or DialEnd of a leg, from whoever dialled it (nobody: a transfer's leg, X2)."""
+        dialler = leg.dialler.fields() if leg.dialler is not None else []
+        self.emit(event, "call", dialler + leg.fields("Dest") + [("DialStatus", status)])
 
     async def stay_bridged(self, channel: Channel) -> None:
         """The application that holds a channel in its bridge until it leaves it."""

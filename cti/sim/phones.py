@@ -22,7 +22,8 @@ def nobody() -> bool:
 @dataclass
 class Phone:
     device: str  # PJSIP/agent1001
-    caller_number: str = ""  # what the PBX shows as this endpoint's own number (callerid=)
+    caller_number: str = ""  # what the PBX shows as this endpoint's own number (pjsip.conf callerid=)
+    caller_name: str = ""  # and name
     context: str = "phones"  # the endpoint's context, as its outgoing channels show it
     ring_seconds: float = 2.0
     answers: bool = True
