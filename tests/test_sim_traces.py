@@ -368,10 +368,30 @@ async def x2b_attended_transfer_110(h: Hotline) -> None:
     await h.at(21.2)
 
 
+async def x2_attended_transfer_110(h: Hotline) -> None:
+    """X2: the same on the configuration before the fixes, five seconds after Asterisk started: the
+    phones register during the capture (agent 1001 is added unavailable, then rung once it is back), and
+    110 is shown the agent (DestConnectedLineNum 1001)."""
+    h.pbx.offline |= {"PJSIP/agent1001", "PJSIP/agent1002", "PJSIP/seat-12369", "PJSIP/seat-12315"}
+    h.pbx.device_states["Queue:q12345_avail"] = "INUSE"  # app_queue's "no member" at load
+    h.pbx.races.member_state_first = h.pbx.races.far_end_gone_first = True
+    await h.session("X2_atxfer_110_callerid")
+    await h.at(0.010)
+    h.pbx.inbound("12345", ("13800000001", "市民张三"))
+    for t, device in ((0.901, "PJSIP/agent1001"), (1.064, "PJSIP/agent1002"), (6.564, "PJSIP/seat-12369"),
+                      (17.998, "PJSIP/seat-12315")):
+        await h.at(t)
+        h.pbx.register(device)
+    await h.at(18.421)
+    await h.pbx.hangup(h.line_to_110(), 16, request=True)
+    await h.at(22.2)
+
+
 HOTLINE_SCENARIOS: dict[str, tuple[Callable[[], ShippedDialplan], Callable[[Hotline], Awaitable[None]]]] = {
     "X3b_featurecode_blindtransfer_110": (lambda: ShippedDialplan(agi_url=NO_AGI), x3b_feature_code_110),
     "X3_featurecode_blindtransfer_110": (lambda: FirstShippedDialplan(agi_url=NO_AGI), x3_feature_code_110),
     "X2b_atxfer_110_citizen": (lambda: ShippedDialplan(agi_url=NO_AGI), x2b_attended_transfer_110),
+    "X2_atxfer_110_callerid": (lambda: FirstShippedDialplan(agi_url=NO_AGI), x2_attended_transfer_110),
 }
 
 
@@ -383,3 +403,41 @@ async def test_the_shipped_configuration_tells_the_same_story_as_asterisk(trace:
     real = (FIXTURES / f"{trace}.raw").read_bytes()
     assert len(keys(bytes(h.data))) > 30
     assert differences(real, bytes(h.data)) == []
+
+
+def test_features_conf_maps_the_emergency_codes_to_blind_transfers() -> None:
+    """features.conf's entries, read as features_config.c reads them: BlindTransfer(110,emergency) gives
+    the application its exten and context."""
+    assert FEATURES["emergency110"] == features.FeatureApp("emergency110", "**110", True, "BlindTransfer",
+                                                           "110,emergency")
+    assert {item.dtmf for item in FEATURES.values()} == {"**110", "**119", "**120", "**122", "**12122"}
+
+
+async def test_the_old_feature_code_form_drops_the_citizen() -> None:
+    """features.conf before fd15495 said ``BlindTransfer,110@emergency``: the old applicationmap syntax,
+    whose fourth field is the application's data, so BlindTransfer gets "110@emergency" as its exten and,
+    with no context, the transferer's own ([phones], apps/app_blind_transfer.c). The transfer succeeds;
+    the citizen is sent to an extension [phones] does not have and, with no "i" there, hung up
+    (main/pbx.c __ast_pbx_run: "sent to invalid extension but no invalid handler"). 110 is never rung."""
+    old = features.applicationmap("[applicationmap]\nemergency110 => **110,self,BlindTransfer,110@emergency\n")
+    assert old["emergency110"].app == "BlindTransfer" and old["emergency110"].data == "110@emergency"
+    async with Hotline(FirstShippedDialplan(agi_url=NO_AGI)) as h:
+        h.left_by_the_run_before("1001")
+        await h.session("X3_featurecode_blindtransfer_110")
+        await h.at(0.009)
+        citizen = h.pbx.inbound("12345", ("13800000001", "市民张三"))
+        await h.at(4.86)
+        agent = h.channel("PJSIP/agent1001")
+        assert features.press(h.pbx, agent, "**110", old)
+        await h.at(8.0)
+        assert not citizen.alive and not h.pbx.channels
+    messages = [m for m in Framer().feed(bytes(h.data)) if m.kind == "event"]
+    transfer = next(i for i, m in enumerate(messages) if m.name == "BlindTransfer")
+    assert [messages[transfer].get(k) for k in ("result", "context", "extension", "transfererchannel")] == [
+        "Success", "phones", "110@emergency", agent.name]
+    after = [(m.name, m.get("cause"), m.get("context"), m.get("exten")) for m in messages[transfer:]
+             if m.get("channel") == citizen.name]
+    assert after == [("AgentComplete", "", "cti-next", "queue"), ("BridgeLeave", "", "phones", "110@emergency"),
+                     ("SoftHangupRequest", "16", "phones", "110@emergency"),
+                     ("Hangup", "16", "phones", "110@emergency")]
+    assert not any(m.name in ("DialBegin", "Newchannel") for m in messages[transfer:])

@@ -185,12 +185,12 @@ def finish_atxfer(pbx: Pbx, transferer: Channel, complete: bool) -> None:
     # bridged with: X2's 110, shown the agent until now), the transferee the target (X2b: nobody)
     citizen = (transferee.caller_number, transferee.caller_name)
     pbx.set_connected(one, *citizen)
-    for other in list(two.bridge.channels) if two.bridge is not None else []:
-        if other is not two:
-            pbx.set_connected(other, *citizen)
     call = pbx.queue_calls.get(transferee.name)
     if call is not None:
         call.complete("transfer")
+    for other in list(two.bridge.channels) if two.bridge is not None else []:
+        if other is not two:
+            pbx.set_connected(other, *citizen)
     pbx.set_connected(transferee, one.caller_number, one.caller_name)
     pbx.finish(transferer, 16)
     if one.optimize:
