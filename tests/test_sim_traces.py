@@ -192,7 +192,7 @@ LIST_FIELDS = ("channelstatedesc", "context", "exten", "application", "applicati
                "membership", "incall", "status", "paused", "eventlist")
 
 
-def list_items(raw: bytes, action_ids: tuple[str, ...]) -> list[tuple]:
+def list_items(raw: bytes, action_ids: tuple[str, ...], fields: tuple[str, ...] = LIST_FIELDS) -> list[tuple]:
     """The list a resync gets, keyed by what identifies each item, without ids, times and counters."""
     items = []
     for message in Framer().feed(raw):
@@ -200,7 +200,7 @@ def list_items(raw: bytes, action_ids: tuple[str, ...]) -> list[tuple]:
             if message.get("channel").startswith(ARTEFACTS):
                 continue
             who = message.get("channel").split("-")[0] or message.get("location") or message.get("queue")
-            items.append((message.name, who, tuple(f"{k}={message.get(k)}" for k in LIST_FIELDS if k in message),
+            items.append((message.name, who, tuple(f"{k}={message.get(k)}" for k in fields if k in message),
                           tuple(message.fields)))
     return items
 
@@ -441,3 +441,61 @@ async def test_the_old_feature_code_form_drops_the_citizen() -> None:
                      ("SoftHangupRequest", "16", "phones", "110@emergency"),
                      ("Hangup", "16", "phones", "110@emergency")]
     assert not any(m.name in ("DialBegin", "Newchannel") for m in messages[transfer:])
+
+
+class RouteStub:
+    """The lab's cti as R3's calls met it over FastAGI: 12315 (a remote seat) rings the 12345 queue and the
+    seat together for 30 s, anything else goes to the queue (what cti's router decides, trunk_map.yaml)."""
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        return f"agi://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        env = {}
+        while (line := (await reader.readline()).decode().strip()):
+            key, _, value = line.partition(": ")
+            env[key] = value
+        if env.get("agi_arg_1") == "12315":
+            answers = {"CTI_NEXT": "dial", "CTI_DIAL": "Local/q12345@cti-queue/n&PJSIP/seat-12315",
+                       "CTI_DIAL_TIMEOUT": "30", "CTI_FALLBACK": "queue"}
+        else:
+            answers = {"CTI_NEXT": "queue"}
+        for name, value in answers.items():
+            writer.write(f'SET VARIABLE {name} "{value}"\n'.encode())
+            await reader.readline()
+        writer.close()
+
+
+R3_FIELDS = LIST_FIELDS + ("calleridnum", "connectedlinenum", "position")
+
+
+@pytest.mark.parametrize("trace", ["R3_cti_restart_channel_list", "R3b_cti_restart_recorded"])
+async def test_a_new_session_lists_three_live_calls_as_asterisk_does(trace: str) -> None:
+    """R3/R3b: while agent 1001 talks to one citizen, another waits in the queue and a third rings the queue
+    and the 12315 seat in parallel, a new cti session asks for the channels and the queue: the citizen sits
+    in [cti-next] (its Exten a step, not the number dialled), Queue's and Dial's arguments as the dialplan
+    wrote them (R3b: with the recording gosub), the agent in a call, the two waiting callers in order."""
+    async with RouteStub() as agi_url:
+        dialplan = (FirstShippedDialplan if trace.startswith("R3_") else ShippedDialplan)(agi_url=agi_url)
+        async with Hotline(dialplan) as h:
+            h.member("1001", "王芳")
+            h.pbx.endpoints["PJSIP/seat-12315"].answers = False
+            h.pbx.inbound("12345", ("13850000001", "市民甲"))
+            await h.at(3.0)
+            h.pbx.inbound("12345", ("13850000002", "市民乙"))
+            await h.at(4.0)
+            h.pbx.inbound("12315", ("13850000003", "市民丙"))
+            await h.at(10.0)
+            await h.session(trace)
+            await h.at(1.0)
+    ids = ("r3-channels", "r3-queue")
+    real = list_items((FIXTURES / f"{trace}.raw").read_bytes(), ids, R3_FIELDS)
+    simulated = list_items(bytes(h.data), ids, R3_FIELDS)
+    assert len(real) == 13  # 7 channels and the end, the queue, its member, 2 callers and the end
+    assert sorted(i for i in real if not i[0].endswith("Complete")) == sorted(
+        i for i in simulated if not i[0].endswith("Complete"))
+    assert [i[0] for i in real if i[0].endswith("Complete")] == [i[0] for i in simulated if i[0].endswith("Complete")]

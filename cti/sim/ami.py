@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from cti.sim import control
 from cti.sim.pbx import Channel, Pbx
-from cti.sim.snapshot import Fields, event_text, list_item_text, response_text
+from cti.sim.snapshot import UNKNOWN, Fields, event_text, list_item_text, response_text
 
 log = logging.getLogger(__name__)
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -397,15 +397,21 @@ def queue_status(server: AmiServer, session: Session, request: Request) -> bytes
             channel = entry.channel
             out.append(list_item_text("QueueEntry", [
                 ("Queue", queue.name), ("Position", str(position)), ("Channel", channel.name),
-                ("Uniqueid", channel.uniqueid), ("CallerIDNum", channel.caller_number),
-                ("CallerIDName", channel.caller_name), ("ConnectedLineNum", channel.connected_number),
-                ("ConnectedLineName", channel.connected_name),
+                ("Uniqueid", channel.uniqueid), ("CallerIDNum", _queue_party(channel.caller_number)),
+                ("CallerIDName", _queue_party(channel.caller_name)),
+                ("ConnectedLineNum", _queue_party(channel.connected_number)),
+                ("ConnectedLineName", _queue_party(channel.connected_name)),
                 ("Wait", str(int((time.monotonic() - entry.joined) / server.pbx.scale))), ("Priority", "0"),
                 ("ActionID", action_id)]))
             items += 1
     out.append(list_item_text("QueueStatusComplete", [("ActionID", action_id), ("EventList", "Complete"),
                                                       ("ListItems", str(items))]))
     return b"".join(out)
+
+
+def _queue_party(value: str) -> str:
+    """app_queue writes a party it does not have as "unknown" (S_COR(…, "unknown"), R3), not "<unknown>"."""
+    return "unknown" if value in (UNKNOWN, "") else value
 
 
 def _list_start(action_id: str, message: str) -> bytes:
