@@ -254,6 +254,7 @@ class Hotline:
         self.data = bytearray()
         self.tasks: list[asyncio.Task[None]] = []
         self.writers: list[asyncio.StreamWriter] = []
+        self.refused = 0
 
     async def __aenter__(self) -> Hotline:
         self.port = await self.server.start()
@@ -267,15 +268,24 @@ class Hotline:
             writer.close()
         await self.server.close()
 
-    async def session(self, trace: str) -> None:
-        """cti's session: connect now and send the capture's actions at their moments (from now)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+    async def session(self, trace: str) -> bytearray:
+        """cti's session: connect now (again every 0.2 s while refused, as the lab's client did), log in
+        and send the capture's actions at their moments from the connection on; returns what it reads
+        (``self.data`` too)."""
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                break
+            except ConnectionRefusedError:
+                self.refused += 1
+                await asyncio.sleep(0.2 * SCALE)
         self.writers.append(writer)
         self.t0 = asyncio.get_running_loop().time()
+        data = self.data = bytearray()
 
         async def read() -> None:
             while chunk := await reader.read(65536):
-                self.data.extend(chunk)
+                data.extend(chunk)
 
         async def send(actions: list[tuple[float, str]]) -> None:
             for t, raw in actions:
@@ -285,9 +295,10 @@ class Hotline:
         self.tasks.append(asyncio.create_task(read()))
         login, *actions = captured_actions(trace)
         writer.write(login[1].encode())
-        while b"Message: Authentication" not in self.data:  # the lab's next step came after the answer
+        while b"Message: Authentication" not in data:  # the lab's next step came after the answer
             await asyncio.sleep(0.001)
         self.tasks.append(asyncio.create_task(send(actions)))
+        return data
 
     def renamed(self, raw: str) -> str:
         """The captured action with its channels named as the simulator named them (by device)."""
@@ -395,6 +406,19 @@ HOTLINE_SCENARIOS: dict[str, tuple[Callable[[], ShippedDialplan], Callable[[Hotl
 }
 
 
+async def test_the_comparison_tells_the_fixed_configuration_from_the_one_before() -> None:
+    """X2 played on the shipped dialplan instead of the one it was captured on: 110's leg shows the
+    citizen where the real one showed the agent, and the agent's leg records; the comparison says so."""
+    async with Hotline(ShippedDialplan(agi_url=NO_AGI)) as h:
+        await x2_attended_transfer_110(h)
+    found = differences((FIXTURES / "X2_atxfer_110_callerid.raw").read_bytes(), bytes(h.data))
+    assert any(d.startswith("only in the real trace: ('Newstate', ('carrier',), ('channelstatedesc=Ringing', "
+                            "'context=from-carrier', 'exten=110', 'connectedlinenum=1001'") for d in found)
+    assert any(d.startswith("only in the simulator: ('Newstate', ('carrier',), ('channelstatedesc=Ringing', "
+                            "'context=from-carrier', 'exten=110', 'connectedlinenum=13800000001'") for d in found)
+    assert any(d.startswith("only in the simulator: ('MixMonitorStart'") for d in found)
+
+
 @pytest.mark.parametrize("trace", sorted(HOTLINE_SCENARIOS))
 async def test_the_shipped_configuration_tells_the_same_story_as_asterisk(trace: str) -> None:
     dialplan, scenario = HOTLINE_SCENARIOS[trace]
@@ -482,6 +506,8 @@ async def test_a_new_session_lists_three_live_calls_as_asterisk_does(trace: str)
     async with RouteStub() as agi_url:
         dialplan = (FirstShippedDialplan if trace.startswith("R3_") else ShippedDialplan)(agi_url=agi_url)
         async with Hotline(dialplan) as h:
+            before_the_session: list[str] = []
+            h.pbx.sinks.append(lambda name, privilege, fields: before_the_session.append(name + fields[0][1]))
             h.member("1001", "王芳")
             h.pbx.endpoints["PJSIP/seat-12315"].answers = False
             h.pbx.inbound("12345", ("13850000001", "市民甲"))
@@ -499,3 +525,76 @@ async def test_a_new_session_lists_three_live_calls_as_asterisk_does(trace: str)
     assert sorted(i for i in real if not i[0].endswith("Complete")) == sorted(
         i for i in simulated if not i[0].endswith("Complete"))
     assert [i[0] for i in real if i[0].endswith("Complete")] == [i[0] for i in simulated if i[0].endswith("Complete")]
+    recorded = [name.rsplit("-", 1)[0] for name in before_the_session if name.startswith("MixMonitorStart")]
+    assert recorded == (["MixMonitorStartPJSIP/agent1001"] if trace.startswith("R3b") else [])  # the agent's leg
+
+
+async def restart_with_a_call_up(h: Hotline, before: str, after: str) -> tuple[bytearray, bytearray]:
+    """R4: the capture's client adds agents 1001 and 1002 and lists the queue; a citizen's call is answered
+    by 1002; at 4.08 s the lab runs ``core restart now``; the client connects again every 0.2 s until
+    Asterisk answers, logs in, asks for the queue and the channels at once, waits for FullyBooted, asks for
+    the queue again. Returns what the two sessions read."""
+    first = await h.session(before)
+    await h.at(0.027)
+    h.pbx.inbound("12345", ("13850000004", "市民重启"))
+    await h.at(4.0797)
+    # FullyBooted came 0.17 s after the new login (R4b); here a connection and a login take a few real
+    # milliseconds, a tenth of a lab second and more at this scale: the boot is given 2 s
+    restart = asyncio.create_task(h.pbx.restart(booting=2.0))
+    while b"Event: Shutdown" not in first:
+        await asyncio.sleep(0.001)
+    second = await h.session(after)
+    await h.at(6.5)
+    await restart
+    return first, second
+
+
+R4_IDS = {"r4-queue-early", "r4-channels", "r4-queue-late"}
+
+
+def session_story(data: bytes) -> list[str]:
+    """What a session read, in order: answers by ActionID, and the FullyBooted event (R4b: not at login)."""
+    return [m.action_id or m.name for m in Framer().feed(data)
+            if m.kind == "response" or m.name == "FullyBooted" or (m.kind == "event" and m.action_id)]
+
+
+async def test_an_asterisk_restart_with_a_call_up_goes_as_r4a_and_the_new_login_as_r4b() -> None:
+    """R4a/R4b (persistentmembers = no): the call's channels are told SoftHangupRequest cause 4 and hang
+    up, then Shutdown, and the session closes; connecting is refused for a moment; the new Asterisk accepts
+    the login without FullyBooted, lists no channel, knows no QueueStatus until it is fully booted, then
+    has the queue without a member."""
+    async with Hotline(FirstShippedDialplan(agi_url=NO_AGI)) as h:  # captured before the fixes
+        h.member("1001", "王芳")  # logged in at R3: "Already there"
+        h.queue._last = 0  # rrmemory: 1001 took the last call, 1002 is next
+        h.left_by_the_run_before(avail="INUSE")
+        h.pbx.races.member_state_first = True
+        first, second = await restart_with_a_call_up(h, "R4a_asterisk_restart_before", "R4b_asterisk_restart_relogin")
+    before = (FIXTURES / "R4a_asterisk_restart_before.raw").read_bytes()
+    assert differences(before, bytes(first)) == []
+    assert h.refused >= 1
+    after = (FIXTURES / "R4b_asterisk_restart_relogin.raw").read_bytes()
+    assert answers(bytes(second), R4_IDS) == answers(after, R4_IDS)
+    assert session_story(bytes(second)) == session_story(after) == [
+        "login-1", "r4-queue-early", "r4-channels", "r4-channels", "FullyBooted", "r4-queue-late", "r4-queue-late",
+        "r4-queue-late", "logoff-2"]
+
+
+async def test_with_persistentmembers_the_agents_come_back_without_an_event_as_in_r4c() -> None:
+    """R4c (persistentmembers = yes): the same restart six seconds after a boot (agent 1001's phone not yet
+    registered when it is added); after it the queue has both agents again, unavailable until their phones
+    register, and no event said so."""
+    async with Hotline(FirstShippedDialplan(agi_url=NO_AGI)) as h:
+        h.pbx.persistent_members = h.pbx.races.dialled_legs_end_first = True
+        h.pbx.offline.add("PJSIP/agent1001")
+        h.pbx.device_states["Queue:q12345_avail"] = "INUSE"  # app_queue's "no member" at load
+        first, second = await restart_with_a_call_up(h, "R4c_persistentmembers_before",
+                                                     "R4c_persistentmembers_relogin")
+    before = (FIXTURES / "R4c_persistentmembers_before.raw").read_bytes()
+    assert differences(before, bytes(first)) == []
+    after = (FIXTURES / "R4c_persistentmembers_relogin.raw").read_bytes()
+    assert answers(bytes(second), R4_IDS) == answers(after, R4_IDS)
+    assert session_story(bytes(second)) == session_story(after)
+    ids = ("r4-queue-late",)
+    assert sorted(list_items(bytes(second), ids)) == sorted(list_items(after, ids))
+    assert [i[1] for i in list_items(after, ids) if i[0] == "QueueMember"] == ["PJSIP/agent1001", "PJSIP/agent1002"]
+    assert not [m.name for m in Framer().feed(bytes(second)) if m.get("privilege") == "agent,all"]

@@ -41,6 +41,10 @@ ACTION_CLASSES: dict[str, frozenset[str]] = {
     "queueremove": frozenset({"agent"}), "queuepause": frozenset({"agent"}),
     "confbridgelist": frozenset({"reporting"}), "command": frozenset({"command"}),
 }
+# Registered by app_queue, which a restarting Asterisk loads after it accepts logins (R4b)
+APP_QUEUE_ACTIONS = frozenset({"queuestatus", "queueadd", "queueremove", "queuepause", "queuesummary",
+                               "queuepenalty", "queuelog", "queuereload", "queuereset", "queuerule",
+                               "queuememberringinuse", "queuechangeprioritycaller", "queuewithdrawcaller"})
 EVERY_CLASS = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
                          "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
                          "message"})  # write = all (main/manager.c perms[])
@@ -87,12 +91,28 @@ class AmiServer:
         self.auth_delay = auth_delay
         self.sessions: set[Session] = set()
         self._server: asyncio.Server | None = None
+        self._address = ("127.0.0.1", 0)
         pbx.sinks.append(self._broadcast)
+        pbx.lifecycle.append(self._lifecycle)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._serve, host, port)
         bound: int = self._server.sockets[0].getsockname()[1]
+        self._address = (host, bound)
         return bound
+
+    async def _lifecycle(self, step: str) -> None:
+        """An Asterisk restart: its manager drops every session and stops listening (a client's connect
+        is refused, R4b), then listens again on the same address."""
+        if step == "stopped":
+            for session in list(self.sessions):
+                _close(session)
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+        elif step == "started" and self._server is None:
+            self._server = await asyncio.start_server(self._serve, *self._address)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -157,10 +177,9 @@ class AmiServer:
         session.events = request.get("events", "on").lower() not in ("off", "no")
         session.send(response_text("Success", request.action_id, "Authentication accepted"))
         uptime = str(int(self.pbx.now() - self.pbx.boot))
-        if "system" in user.read:
+        if "system" in user.read and self.pbx.fully_booted:  # written to the session itself: no Timestamp
             session.send(event_text("FullyBooted", "system", [("Uptime", uptime), ("LastReload", uptime),
-                                                                ("Status", "Fully Booted")],
-                                    self.pbx.now() if self.timestamps else None))
+                                                                ("Status", "Fully Booted")]))
 
     def _handle(self, session: Session, request: Request) -> bytes | Awaitable[bytes]:
         name = request.get("action")
@@ -169,7 +188,7 @@ class AmiServer:
         if session.user is None:
             return response_text("Error", request.action_id, "Permission denied")
         handler = ACTIONS.get(name.lower())
-        if handler is None:
+        if handler is None or (name.lower() in APP_QUEUE_ACTIONS and not self.pbx.fully_booted):
             return response_text("Error", request.action_id, f"Invalid/unknown command: {name}. "
                                  "Use Action: ListCommands to show available commands.")
         needed = ACTION_CLASSES.get(name.lower(), frozenset())

@@ -103,6 +103,9 @@ class Races:
     # the far end of a two-party bridge hangs up: its Hangup before the peer left alone runs on in its
     # dialplan (X2, X3b), or after the peer's SoftHangupRequest (R1b, X2b)
     far_end_gone_first: bool = False
+    # a restart's hangups: the dialled legs leave their bridges before the channels running dialplan
+    # (R4c), or after them (R4a)
+    dialled_legs_end_first: bool = False
 
 
 EventSink = Callable[[str, str, Fields], None]
@@ -130,6 +133,9 @@ class Pbx:
         self.device_states: dict[str, str] = {}
         self.offline: set[str] = set()  # endpoints not registered (yet): their device is UNAVAILABLE
         self.races = Races()
+        self.fully_booted = True  # FullyBooted told; until then app_queue's actions are unknown (R4b)
+        self.persistent_members = False  # queues.conf [general] persistentmembers
+        self.lifecycle: list[Callable[[str], Awaitable[None]]] = []  # told "stopped", then "started"
         self.endpoints: dict[str, Any] = {}  # device -> phone behaviour (cti.sim.phones)
         self.queues: dict[str, Any] = {}  # name -> cti.sim.ringing.Queue
         self.rooms: dict[str, Bridge] = {}  # ConfBridge rooms by name
@@ -163,6 +169,58 @@ class Pbx:
         tech = device.split("/", 1)[0]
         counter = self._names.setdefault(tech, itertools.count(1))
         return f"{device}-{next(counter):08x}"
+
+    # -- restart --------------------------------------------------------------------
+
+    async def restart(self, *, down: float = 0.6, booting: float = 0.16) -> None:
+        """``core restart now`` (R4a, R4b, R4c): every channel is asked to hang up (SoftHangupRequest,
+        cause 4: AST_SOFTHANGUP_SHUTDOWN) and does, bridged ones leaving their bridge and the dialplan's
+        ending theirs (cause 16: AST_SOFTHANGUP_APPUNLOAD), app_queue's calls complete; the modules unload
+        and Shutdown is told; the AMI sessions close and for ``down`` seconds nothing listens; then a new
+        Asterisk (a new boot time, channels numbered from 1 again, its device-state cache empty, the phones
+        of pjsip.conf's agent-phone template not registered until they register again) accepts logins but
+        knows no app_queue action until it is fully booted, ``booting`` seconds later. The queues come back
+        empty, or with their dynamic members, told by no event, when persistentmembers is on (R4c)."""
+        channels = [c for c in self.channels.values() if c.alive]
+        for channel in channels:
+            self.event("SoftHangupRequest", channel, ("Cause", "4"))
+        running = [c for c in channels if c.task is not None and not c.task.done()]
+        legs = [c for c in channels if c not in running]
+        legs_first = self.races.dialled_legs_end_first
+        for group in (legs, running) if legs_first else (running, legs):
+            for channel in group:
+                if channel.bridge is not None:
+                    self.leave_bridge(channel)
+                if channel in running:
+                    self.event("SoftHangupRequest", channel, ("Cause", "16"))
+            if group is legs:  # app_queue hears its member's leg leave
+                for call in list(self.queue_calls.values()):
+                    call.complete("caller")
+        for channel in channels:
+            if channel.task is not None and not channel.task.done():
+                channel.task.cancel()
+            self._finish(channel, 16)
+        await self.sleep(1.1)  # the modules unload
+        self.emit("Shutdown", "system", [("Shutdown", "Cleanly"), ("Restart", "True")])
+        self.fully_booted = False
+        for listener in self.lifecycle:
+            await listener("stopped")
+        await self.sleep(down)
+        self.boot, self._started = self.now(), time.monotonic()
+        self._ids, self._names, self._bridge_ids = itertools.count(1), {}, itertools.count(1)
+        self.device_states = {}
+        self.offline |= {device for device, phone in self.endpoints.items()
+                         if getattr(phone, "context", "") == "phones"}
+        for table in (self.rooms, self.dtmf, self.queue_calls, self.losers, self.atxfers, self.consults):
+            table.clear()
+        for queue in self.queues.values():
+            queue.restarted(self.persistent_members)
+        for listener in self.lifecycle:
+            await listener("started")
+        await self.sleep(booting)
+        self.fully_booted = True
+        uptime = str(int(self.now() - self.boot))
+        self.emit("FullyBooted", "system", [("Status", "Fully Booted"), ("Uptime", uptime), ("LastReload", uptime)])
 
     # -- events -------------------------------------------------------------------
 

@@ -87,6 +87,21 @@ class Queue:
             return False
         return not (member.last_call and self.wrapuptime and self.pbx.now() - self.wrapuptime < member.last_call)
 
+    def restarted(self, persistent: bool) -> None:
+        """The queue as a restarted Asterisk loads it: no caller, no statistics, "no member available"
+        (app_queue.c init_queue), and its dynamic members only if they were kept (persistentmembers):
+        back as they were paused, logged in now, their status their interface's (R4c: 5, not yet
+        registered), without an event."""
+        kept = [m for m in self.members if m.dynamic] if persistent else []
+        self.members = [Member(m.interface, m.name, m.paused, m.reason, login_time=int(self.pbx.now()),
+                               status=MEMBER_STATUS.get(self.pbx.query_device(m.interface), 0)) for m in kept]
+        self.waiting = []
+        self.completed = self.abandoned = 0
+        self.hold_total = self.talk_total = 0.0
+        self._last = -1
+        self.pbx.device_states[f"Queue:{self.name}"] = "NOT_INUSE"
+        self.pbx.device_states[f"Queue:{self.name}_avail"] = "INUSE"
+
     # -- members (QueueAdd, QueueRemove, QueuePause) ----------------------------------
 
     def member(self, interface: str) -> Member | None:
