@@ -42,7 +42,8 @@ class World:
                                         recordings=recordings, zone=zone)
         self.pbx = Pbx(self.dialplan, scale=scale)
         for spec in configuration.queues:  # asterisk-conf/queues.conf
-            self.pbx.queues[spec.name] = Queue(self.pbx, spec.name, strategy="rrmemory", timeout=15, retry=1)
+            self.pbx.queues[spec.name] = Queue(self.pbx, spec.name, strategy="rrmemory", timeout=15, retry=1,
+                                               wrapuptime=5)
         self._phones(configuration, attended)
         self.ami = AmiServer(self.pbx, {"cti": AmiUser(secret)})
         self.calls_started = 0
@@ -52,7 +53,8 @@ class World:
     def _phones(self, configuration: Configuration, attended: Callable[[str], bool] | None) -> None:
         directory, trunk_map = configuration.directory, configuration.trunk_map
         for agent in directory.agents:  # the robot agents answer in 3 to 8 s, unless a person is at the desk
-            phone = Phone(agent.device, caller_number=agent.id, ring_seconds=self.rng.uniform(3, 8))
+            phone = Phone(agent.device, caller_number=agent.id, caller_name=f"Seat {agent.id}",  # pjsip.conf
+                          ring_seconds=self.rng.uniform(3, 8))
             if attended is not None:
                 phone.attended = functools.partial(attended, agent.id)
             self.pbx.endpoints[agent.device] = phone
