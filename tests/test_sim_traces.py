@@ -18,7 +18,7 @@ import pytest
 from cti.ami.framing import Framer
 from cti.sim import features
 from cti.sim.ami import EVERY_CLASS, AmiServer, AmiUser
-from cti.sim.dialplans import FirstShippedDialplan, LabDialplan, ShippedDialplan
+from cti.sim.dialplans import CTI_FEATURES, FirstShippedDialplan, LabDialplan, ShippedDialplan
 from cti.sim.pbx import Channel, Pbx
 from cti.sim.phones import Phone
 from cti.sim.ringing import Member, Queue
@@ -598,3 +598,22 @@ async def test_with_persistentmembers_the_agents_come_back_without_an_event_as_i
     assert sorted(list_items(bytes(second), ids)) == sorted(list_items(after, ids))
     assert [i[1] for i in list_items(after, ids) if i[0] == "QueueMember"] == ["PJSIP/agent1001", "PJSIP/agent1002"]
     assert not [m.name for m in Framer().feed(bytes(second)) if m.get("privilege") == "agent,all"]
+
+
+def test_the_simulated_dialplan_is_the_shipped_one() -> None:
+    """ShippedDialplan runs what asterisk-conf/extensions.conf says: the applications' arguments the
+    channel list shows (R3b), [cti-as-citizen] as Dial's b() with I on the lines and the seats, the
+    connected line set (not the caller ID), the feature codes every leg inherits."""
+    conf = (CONF / "extensions.conf").read_text(encoding="utf-8")
+    shipped = ShippedDialplan(agi_url=NO_AGI)
+    data, _ = shipped.line_options()
+    assert conf.count(f",60,{data})") == 3  # [emergency] twice, [cti-seat]
+    assert "Queue(${IF($[\"${CTI_QUEUE}\" = \"\"]?${HOTLINE_QUEUE}:${CTI_QUEUE})},tT,,,900,,cti-record)" in conf
+    assert "exten => _q.,1,Queue(${EXTEN},tT,,,900,,cti-record)" in conf
+    assert "Dial(${CTI_DIAL},${CTI_DIAL_TIMEOUT},tToU(cti-record))" in conf
+    assert "Set(CONNECTEDLINE(num,i)=${CTI_CITIZEN_NUM})" in conf and "Set(CALLERID(num)" not in conf
+    assert f"CTI_FEATURES={CTI_FEATURES}" in conf and "Set(__DYNAMIC_FEATURES=${CTI_FEATURES})" in conf
+    assert "exten => 0,1,GotoIf" in conf and shipped("cti-seat", "0") and not shipped("cti-seat", "seat-12369")
+    assert "[phones]\ninclude => emergency\nexten => 12345,1,Goto(from-carrier,12345,1)" in conf
+    before = FirstShippedDialplan(agi_url=NO_AGI)  # 9b8de56: Dial(…,60,o), _seat-X.
+    assert before.line_options() == ("o", "o") and before("cti-seat", "seat-12369") and not before.recording

@@ -351,9 +351,9 @@ async def ring(pbx: Pbx, caller: Channel, targets: list[tuple[str, _M]], queue: 
             exten, _, context = spec.partition("@")
             leg, two = pbx.local_pair(context, exten, caller.linkedid, parent=caller, optimize="n" not in flags)
             leg.app, leg.app_data, leg.dialler = "AppDial", "(Outgoing Line)", caller
-            if keep_caller_id:  # app_dial.c: o, the connected line from the caller, its extension (R3)
-                pbx.set_parties(leg, citizen, citizen)
+            if keep_caller_id:  # app_dial.c: its extension, o, the connected line from the caller (R3)
                 leg.exten = caller.exten
+                pbx.set_parties(leg, citizen, citizen)
             else:  # app_queue (S1, S2)
                 pbx.set_caller(leg, *citizen)
             pbx.set_parties(two, citizen, citizen)
