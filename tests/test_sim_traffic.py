@@ -56,3 +56,41 @@ async def test_as_a_load_generator_the_world_keeps_to_its_bounds() -> None:
     assert world.calls_started == 300
     assert 0 < most <= 40
     assert world.abandoned > 0  # two simulated agents at most, nobody logged in: patience runs out
+
+
+async def test_hours_of_the_demo_leave_no_channel_behind_and_every_agent_idle() -> None:
+    """The demo's world, routed by cti's own FastAGI (remote seats and utilities ring the queue through
+    Local/q12345@cti-queue and their seat at once), for three simulated hours at a lively rate: when the
+    last citizen has gone no channel is left and every agent is free again. (A remote-seat call answered
+    by an agent left Local/q12345@cti-queue;2 and the agent's leg up for good: the queue stopped answering.)"""
+    from datetime import UTC, datetime
+
+    from cti.agi.server import FastAgiServer
+    from cti.routing.router import decide
+
+    agi = FastAgiServer(lambda number, at: decide(CONFIGURATION.trunk_map, number, at), lambda: CONFIGURATION.flows,
+                        now=lambda: datetime.now(UTC))
+    port = await agi.start("127.0.0.1", 0)
+    world = World(CONFIGURATION, agi_url=f"agi://127.0.0.1:{port}", secret="hours", scale=0.002, seed=3)
+    await world.start()
+    queue = world.pbx.queues["q12345"]
+    for agent in CONFIGURATION.directory.agents:  # the robots, logged in as the demo's desk does
+        queue.add(agent.device, agent.name)
+    mix = TrafficMix(rate=0.02, talk=(10.0, 40.0), patience=(30.0, 120.0))  # 1.2 calls a minute, as the demo
+    three_hours = int(3 * 3600 * mix.rate)
+    try:
+        await asyncio.wait_for(world.traffic(arrivals(CONFIGURATION.trunk_map, mix, random.Random(3)),
+                                             limit=three_hours), 60)
+        for _ in range(3000):  # the last citizens finish
+            if not world.pbx.channels:
+                break
+            await asyncio.sleep(0.01)
+        left = sorted(world.pbx.channels)
+        members = {m.interface: (m.in_call, m.status) for m in queue.members}
+    finally:
+        await world.close()
+        await agi.close()
+    assert left == []
+    assert world.calls_started == three_hours and world.answered > three_hours // 2, (world.answered,
+                                                                                         world.abandoned)
+    assert all(not in_call and status == 1 for in_call, status in members.values()), members

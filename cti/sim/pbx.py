@@ -454,6 +454,9 @@ class Pbx:
         orphans += [leg for leg in channel.owner_of if leg.alive and leg.bridge is None]
         for leg in orphans:
             self._finish(leg, 16)
+        for leg in orphans:  # a Local half ends the other half with it: a parallel ring's queue leg (;2),
+            if leg.peer is not None and leg.peer.alive:  # bridged with the agent who answered, hangs up too
+                await self.hangup(leg.peer, 16, request=True)
         if request and not running and channel.linked_peer_runs and not self.races.far_end_gone_first:
             await self.hops(8)  # the peer's dialplan moves on before this leg's own end is reported (R1b)
         self._finish(channel, channel.hangup_cause)
