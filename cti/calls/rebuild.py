@@ -1,0 +1,167 @@
+"""Catching up after a (re)connect: the calls a channel list shows, and those it no longer shows.
+Pure: no IO.
+
+Nothing Asterisk sends later repeats the state of a live call (trace R3); by then the shipped dialplan
+has moved the citizen out of the inbound context, so a listed channel is a citizen's leg when it began
+its call (Uniqueid = Linkedid), is no Local half, and sits in an inbound or a hotline context. A call
+that came and went while the link was down is known only from its FastAGI route request."""
+
+from __future__ import annotations
+
+from cti.ami.message import AmiMessage
+from cti.calls.channels import NUMBER_LIMIT, device_of, printable
+from cti.calls.core import CallCore
+from cti.calls.events import (
+    RouteDecided,
+)
+from cti.calls.state import (
+    ENDED_UNSEEN,
+    UP_STATE,
+    Call,
+    Channel,
+    duration_of,
+    known,
+    to_int,
+)
+
+
+class Rebuilding(CallCore):
+    """The resynchronisation of the tracker: link lost, channel lists."""
+
+    def link_lost(self, at: float) -> None:
+        """The AMI link dropped: events from now until the next channel list are lost."""
+        self._snapshot = None
+        self._blind = True
+
+    def listing_requested(self) -> None:
+        """A CoreShowChannels list has been asked for: any channel that exists now will be in it, so
+        notes from now on are not for calls that came and went unseen."""
+        self._blind = False
+
+    def _queue_entry(self, message: AmiMessage, at: float) -> None:
+        """A QueueStatus item: a caller waiting in a queue (the citizen, or a parallel ring's Local ;2
+        leg with the citizen's number, trace R3). A rebuilt call learns its queue and when it joined."""
+        f = message.fields
+        channel = self.channels.get(f.get("uniqueid", ""))
+        call = self.calls.get(channel.linkedid) if channel is not None else None
+        if call is not None and not call.queue:
+            call.queue = f.get("queue", "")
+            call.queued_at = at - float(to_int(f.get("wait")))
+
+    def _snapshot_item(self, message: AmiMessage, at: float) -> None:
+        if self._snapshot is None:
+            self._snapshot = []
+        self._snapshot.append(message)
+
+    def _snapshot_complete(self, message: AmiMessage, at: float) -> None:
+        listed, self._snapshot = self._snapshot or [], None
+        self.reconcile(listed, at)
+
+    def reconcile(self, listed: list[AmiMessage], at: float) -> None:
+        """Bring the state in line with a CoreShowChannels list taken at ``at``.
+
+        Channels that are no longer listed hung up while the link was down: their
+        calls end now, marked estimated. Listed channels never seen are calls
+        that began meanwhile (or before cti started): they are rebuilt from the
+        list, which carries each leg's Linkedid and BridgeId. A route decision
+        taken while the link was down for a channel not listed is a call that
+        came and went unseen: it is recorded from the decision."""
+        present = {m.fields.get("uniqueid", "") for m in listed}
+        gone = [self.channels.pop(u) for u in [u for u in self.channels if u not in present]]
+        for channel in gone:  # first the legs that stopped ringing while the link was down…
+            self._leave_bridge(channel)
+            call = self.calls.get(channel.linkedid)
+            leg = self._leg(call, channel.uniqueid) if call is not None else None
+            if call is not None and leg is not None and leg.outcome == "ringing" and leg.channel == channel.name:
+                self._end_leg(call, leg, "gone", at)
+        for channel in gone:  # …then the calls whose citizen left
+            call = self.calls.get(channel.linkedid)
+            if call is not None and channel.uniqueid == call.anchor:
+                self._end(call, at, None, "ended while the AMI link was down", estimated=True)
+        new = [m for m in listed if m.fields.get("uniqueid") not in self.channels]
+        for message in listed:
+            self._rebuild_channel(message)
+        rebuilt = [self._rebuild_call(m, at) for m in new if self._is_listed_citizen(m)]
+        for call in rebuilt:
+            self._rebuild_progress(call, [m for m in new if m.fields.get("linkedid") == call.linkedid], at)
+        fresh = {call.linkedid for call in rebuilt}
+        for call in list(self.calls.values()):  # answered while the link was down
+            if (call.linkedid not in fresh and call.direction == "inbound" and call.answered_at is None
+                    and self._answered_in_bridge(call, at)):
+                call.estimated = True
+        self._record_unseen(present, at)
+        self._blind = False
+
+    def _rebuild_channel(self, message: AmiMessage) -> None:
+        """A listed channel as it is now: new, or moved (another place, another bridge) while unseen."""
+        listed = Channel.from_message(message)
+        channel = self.channels.get(listed.uniqueid)
+        if channel is None:
+            channel = self.channels[listed.uniqueid] = listed
+        elif (channel.context, channel.exten, channel.bridge) != (listed.context, listed.exten, listed.bridge):
+            self._leave_bridge(channel)
+            channel.context, channel.exten = listed.context, listed.exten
+            channel.bridge, channel.bridged_at = listed.bridge, listed.bridged_at
+        if channel.bridge:
+            self.bridges.setdefault(channel.bridge, set()).add(channel.uniqueid)
+
+    def _is_listed_citizen(self, message: AmiMessage) -> bool:
+        """A listed channel is a citizen's leg when it began its call (its Uniqueid is the call's Linkedid,
+        unlike every leg dialled for it), is no Local half, and is where the hotline's dialplan takes
+        inbound calls; the lab's handsets and other phones' calls are elsewhere."""
+        f = message.fields
+        uniqueid, name = f.get("uniqueid", ""), f.get("channel", "")
+        return (uniqueid == f.get("linkedid") and not name.startswith("Local/")
+                and f.get("context", "") in self.citizen_contexts and self._is_new(uniqueid))
+
+    def _rebuild_call(self, message: AmiMessage, at: float) -> Call:
+        channel = self.channels[message.fields.get("uniqueid", "")]
+        arrived = at - duration_of(message.fields.get("duration", ""))
+        call = self._start_inbound(channel, arrived)
+        call.estimated = True
+        if channel.context not in self.inbound_contexts:  # its exten is now a dialplan step, not the number
+            call.dialled_number = next((e.number for e in call.timeline if isinstance(e, RouteDecided)), "")
+            if not call.dialled_number:
+                self.unrouted.append(call.linkedid)
+        return call
+
+    def _rebuild_progress(self, call: Call, listed: list[AmiMessage], at: float) -> None:
+        """Where a rebuilt call is: talking (its citizen shares a bridge with another leg), or ringing
+        the phones dialled for it (their channels run AppDial or AppQueue and are not up yet)."""
+        if self._answered_in_bridge(call, at):
+            return
+        for message in listed:
+            f = message.fields
+            if f.get("application") in ("AppDial", "AppQueue") and f.get("channelstate") != UP_STATE:
+                name = f.get("channel", "")
+                self._ring(call, at, f.get("uniqueid", ""), name, device_of(name), "",
+                           via_queue=f.get("application") == "AppQueue")
+
+    def _answered_in_bridge(self, call: Call, at: float) -> bool:
+        """The citizen shares a bridge with another leg: that leg answered."""
+        citizen = self.channels[call.citizen]
+        others = sorted(self.bridges.get(citizen.bridge, set()) - {citizen.uniqueid}) if citizen.bridge else []
+        if not others:
+            return False
+        other = self.channels[others[0]]
+        self._answer(call, at, other.uniqueid, device_of(other.name), "", other.name)
+        return True
+
+    def _record_unseen(self, listed: set[str], at: float) -> None:
+        """Calls whose route cti decided while the link was down, gone before the channel list: their
+        only trace is the decision. Recorded as estimated, with what it says (caller, number, time)."""
+        for uniqueid in [u for u, p in self._pending_notes.items() if p.unseen and u not in listed]:
+            pending = self._pending_notes.pop(uniqueid)
+            events = [make(pending.linkedid) for make in pending.makes]
+            route = next((e for e in events if isinstance(e, RouteDecided)), None)
+            if route is None or not self._is_new(pending.linkedid):
+                continue  # a survey's or another flow's note: not a citizen's inbound call
+            call = Call(linkedid=pending.linkedid, direction="inbound", anchor=uniqueid, citizen=uniqueid,
+                        caller_number=known(printable(route.caller_number, NUMBER_LIMIT)),
+                        caller_name=known(printable(route.caller_name)),
+                        dialled_number=route.number, arrived_at=route.at, estimated=True)
+            self.calls[call.linkedid] = call
+            self._offer(call, route.at)
+            for event in events:
+                self._apply_note(call, event)
+            self._end(call, at, None, ENDED_UNSEEN, estimated=True)
