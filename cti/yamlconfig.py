@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 KeyPath = tuple[str | int, ...]
+
+# An integer is one only when written the plain way: 12345, -5, 0.
+_PLAIN_INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
+# How YAML writes a date (and a date and time), as PyYAML's timestamp resolver reads it.
+_DATE_SHAPE = re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:$|[Tt ])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,53 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's SafeLoader for the integrators' files, where a scalar stays what was written.
+
+    YAML 1.1 reads an unquoted ``01234567`` as the octal 342391, ``0x1F``, ``1_000``
+    and ``20:00`` (base 60: 1200) as numbers too, and ``+8613800000000`` loses its
+    plus: an area-code number or an international one would be changed silently.
+    Here an integer is an integer only when written the plain way (``12345``,
+    ``-5``); any other scalar YAML 1.1 would turn into one is kept as the string
+    written. Kept rather than refused: every field that holds a telephone number
+    (numbers, seats, dial strings, caller IDs, agent ids) is text, and keeping
+    the text is what the integrator meant, quoted or not; a field that wants an
+    integer (a port, a timeout) then refuses ``'05038'`` by name instead of
+    reading 2590. A plain integer in a text field (``numbers: [12315]``) reads
+    back exactly as written, so it stays allowed.
+
+    An impossible date (``2020-02-30``) is kept as the string written too, and
+    the date field it is in says why it is not a date (:func:`not_a_date`)
+    instead of PyYAML raising ValueError out of the whole file."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int | str:  # type: ignore[override]
+        text = str(self.construct_scalar(node))
+        return int(text) if _PLAIN_INT.match(text) else text
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:  # 2020-02-30, 2020-13-01: the date field reports it, with its line
+            return str(self.construct_scalar(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def not_a_date(value: Any) -> str | None:
+    """Why a string written as a date is none (``'2020-02-30' is not a date: day is out of
+    range for month``), or None when it does not look like a date at all."""
+    match = _DATE_SHAPE.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    try:
+        date(*(int(part) for part in match.groups()))
+    except ValueError as exc:
+        return f"{value!r} is not a date: {exc}"
+    return None
+
+
 class YamlDoc:
     """A parsed YAML file that remembers the line of every key and item."""
 
@@ -57,17 +110,24 @@ class YamlDoc:
 
     @classmethod
     def parse(cls, text: str, name: str) -> YamlDoc:
+        lines: dict[KeyPath, int] = {}
+        twice: list[Problem] = []
+        loader = _Loader(text)
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
+            node = loader.get_single_node()
+            if node is not None:
+                _index(node, (), lines, name, twice)
+            # a key given twice is a broken file, as a syntax error is: PyYAML would keep the last silently
+            data = loader.construct_document(node) if node is not None and not twice else None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
             reason = getattr(exc, "problem", None) or str(exc)
             raise ConfigError([Problem(name, line, "", f"not valid YAML: {reason}")]) from exc
-        lines: dict[KeyPath, int] = {}
-        if node is not None:
-            _index(node, (), lines)
+        finally:
+            loader.dispose()
+        if twice:
+            raise ConfigError(twice)
         return cls(name, data, lines)
 
     def line(self, path: KeyPath) -> int | None:
@@ -84,9 +144,18 @@ class YamlDoc:
 
 def unknown_key(doc: YamlDoc, path: KeyPath, known: tuple[str, ...]) -> Problem:
     """A typo must not fall back silently to a default: name it, and the likely intent."""
-    close = difflib.get_close_matches(str(path[-1]), known, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys: {', '.join(known)}"
+    close = near_miss(path[-1], known)
+    hint = f" (did you mean '{close}'?)" if close else f"; known keys: {', '.join(known)}"
     return doc.problem(path, f"unknown key{hint}")
+
+
+def near_miss(key: str | int, known: tuple[str, ...]) -> str | None:
+    """The known key an unknown one is probably a typo of (``numbrs``: ``numbers``).
+
+    Its absence is then that typo's doing: say so once, in the unknown key's message,
+    and not again as the known key missing."""
+    close = difflib.get_close_matches(str(key), known, n=1)
+    return close[0] if close else None
 
 
 def dotted(path: KeyPath) -> str:
@@ -96,16 +165,25 @@ def dotted(path: KeyPath) -> str:
     return out
 
 
-def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str, twice: list[Problem]) -> None:
+    """Note the line of every key and item; a key given twice in one mapping goes to ``twice``."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a "<<: *base" merge may override, as YAML means it to
             key = path + (key_node.value,)
-            lines[key] = key_node.start_mark.line + 1
-            _index(value_node, key, lines)
+            line = key_node.start_mark.line + 1
+            if key_node.value in first:
+                twice.append(Problem(name, line, dotted(key), f"given twice (first at line {first[key_node.value]})"))
+                continue
+            first[key_node.value] = line
+            lines[key] = line
+            _index(value_node, key, lines, name, twice)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (i,), lines)
+            _index(item, path + (i,), lines, name, twice)
 
 
 def build(cls: type[Any], data: Any, doc: YamlDoc, path: KeyPath, problems: list[Problem]) -> Any:
@@ -122,16 +200,20 @@ def build(cls: type[Any], data: Any, doc: YamlDoc, path: KeyPath, problems: list
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values: dict[str, Any] = {}
     ok = True
+    misspelt: set[str] = set()
     for key, value in data.items():
         if key not in known:
             problems.append(unknown_key(doc, path + (key,), tuple(known)))
+            misspelt.add(near_miss(key, tuple(known)) or "")
             ok = False
             continue
         converted, good = convert(hints[key], value, doc, path + (key,), problems)
         ok = ok and good
         values[key] = converted
     for name, f in known.items():
-        if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if name in values or name in misspelt:  # a typo of it is reported already
+            continue
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(doc.problem(path, f"missing required key '{name}'"))
             ok = False
     return cls(**values) if ok else None
@@ -177,6 +259,9 @@ def _scalar(hint: Any, value: Any, doc: YamlDoc, path: KeyPath, problems: list[P
     elif hint is date:
         if isinstance(value, date) and not isinstance(value, datetime):
             return value, True
+        if (why := not_a_date(value)) is not None:
+            problems.append(doc.problem(path, why))
+            return None, False
     else:
         return value, True
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", date: "a date (YYYY-MM-DD)"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cti.configuration import load_configuration
-from cti.settings import PathSettings, Settings
+from cti.settings import PathSettings, Settings, load_settings
 from cti.yamlconfig import ConfigError
 from tests.conftest import REPO
 
@@ -101,13 +101,33 @@ units:
     "seat-that-is-not-a-dial-string": (GOOD_UNITS.replace("[PJSIP/seat-12315]", "[seat-12315]"),
                                        ["trunk_map.yaml:7: units[0].seats[0]: 'seat-12315' is not a dial string "
                                         "(TECH/resource, e.g. PJSIP/12369@dept)"]),
+    # one mistake, one message: the typo, not also the key it misspells as missing
     "typo-in-a-key": (GOOD_UNITS.replace("numbers:", "numbrs:"),
-                      ["trunk_map.yaml:6: units[0].numbrs: unknown key (did you mean 'numbers'?)",
-                       "trunk_map.yaml:3: units[0].numbers: expected a list of numbers"]),
+                      ["trunk_map.yaml:6: units[0].numbrs: unknown key (did you mean 'numbers'?)"]),
+    "typo-in-a-required-key": (GOOD_UNITS.replace("seats:", "seat:"),
+                               ["trunk_map.yaml:7: units[0].seat: unknown key (did you mean 'seats'?)"]),
     "typo-in-a-mode": (GOOD_UNITS.replace("mode: remote_seat", "mode: remote-seat"),
                        ["trunk_map.yaml:5: units[0].mode: unknown mode 'remote-seat' (did you mean 'remote_seat'?); "
-                        "one of merged, remote_seat, interconnected, emergency, excluded",
-                        "trunk_map.yaml:7: units[0].seats: a remote-seat unit has no seats"]),
+                        "one of merged, remote_seat, interconnected, emergency, excluded"]),
+    "emergency-mapped-as-retired-with-its-dial": ("""\
+units:
+  - {id: police, name: 市公安局, mode: merged, numbers: ["110"], dial: PJSIP/110@carrier}
+""", ["trunk_map.yaml:2: units[0].numbers[0]: 110 is an emergency number: it stays separate "
+      "(mode: emergency) and is never retired"]),
+    "impossible-date": (GOOD_UNITS + """\
+  - id: commerce
+    name: 市商务局
+    mode: merged
+    numbers: ["12312"]
+    window: {start: 2020-01-01, end: 2020-02-30}
+""", ["trunk_map.yaml:12: units[1].window.end: '2020-02-30' is not a date: day is out of range for month"]),
+    "key-given-twice": (GOOD_UNITS + """\
+  - id: commerce
+    name: 市商务局
+    mode: merged
+    numbers: ["12312"]
+    name: 商务局
+""", ["trunk_map.yaml:12: units[1].name: given twice (first at line 9)"]),
     "emergency-without-dial": ("""\
 units:
   - {id: fire, name: 市消防支队, mode: emergency, numbers: ["119"]}
@@ -138,7 +158,6 @@ def test_broken_flows_and_queues(tmp_path: Path) -> None:
                                                         encoding="utf-8")
     assert problems(settings) == [
         "agents/queues.yaml:2: queues[0].nmae: unknown key (did you mean 'name'?)",
-        "agents/queues.yaml:2: queues[0]: missing required key 'name'",
         "ivr_flows/guidance.yaml:4: steps[2].hangupp: unknown key (did you mean 'hangup'?)",
         "ivr_flows/guidance.yaml:3: steps[1]: unknown variable {numbr}; known: prompt, queue, dial, dial_timeout, "
         "number, unit, treatment, fallback",
@@ -193,7 +212,6 @@ seats:
     ]
 
 
-
 def test_the_case_rules_are_checked(tmp_path: Path) -> None:
     settings = workspace(tmp_path, GOOD_UNITS + """\
   - {id: police-110, name: 市公安局, mode: emergency, numbers: ["110"], dial: PJSIP/110@carrier}
@@ -234,3 +252,47 @@ units:
         "cases.yaml:10: units[2].id: duplicate unit 'market-regulation' (also units[1])",
         "cases.yaml:11: units[3].id: unit 'police-110' is an emergency line, not a handling unit",
     ]
+
+
+def test_numbers_stay_as_written(tmp_path: Path) -> None:
+    """YAML 1.1 reads an unquoted 01234567 as the octal 342391: here it is the number written."""
+    settings = workspace(tmp_path, GOOD_UNITS.replace('["12315"]', '[01234567, +8612315, 12316]'))
+    numbers = load_configuration(settings).trunk_map.numbers
+    assert list(numbers) == ["01234567", "+8612315", "12316"]
+    (tmp_path / "cti.yaml").write_text("ami:\n  port: 05038\n  action_timeout: 0x10\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as failed:  # a field that wants an integer refuses it by name, not 2590
+        load_settings(tmp_path / "cti.yaml", environ={})
+    assert [str(p).replace(f"{tmp_path}/", "") for p in failed.value.problems] == [
+        "cti.yaml:2: ami.port: expected an integer, got '05038'",
+        "cti.yaml:3: ami.action_timeout: expected a number, got '0x10'"]
+
+
+def test_traps_in_every_file_are_located(tmp_path: Path) -> None:
+    settings = workspace(tmp_path, GOOD_UNITS)
+    (tmp_path / "agents" / "agents.yaml").write_text("""\
+agents:
+  - id: "1001"
+    name: 王芳
+    device: PJSIP/agent1001
+    queues: [q12345]
+    id: "1002"
+""", encoding="utf-8")
+    (tmp_path / "cases.yaml").write_text("calendar:\n  holidays: [2027-02-30, 2027-13-01]\n", encoding="utf-8")
+    assert problems(settings) == [
+        "agents/agents.yaml:6: agents[0].id: given twice (first at line 2)",
+        "cases.yaml:2: calendar.holidays[0]: '2027-02-30' is not a date: day is out of range for month",
+        "cases.yaml:2: calendar.holidays[1]: '2027-13-01' is not a date: month must be in 1..12",
+    ]
+
+
+def test_check_and_serve_report_an_impossible_date_instead_of_crashing(tmp_path: Path) -> None:
+    workspace(tmp_path, GOOD_UNITS + "  - {id: x, name: 某局, mode: merged, numbers: [\"12312\"], "
+                                     "window: {start: 2020-01-01, end: 2020-02-30}}\n")
+    (tmp_path / "cti.yaml").write_text("{}\n", encoding="utf-8")
+    expected = ["trunk_map.yaml:8: units[1].window.end: '2020-02-30' is not a date: day is out of range for month",
+                "cti: 1 problem(s) in the configuration"]
+    for command in ("check", "serve"):
+        run = subprocess.run([sys.executable, "-m", "cti.cli", "--settings", "cti.yaml", command], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+        assert (run.returncode, run.stderr.splitlines()) == (2, expected), run.stderr
+

@@ -5,13 +5,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cti.routing.model import AFTER_WINDOW, TREATMENTS, Hotline, LegacyNumber, Prompts, TrunkMap, Unit, Window
-from cti.yamlconfig import ConfigError, KeyPath, Problem, YamlDoc, build, unknown_key
+from cti.yamlconfig import ConfigError, KeyPath, Problem, YamlDoc, build, near_miss, not_a_date, unknown_key
 
 # Numbers that stay separate whatever a map says (国办发〔2020〕53号: 110/119/120/122 and 12122).
 EMERGENCY_NUMBERS = frozenset({"110", "119", "120", "122", "12122"})
@@ -45,6 +45,8 @@ class _Reader:
         self.doc = doc
         self.problems: list[Problem] = []
         self.number_owner: dict[str, KeyPath] = {}
+        # keys absent because of a typo already reported (units[0].numbers for numbrs): not "missing" as well
+        self.misspelt: set[KeyPath] = set()
 
     def fail(self, path: KeyPath, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
@@ -56,11 +58,18 @@ class _Reader:
         for key in value:
             if key not in keys:
                 self.problems.append(unknown_key(self.doc, path + (key,), keys))
+                meant = near_miss(key, keys)
+                if meant is not None and meant not in value:
+                    self.misspelt.add(path + (meant,))
         return value
+
+    def absent(self, path: KeyPath) -> bool:
+        """Whether the key at ``path`` is missing for a reason not reported yet (not a typo of it)."""
+        return path not in self.misspelt
 
     def text(self, value: Any, path: KeyPath, required: bool = False) -> str:
         if value is None:
-            if required:
+            if required and self.absent(path):
                 self.fail(path, "missing")
             return ""
         if isinstance(value, bool) or not isinstance(value, str | int):
@@ -83,7 +92,8 @@ class _Reader:
         prompts = build(Prompts, top.get("prompts"), self.doc, ("prompts",), self.problems) or Prompts()
         units_data = top.get("units")
         if not isinstance(units_data, list) or not units_data:
-            self.fail(("units",), "expected a list of units")
+            if units_data is not None or self.absent(("units",)):
+                self.fail(("units",), "expected a list of units")
             units_data = []
         units = [u for i, data in enumerate(units_data) if (u := self.unit(data, ("units", i))) is not None]
         if hotline.number in self.number_owner:
@@ -110,25 +120,29 @@ class _Reader:
             close = difflib.get_close_matches(mode, TREATMENTS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             self.fail(path + ("mode",), f"unknown mode {mode!r}{hint}; one of {', '.join(TREATMENTS)}")
-        window = self.window(unit.get("window"), path + ("window",), mode)
+        known_mode = mode if mode in TREATMENTS else ""
+        # What a mode requires (seats, dial, guidance, a window) follows from the mode: when the mode is unknown,
+        # or wrong for its numbers (110 mapped as merged), the mode is the one mistake and is reported once.
+        rules = "" if _misfiled(unit.get("numbers"), known_mode) else known_mode
+        window = self.window(unit.get("window"), path + ("window",), rules)
         after = self.after_window(unit.get("after_window", "retired_notice"), path + ("after_window",))
         prompt = self.text(unit.get("prompt"), path + ("prompt",))
-        numbers = self.numbers(unit.get("numbers"), path + ("numbers",), unit_id, mode, window, after)
-        seats = self.seats(unit.get("seats"), path + ("seats",), mode)
+        numbers = self.numbers(unit.get("numbers"), path + ("numbers",), unit_id, known_mode, window, after)
+        seats = self.seats(unit.get("seats"), path + ("seats",), rules)
         dial = self.text(unit.get("dial"), path + ("dial",))
         guidance = self.text(unit.get("guidance"), path + ("guidance",))
         webhook = self.text(unit.get("webhook"), path + ("webhook",))
-        if mode == "emergency" and not dial:
+        if rules == "emergency" and not dial and self.absent(path + ("dial",)):
             self.fail(path + ("dial",) if "dial" in unit else path,
                       "an emergency line needs the trunk dial string its transfers use (dial:)")
-        if mode != "emergency" and dial:
+        if rules and rules != "emergency" and dial:
             self.fail(path + ("dial",), "only emergency lines have a dial string; remote seats use seats:")
-        if mode == "excluded":
-            if not guidance:
+        if rules == "excluded":
+            if not guidance and self.absent(path + ("guidance",)):
                 self.fail(path, "an excluded line needs guidance: what agents tell callers")
-            if not prompt and any(not n.prompt for n in numbers):
+            if not prompt and any(not n.prompt for n in numbers) and self.absent(path + ("prompt",)):
                 self.fail(path, "an excluded line needs a prompt naming the number to call (prompt:)")
-        if webhook and mode != "interconnected":
+        if webhook and rules and rules != "interconnected":
             self.fail(path + ("webhook",), "only interconnected units receive call records by webhook")
         if webhook and not webhook.startswith(("http://", "https://")):
             self.fail(path + ("webhook",), f"expected an http(s) URL, got {webhook!r}")
@@ -140,7 +154,8 @@ class _Reader:
     def numbers(self, data: Any, path: KeyPath, unit_id: str, mode: str, window: Window | None,
                 after: str) -> list[LegacyNumber]:
         if not isinstance(data, list) or not data:
-            self.fail(path, "expected a list of numbers")
+            if data is not None or self.absent(path):
+                self.fail(path, "expected a list of numbers")
             return []
         out = []
         for i, item in enumerate(data):
@@ -192,16 +207,15 @@ class _Reader:
         return Window(start, end)
 
     def date(self, value: Any, path: KeyPath) -> date | None:
-        if isinstance(value, date):
+        if isinstance(value, date) and not isinstance(value, datetime):
             return value
         if value is None:
-            self.fail(path, "missing (YYYY-MM-DD)")
+            if self.absent(path):
+                self.fail(path, "missing (YYYY-MM-DD)")
             return None
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError:
-            self.fail(path, f"expected a date YYYY-MM-DD, got {value!r}")
-            return None
+        why = not_a_date(value)  # 2020-02-30: kept as written by the loader, named here
+        self.fail(path, why or f"expected a date YYYY-MM-DD, got {value!r}")
+        return None
 
     def after_window(self, value: Any, path: KeyPath) -> str:
         text = self.text(value, path)
@@ -212,10 +226,11 @@ class _Reader:
     def seats(self, data: Any, path: KeyPath, mode: str) -> list[str]:
         if mode in ("remote_seat", "interconnected"):
             if not data:
-                self.fail(path if data is not None else path[:-1],
-                          f"a {mode} unit needs the dial string of at least one seat (seats:)")
+                if data is not None or self.absent(path):
+                    self.fail(path if data is not None else path[:-1],
+                              f"a {mode} unit needs the dial string of at least one seat (seats:)")
                 return []
-        elif data:
+        elif data and mode:
             self.fail(path, f"a {mode} unit has no seats")
             return []
         if data is None:
@@ -231,6 +246,14 @@ class _Reader:
             elif text:
                 seats.append(text)
         return seats
+
+
+def _misfiled(numbers: Any, mode: str) -> bool:
+    """Whether a unit that is not an emergency line lists an emergency number (that number says so)."""
+    if mode in ("emergency", "") or not isinstance(numbers, list):
+        return False
+    written = (item.get("number") if isinstance(item, Mapping) else item for item in numbers)
+    return any(str(n) in EMERGENCY_NUMBERS for n in written if isinstance(n, str | int) and not isinstance(n, bool))
 
 
 __all__ = ["EMERGENCY_NUMBERS", "ConfigError", "load_trunk_map", "parse_trunk_map"]
