@@ -20,7 +20,7 @@ from cti.auth import ROLES, new_password
 from cti.calls.record import CallRecord
 from cti.case_cli import add_case_commands
 from cti.cases.model import CaseError
-from cti.configuration import load_configuration
+from cti.configuration import calendar_warning, load_configuration
 from cti.demo import Demo, DemoOptions
 from cti.replay import TranscriptError, replay
 from cti.routing.model import Decision
@@ -199,6 +199,9 @@ async def _calls(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
     configuration = load_configuration(settings)
+    warning = calendar_warning(configuration, settings, datetime.now(settings.zone).date())
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"ok: {configuration.summary()} (settings: {settings.source})")
     return 0
 

@@ -6,10 +6,12 @@ configuration. Each problem names its file, line and key."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from cti.agents.directory import Directory, load_directory
 from cti.cases.catalogue import Catalogue, load_catalogue
+from cti.cases.workdays import WorkCalendar
 from cti.ivr.flows import Flow, load_flows
 from cti.routing.model import (
     GUIDANCE,
@@ -90,6 +92,26 @@ def load_configuration(settings: Settings) -> Configuration:
     if problems or trunk_map is None or queues is None or directory is None or catalogue is None:
         raise ConfigError(problems)
     return Configuration(trunk_map, flows, queues, prompts, directory, catalogue)
+
+
+def calendar_warning(configuration: Configuration, settings: Settings, today: date) -> str | None:
+    """A warning when a case dispatched ``today`` could fall due in a year whose holidays are not known.
+
+    chinese_calendar knows the years it was released for (the State Council
+    publishes next year's schedule in November); past them deadlines count
+    Monday-Friday until cases.yaml lists that year's holidays and make-up days."""
+    catalogue = configuration.catalogue
+    policy = catalogue.policy
+    longest = max([*policy.deadlines.values(), *(d for own in policy.unit_deadlines.values() for d in own.values())])
+    calendar = WorkCalendar(settings.zone, holidays=catalogue.calendar.holidays,
+                            workdays=catalogue.calendar.workdays)
+    year = calendar.first_unknown(today, calendar.add(today, longest, warn=False))
+    if year is None:
+        return None
+    return (f"{settings.path(settings.paths.cases)}: warning: deadlines set today ({today}) run up to {longest} "
+            f"working days, into {year}, a year chinese_calendar does not know (it knows up to {year - 1}): "
+            f"there they count Monday-Friday; add {year}'s holidays and make-up days (调休) to cases.yaml "
+            f"(calendar: {{holidays: [...], workdays: [...]}})")
 
 
 def _doc(path: Path, problems: list[Problem]) -> YamlDoc | None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
+import chinese_calendar
 import pytest
 
-from cti.configuration import load_configuration
+from cti.configuration import calendar_warning, load_configuration
 from cti.settings import PathSettings, Settings, load_settings
 from cti.yamlconfig import ConfigError
 from tests.conftest import REPO
@@ -296,3 +298,22 @@ def test_check_and_serve_report_an_impossible_date_instead_of_crashing(tmp_path:
                              capture_output=True, text=True, timeout=60)
         assert (run.returncode, run.stderr.splitlines()) == (2, expected), run.stderr
 
+
+def test_a_deadline_past_the_known_calendar_is_warned(tmp_path: Path) -> None:
+    settings = workspace(tmp_path, GOOD_UNITS)
+    configuration = load_configuration(settings)
+    last = max(chinese_calendar.holidays).year  # the last year the installed chinese_calendar knows
+    assert calendar_warning(configuration, settings, date(last, 12, 1)) is None
+    warning = calendar_warning(configuration, settings, date(last, 12, 28))  # + 7 working days (complaints)
+    assert warning == (f"{tmp_path}/cases.yaml: warning: deadlines set today ({last}-12-28) run up to 7 working "
+                       f"days, into {last + 1}, a year chinese_calendar does not know (it knows up to {last}): "
+                       f"there they count Monday-Friday; add {last + 1}'s holidays and make-up days (调休) to "
+                       "cases.yaml (calendar: {holidays: [...], workdays: [...]})")
+    (tmp_path / "cases.yaml").write_text(f"deadlines: {{complaint: 3, report: 3}}\ncalendar:\n"
+                                         f"  holidays: [{last + 1}-01-01]\n", encoding="utf-8")
+    configuration = load_configuration(settings)  # the overrides know the year: no warning
+    assert calendar_warning(configuration, settings, date(last, 12, 28)) is None
+    (tmp_path / "cases.yaml").write_text("units:\n  - {id: market-regulation, deadlines: {request: 30}}\n",
+                                         encoding="utf-8")
+    configuration = load_configuration(settings)  # a unit's own deadline is the longest
+    assert "up to 30 working days" in (calendar_warning(configuration, settings, date(last, 12, 1)) or "")

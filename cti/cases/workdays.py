@@ -31,7 +31,7 @@ class WorkCalendar:
         self.workdays = frozenset(workdays)
         self._warned: set[int] = set()
 
-    def is_workday(self, day: date) -> bool:
+    def is_workday(self, day: date, *, warn: bool = True) -> bool:
         if day in self.workdays:
             return True
         if day in self.holidays:
@@ -39,7 +39,7 @@ class WorkCalendar:
         try:
             return bool(chinese_calendar.is_workday(day))
         except NotImplementedError:
-            if day.year not in self._warned:
+            if warn and day.year not in self._warned:
                 self._warned.add(day.year)
                 log.warning("chinese_calendar has no schedule for %d: counting Monday-Friday as working days; "
                             "add the year's holidays and make-up days to cases.yaml calendar:", day.year)
@@ -53,16 +53,20 @@ class WorkCalendar:
         except NotImplementedError:
             return any(d.year == year for d in self.holidays | self.workdays)
 
+    def first_unknown(self, start: date, end: date) -> int | None:
+        """The first year from ``start``'s to ``end``'s whose schedule is not known, if any."""
+        return next((year for year in range(start.year, end.year + 1) if not self.knows(year)), None)
+
     def local_day(self, at: datetime) -> date:
         return at.astimezone(self.zone).date()
 
-    def add(self, start: date, days: int) -> date:
+    def add(self, start: date, days: int, *, warn: bool = True) -> date:
         """The ``days``-th working day after ``start`` (``start`` itself never counts)."""
         day = start
         counted = 0
         while counted < days:
             day += timedelta(days=1)
-            if self.is_workday(day):
+            if self.is_workday(day, warn=warn):
                 counted += 1
         return day
 
