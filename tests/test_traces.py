@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,21 @@ def test_a_transfer_to_110_records_the_number_110_was_shown(trace: str, kind: st
     [transfer] = record.transfers
     assert (transfer.kind, transfer.target, transfer.outcome, transfer.reached, transfer.presented) == (
         kind, "110", "answered", "PJSIP/carrier", shown)
+
+
+def test_an_abandon_told_after_the_hangup_keeps_the_queue_wait(tmp_path: Path) -> None:
+    """S6's second caller gives up after 5 s in the queue (QueueCallerAbandon HoldTime 5). Asterisk tells
+    the abandon before the channel's Hangup; told after it (as the simulator does), it finds the call
+    written already: the record keeps the wait either way, from when the caller joined the queue."""
+    blocks = (FIXTURES / "S6_abandon.raw").read_bytes().split(b"\r\n\r\n")
+    abandon = next(i for i, b in enumerate(blocks) if b.startswith(b"Event: QueueCallerAbandon"))
+    hangup = next(i for i, b in enumerate(blocks)
+                  if b.startswith(b"Event: Hangup\r\n") and b"\r\nUniqueid: 1795281270.69\r\n" in b)
+    assert abandon < hangup
+    late = tmp_path / "S6_abandon_told_late.raw"
+    late.write_bytes(b"\r\n\r\n".join(blocks[:abandon] + blocks[abandon + 1:hangup + 1] + [blocks[abandon]]
+                                      + blocks[hangup + 1:]))
+    for trace in (FIXTURES / "S6_abandon.raw", late):
+        records = replay([trace], AmiSettings()).records
+        assert [(r.linkedid, r.answered, r.queue_wait) for r in records] == [
+            ("1795281266.66", False, None), ("1795281270.68", False, 5.0)], trace.name

@@ -161,6 +161,11 @@ class CallCore:
         call.estimated = call.estimated or estimated
         if call.handing_over is not None:  # handed over, and gone before anyone answered: it did not work
             self._settle(call, "failed" if not call.handover_dial else "hangup", at=at)
+        if call.answered_at is None and call.queue_wait is None and call.queued_at is not None:
+            # The citizen hung up in the queue and QueueCallerAbandon (its HoldTime) has not come: the record
+            # is written now, and an abandon told after the Hangup (as the simulator tells it) found no call
+            # and the wait was lost. It is the time since the citizen joined the queue, as HoldTime counts it.
+            call.queue_wait = round(at - call.queued_at, 3)
         if call.shutdown:
             cause_text = f"{cause_text} (Asterisk shut down)" if cause_text else "Asterisk shut down"
         self._emit(call, CallEnded(call.linkedid, at, cause, cause_text, call.answered_at is not None,
