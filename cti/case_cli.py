@@ -25,6 +25,7 @@ from cti.cases.model import CATEGORIES, MOVES, STATES, Case, CaseError, workflow
 from cti.cases.service import CaseService, case_json, event_json
 from cti.cases.stats import GROUPS, to_csv
 from cti.configuration import load_configuration
+from cti.console import cell, command, seconds
 from cti.settings import Settings
 from cti.store.database import Database
 from cti.store.users import UserError
@@ -33,10 +34,10 @@ ACTIONS = tuple(a for a, move in MOVES.items() if move.roles != ("system",))
 
 
 def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    case = commands.add_parser("case", help="case records (工单): list, show, open, act, stats, missed calls")
+    case = command(commands, "case", "case records (工单): list, show, open, act, edit, link, stats, missed calls")
     sub = case.add_subparsers(required=True, metavar="ACTION")
 
-    listing = sub.add_parser("list", help="cases, newest first")
+    listing = command(sub, "list", "cases, newest first")
     listing.add_argument("--state", choices=STATES)
     listing.add_argument("--unit")
     listing.add_argument("--caller")
@@ -44,11 +45,11 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(command=_list)
 
-    show = sub.add_parser("show", help="a case with its timeline and calls")
+    show = command(sub, "show", "a case with its timeline and calls")
     show.add_argument("id", type=int)
     show.set_defaults(command=_show)
 
-    opening = sub.add_parser("open", help="open a case (受理); --unit dispatches it at once")
+    opening = command(sub, "open", "open a case (受理); --unit dispatches it at once (派单)")
     opening.add_argument("--caller", required=True, help="the caller's number")
     opening.add_argument("--name", default="", help="the caller's name")
     opening.add_argument("--category", required=True, choices=tuple(CATEGORIES))
@@ -58,7 +59,7 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     opening.add_argument("--confidential", action="store_true")
     opening.set_defaults(command=_open)
 
-    act = sub.add_parser("act", help=f"move a case on: {', '.join(ACTIONS)}")
+    act = command(sub, "act", f"move a case on (派单, 签收, 退单, 办结…): {', '.join(ACTIONS)}")
     act.add_argument("id", type=int)
     act.add_argument("action", choices=ACTIONS)
     for name in ("unit", "reason", "reply", "note"):
@@ -68,14 +69,14 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     act.add_argument("--into", type=int, help="merge: the case this one joins")
     act.set_defaults(command=_act)
 
-    stats = sub.add_parser("stats", help="statistics per unit, category, legacy number, day or month")
+    stats = command(sub, "stats", "statistics per unit, category, legacy number, day or month")
     stats.add_argument("--by", required=True, choices=GROUPS)
     stats.add_argument("--from", dest="start", type=date.fromisoformat, help="YYYY-MM-DD")
     stats.add_argument("--to", dest="end", type=date.fromisoformat, help="YYYY-MM-DD (inclusive)")
     stats.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     stats.set_defaults(command=_stats)
 
-    edit = sub.add_parser("edit", help="complete an accepted case's details")
+    edit = command(sub, "edit", "complete an accepted case's details")
     edit.add_argument("id", type=int)
     edit.add_argument("--category", choices=tuple(CATEGORIES))
     edit.add_argument("--content")
@@ -83,12 +84,13 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     edit.add_argument("--confidential", action=argparse.BooleanOptionalAction)
     edit.set_defaults(command=_edit)
 
-    link = sub.add_parser("link", help="join a call to a case (the caller called again about it)")
+    link = command(sub, "link", "join a call to a case (the caller called again about it)")
     link.add_argument("id", type=int)
     link.add_argument("linkedid")
     link.set_defaults(command=_link)
 
-    missed = sub.add_parser("missed", help="missed calls waiting to be called back; or mark one done")
+    missed = command(sub, "missed", "missed calls waiting to be called back; --called-back or --unreachable "
+                                    "marks one done")
     missed.add_argument("--called-back", metavar="LINKEDID", help="this missed call was called back")
     missed.add_argument("--unreachable", metavar="LINKEDID", help="this caller could not be reached")
     missed.add_argument("--case", type=int, help="with --called-back: the case opened on the callback")
@@ -97,6 +99,7 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for parser in (listing, show, opening, act, stats, edit, link, missed):
         parser.add_argument("--db", help="database URL (default: the settings' database.url)")
         parser.add_argument("--json", action="store_true", help="JSON, one object per line")
+    for parser in (opening, act, edit, missed):  # the commands that act; reading needs no one to act as
         parser.add_argument("--as", dest="actor", metavar="USER",
                             help="act as this user, in their role (default: cli:<login>, as a supervisor)")
 
@@ -151,8 +154,8 @@ async def _acting(database: Database, actor: str | None) -> Acting:
 def _line(case: Case, zone: ZoneInfo) -> str:
     due = case.due_at.astimezone(zone).strftime("%m-%d") if case.due_at else "—"
     created = case.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    return (f"{case.id:>6}  {created}  {case.caller_number:<12} {CATEGORIES[case.category]:<4} "
-            f"{case.state:<11} {case.unit or '—':<24} due {due}  {case.content[:30]}")
+    return (f"{case.id:>6}  {created}  {cell(case.caller_number, 12)} {cell(CATEGORIES[case.category], 8)} "
+            f"{case.state:<11} {cell(case.unit or '—', 24)} due {due}  {case.content[:30]}")
 
 
 def _print(cases: list[Case], as_json: bool, zone: ZoneInfo) -> None:
@@ -182,8 +185,9 @@ async def _show(args: argparse.Namespace, settings: Settings) -> int:
     print(_line(case, settings.zone))
     print(f"        {case.content}")
     for event in data["events"]:
-        print(f"        {event['at'][:16].replace('T', ' ')}  {event['action']:<18} {event['from'] or '—':>11} → "
-              f"{event['to']:<11} {event['actor']} {json.dumps(event['details'], ensure_ascii=False)}")
+        print(f"        {event['at'][:16].replace('T', ' ')}  {event['action']:<18} "
+              f"{cell(event['from'] or '—', 11, '>')} → {event['to']:<11} {cell(event['actor'], 12)} "
+              f"{json.dumps(event['details'], ensure_ascii=False)}")
     if calls:
         print(f"        calls: {', '.join(calls)}")
     return 0
@@ -220,8 +224,8 @@ async def _stats(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.by:<24} {'cases':>6} {'closed':>6} {'on time':>8} {'overdue':>7} {'satisfied':>9} "
               f"{'rehandled':>9} {'missed':>6} {'called back':>11}")
         for row in rows:
-            print(f"{row.key:<24} {row.cases:>6} {row.closed:>6} {_percent(row.on_time_rate):>8} {row.overdue:>7} "
-                  f"{_percent(row.satisfaction_rate):>9} {row.rehandled:>9} {row.missed_calls:>6} "
+            print(f"{cell(row.key, 24)} {row.cases:>6} {row.closed:>6} {_percent(row.on_time_rate):>8} "
+                  f"{row.overdue:>7} {_percent(row.satisfaction_rate):>9} {row.rehandled:>9} {row.missed_calls:>6} "
                   f"{row.called_back:>11}")
     return 0
 
@@ -249,6 +253,8 @@ async def _link(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _missed(args: argparse.Namespace, settings: Settings) -> int:
     done = args.called_back or args.unreachable
+    if args.actor is not None and not done:
+        raise UserError(f"--as {args.actor}: acts on a missed call: give --called-back or --unreachable")
     if done:
         async with _acting_on_cases(settings, args.actor) as (cases, acting):
             await cases.resolve_missed(done, "called_back" if args.called_back else "unreachable", acting.actor,
@@ -264,6 +270,6 @@ async def _missed(args: argparse.Namespace, settings: Settings) -> int:
                               "dialled_number": call.dialled_number, "at": at, "waited": call.waited},
                              ensure_ascii=False))
         else:
-            waited = f"{call.waited:.0f}s" if call.waited is not None else "—"
-            print(f"{at}  {call.caller_number:<12} → {call.dialled_number:<8} waited {waited:>5}  {call.linkedid}")
+            print(f"{at}  {cell(call.caller_number, 12)} → {cell(call.dialled_number, 8)} "
+                  f"waited {cell(seconds(call.waited), 5, '>')}  {call.linkedid}")
     return 0

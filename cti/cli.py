@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +23,7 @@ from cti.calls.record import CallRecord
 from cti.case_cli import add_case_commands
 from cti.cases.model import CaseError
 from cti.configuration import calendar_warning, load_configuration
+from cti.console import cell, command, seconds
 from cti.demo import Demo, DemoOptions
 from cti.replay import TranscriptError, replay
 from cti.routing.model import Decision
@@ -33,6 +36,8 @@ from cti.yamlconfig import ConfigError
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 1
+_MOMENT = re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2}) ([0-9]{1,2}):([0-9]{2})$")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`'s yes
 
 
 class UsageError(Exception):
@@ -40,6 +45,19 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # while a reader that left (`cti calls | head`) can still be told apart
+        return status
+    except BrokenPipeError:
+        # The reader stopped reading: stop quietly, as other tools do. Python's own flush of stdout at exit
+        # would fail again and print a traceback: point stdout at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     level = args.log_level or args.quiet_level  # an explicit --log-level wins over the command's own default
@@ -85,40 +103,45 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(quiet_level="warning")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("serve", help="connect to Asterisk over AMI and record every call")
+    run = command(commands, "serve", "run cti beside Asterisk: the AMI link, FastAGI routing, the desk and the API "
+                                     "(web.port), every call recorded")
     run.set_defaults(command=_serve, quiet_level="info")
 
-    demo = commands.add_parser("demo", help="run cti on a simulated Asterisk with citizens calling (no PBX needed)")
-    demo.add_argument("--rate", type=float, default=0.05, help="citizens' calls per second (default 0.05: 3 a minute)")
+    demo = command(commands, "demo", "run cti on a simulated Asterisk with citizens calling (no PBX needed)")
+    demo.add_argument("--rate", type=float, default=0.05,
+                      help="citizens' calls per second (default 0.05: 3 a minute; 0: none, the desk and API only)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
     demo.add_argument("--seed", type=int, help="seed of the simulated traffic, for a repeatable run")
     demo.add_argument("--workdir", type=Path, help="folder for the demo database and recordings (default: temporary)")
     demo.add_argument("--port", type=int, help="the desk's port (default: settings web.port, 8345)")
     demo.set_defaults(command=_demo)
 
-    rep = commands.add_parser("replay", help="feed recorded AMI transcripts through the pipeline into the database")
+    rep = command(commands, "replay", "replay recorded AMI transcripts through the call tracker and print their "
+                                      "call records (stored only with --db or --store)")
     rep.add_argument("traces", nargs="+", type=Path, metavar="TRACE",
                      help=".raw (bytes Asterisk sent) or .jsonl capture; several = successive sessions")
     rep.add_argument("--json", action="store_true", help="one JSON object per line per call")
-    rep.add_argument("--db", help="database URL (default: the settings' database.url)")
+    rep.add_argument("--db", help="also store the records in this database (as cti serve would)")
+    rep.add_argument("--store", action="store_true", help="also store the records in the settings' database.url")
     rep.set_defaults(command=_replay)
 
-    check = commands.add_parser("check", help="validate trunk_map.yaml, agents/, ivr_flows/, prompts and settings")
+    check = command(commands, "check", "validate trunk_map.yaml, agents/, ivr_flows/, the prompts, cases.yaml and "
+                                       "the settings: every problem with file, line and key")
     check.set_defaults(command=_check)
 
-    route = commands.add_parser("route", help="what the router decides for a call to NUMBER at a moment")
+    route = command(commands, "route", "what a call to NUMBER gets at a moment: the router's decision")
     route.add_argument("number")
     route.add_argument("--at", help='"YYYY-MM-DD HH:MM" in the trunk map\'s time zone (default: now)')
     route.add_argument("--json", action="store_true")
     route.set_defaults(command=_route)
 
-    guide = commands.add_parser("guidance", help="the lines outside the integration, for agents (暂不纳入)")
+    guide = command(commands, "guidance", "the lines outside the integration and what agents tell callers (暂不纳入)")
     guide.add_argument("--json", action="store_true")
     guide.set_defaults(command=_guidance)
 
-    user = commands.add_parser("user", help="add a user (agent, supervisor, admin, integrator) or set a password")
+    user = command(commands, "user", "add a user (agent, supervisor, admin, integrator) or set a password")
     user_commands = user.add_subparsers(required=True, metavar="ACTION")
-    add = user_commands.add_parser("add", help="add a user; prints a generated password unless --password-stdin")
+    add = command(user_commands, "add", "add a user; prints a generated password unless --password-stdin")
     add.add_argument("id")
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--name", help="display name (default: the agent's name, or the id)")
@@ -127,15 +150,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--db", help="database URL (default: the settings' database.url)")
     add.set_defaults(command=_user_add)
-    password = user_commands.add_parser("password", help="set a user's password")
+    password = command(user_commands, "password", "set a user's password; prints a generated one unless "
+                                                  "--password-stdin")
     password.add_argument("id")
     password.add_argument("--password-stdin", action="store_true")
     password.add_argument("--db")
     password.set_defaults(command=_user_password)
 
-    token = commands.add_parser("token", help="create an API token for a user (integrators' systems); "
-                                              "`cti token list [USER]` lists the tokens",
-                                usage="cti token USER [--label L] [--expires DAYS] | cti token list [USER]")
+    token = command(commands, "token", "create an API token for a user (integrators' systems); "
+                                       "`cti token list [USER]` lists the tokens",
+                    usage="cti token USER [--label L] [--expires DAYS] | cti token list [USER]")
     token.add_argument("user", metavar="USER", help="the user the token signs in, or `list`")
     token.add_argument("listed", nargs="?", metavar="USER", help="after `list`: only this user's tokens")
     token.add_argument("--label", default="api token")
@@ -144,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--db")
     token.set_defaults(command=_token)
 
-    calls = commands.add_parser("calls", help="list the call records in the database")
+    calls = command(commands, "calls", "list the call records cti serve stored, newest first")
     calls.add_argument("--json", action="store_true", help="one JSON object per line per call")
     calls.add_argument("--limit", type=_count, default=50, help="at most this many, 1 to 100,000 (default 50)")
     calls.add_argument("--caller", help="only calls from this number")
@@ -164,8 +188,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    if args.rate <= 0:
-        raise UsageError("--rate must be positive")
+    if args.rate < 0:
+        raise UsageError("--rate must not be negative (0: no citizens calling)")
     if args.port is not None:
         settings = dataclasses.replace(settings, web=dataclasses.replace(settings.web, port=args.port))
     stop = asyncio.Event()
@@ -179,11 +203,13 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     result = replay(args.traces, settings.ami)
-    async with _database(settings) as database:
-        await database.calls.save(result.records)
-        stored = await database.calls.calls(linkedids=[r.linkedid for r in result.records],
-                                            limit=len(result.records))
-    _print_records(stored, args.json, settings.zone)
+    records: Sequence[CallRecord] = result.records
+    if args.db or args.store:  # only when asked: a replay is a look at transcripts, not a write to ./cti.db
+        async with _database(settings) as database:
+            await database.calls.save(result.records)  # a call stored already is kept as it is
+            records = await database.calls.calls(linkedids=[r.linkedid for r in result.records],
+                                                 limit=len(result.records))
+    _print_records(records, args.json, settings.zone)
     if result.open_calls:
         print(f"cti: {len(result.open_calls)} call(s) still in progress when the transcript ends, "
               f"not recorded: {', '.join(result.open_calls)}", file=sys.stderr)
@@ -209,13 +235,7 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
 async def _route(args: argparse.Namespace, settings: Settings) -> int:
     configuration = load_configuration(settings)
     zone = configuration.trunk_map.zone
-    if args.at is None:
-        at = datetime.now(zone)
-    else:
-        try:
-            at = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=zone)
-        except ValueError:
-            raise UsageError(f"--at {args.at!r}: expected \"YYYY-MM-DD HH:MM\" ({zone.key})") from None
+    at = datetime.now(zone) if args.at is None else _moment(args.at, zone)
     number = args.number.strip()
     if not number.lstrip("+").isdigit():
         raise UsageError(f"{number!r} is not a telephone number")
@@ -225,6 +245,18 @@ async def _route(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(_describe(decision, at, configuration.trunk_map.source))
     return 0
+
+
+def _moment(text: str, zone: ZoneInfo) -> datetime:
+    """``--at``'s "YYYY-MM-DD HH:MM" in ``zone``; a day or hour that does not exist is named."""
+    match = _MOMENT.match(text.strip())
+    if match is None:
+        raise UsageError(f'--at "{text}": expected "YYYY-MM-DD HH:MM" ({zone.key})')
+    try:
+        year, month, day, hour, minute = (int(part) for part in match.groups())
+        return datetime(year, month, day, hour, minute, tzinfo=zone)
+    except ValueError as exc:  # 2026-02-30: day is out of range for month
+        raise UsageError(f'--at "{text}": {exc}') from None
 
 
 def _describe(decision: Decision, at: datetime, source: str) -> str:
@@ -255,7 +287,7 @@ async def _guidance(args: argparse.Namespace, settings: Settings) -> int:
     entries = guidance_list(load_configuration(settings).trunk_map)
     for entry in entries:
         print(json.dumps(entry, ensure_ascii=False) if args.json else
-              f"{entry['numbers']:14} {entry['unit']}: {entry['guidance']}")
+              f"{cell(entry['numbers'], 14)} {entry['unit']}: {entry['guidance']}")
     return 0
 
 
@@ -341,7 +373,7 @@ async def _token_list(user_id: str | None, settings: Settings) -> int:
         expires = when(token.expires_at, "never")
         if token.expires_at is not None and token.expires_at <= now:
             expires += " (past)"
-        print(f"{token.user_id:16} {token.label:24} {when(token.created_at, ''):16}  {expires:23}  "
+        print(f"{cell(token.user_id, 16)} {cell(token.label, 24)} {when(token.created_at, ''):16}  {expires:23}  "
               f"{when(token.last_used_at, 'never'):16}  {'yes' if token.revoked else 'no'}")
     return 0
 
@@ -359,14 +391,10 @@ def _print_records(records: Sequence[CallRecord], as_json: bool, zone: ZoneInfo)
         data = record.to_json(zone)
         transfers = ", ".join(f"{t['kind']}→{t['target']}" for t in data["transfers"])
         end = record.hangup_cause_text or ("" if record.hangup_cause is None else str(record.hangup_cause))
-        print(f"{data['arrived_at'][:19].replace('T', ' ')}  {record.caller_number:13} "
-              f"{record.dialled_number:8} {(record.answered_by_name or record.answered_by or '—'):22} "
-              f"{_seconds(record.queue_wait):>5} {_seconds(record.talk_time):>5}  "
+        print(f"{data['arrived_at'][:19].replace('T', ' ')}  {cell(record.caller_number, 13)} "
+              f"{cell(record.dialled_number, 8)} {cell(record.answered_by_name or record.answered_by or '—', 22)} "
+              f"{cell(seconds(record.queue_wait), 5, '>')} {cell(seconds(record.talk_time), 5, '>')}  "
               f"{transfers + ('; ' if transfers else '')}{end}")
-
-
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:g}s"
 
 
 if __name__ == "__main__":

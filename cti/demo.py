@@ -135,9 +135,10 @@ class Demo:
     def _announce(self) -> None:
         assert self.service is not None
         web = f"http://{self.settings.web.host}:{self.service.web_port}/"
+        calling = (f"with citizens calling (about {self.options.rate * 60:.0f} calls a minute)" if self.options.rate > 0
+                   else "and no citizens calling (--rate 0)")
         lines = [
-            "", "cti demo: a simulated Asterisk 22 and cti, with citizens calling "
-            f"(about {self.options.rate * 60:.0f} calls a minute)", "",
+            "", f"cti demo: a simulated Asterisk 22 and cti, {calling}", "",
             f"  desk            {web}",
             f"  API document    {web}api/openapi.json",
             f"  AMI (simulated) 127.0.0.1:{self.settings.ami.port}  user cti, secret {self.secret}",

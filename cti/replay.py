@@ -55,7 +55,10 @@ class ReplayResult:
 
 
 def replay(paths: Iterable[Path], settings: AmiSettings) -> ReplayResult:
-    """Run transcripts through framing, clock and tracker; return the finished calls."""
+    """Run transcripts through framing, clock and tracker; return the finished calls.
+
+    A file without a single AMI message in it is no transcript (a wrong file, a capture of
+    the other direction): TranscriptError names it."""
     result = ReplayResult()
     tracker = CallTracker(settings.inbound_contexts, settings.outbound_contexts)
     clock = StreamClock(settings.pbx_timezone)
@@ -63,9 +66,13 @@ def replay(paths: Iterable[Path], settings: AmiSettings) -> ReplayResult:
     for path in paths:
         data = transcript_bytes(path)
         framer = Framer(source=str(path))
+        before = pipeline.messages
         for start in range(0, len(data), READ_SIZE):
             for message in framer.feed(data[start:start + READ_SIZE]):
                 pipeline.on_message(message)
+        if pipeline.messages == before:
+            raise TranscriptError(f"{path}: no AMI messages in it: not a transcript of what Asterisk sent "
+                                  "(.raw: the bytes, banner first; .jsonl: a capture with \"dir\": \"in\" lines)")
         pipeline.on_link_lost(clock.now)
     result.open_calls = list(tracker.calls)
     result.messages = pipeline.messages

@@ -259,3 +259,127 @@ def test_tokens_expire_when_asked_and_are_listed_with_their_last_use(tmp_path: P
 def test_calls_limit_is_bounded(tmp_path: Path) -> None:
     refused = cti("calls", "--limit", "-1", "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=REPO)
     assert refused.returncode == 2 and "-1 is not between 1 and 100,000" in refused.stderr
+
+
+def test_a_reader_that_stops_reading_is_no_error(tmp_path: Path) -> None:
+    """`cti guidance | head -1`: the reader leaves, cti stops quietly with 141 (128 + SIGPIPE), no traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "cti.cli", "--settings", str(repo_settings(tmp_path)),
+                                "guidance"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before cti writes a line: every write of it meets a pipe nobody reads
+    with process.stderr:
+        error = process.stderr.read()
+    assert (process.wait(timeout=60), error) == (141, b"")
+
+
+def test_tables_align_chinese_by_display_width(tmp_path: Path) -> None:
+    from cti.console import cell, seconds, width
+
+    assert (width("王芳"), width("Seat 1001"), width("ｅ"), width("é")) == (4, 9, 2, 1)
+    assert cell("咨询", 8) + "|" == "咨询    |" and cell("5s", 5, ">") == "   5s"
+    assert [seconds(v) for v in (30.753, 39.0, 5, None)] == ["31s", "39s", "5s", "—"]  # one way, whole seconds
+    db = ["--db", f"sqlite:///{tmp_path / 'wide.db'}"]
+    for category, content in (("consultation", "社保卡补办"), ("suggestion", "建议增设便民停车位")):
+        opened = cti("case", "open", "--caller", "13800000001", "--category", category, "--content", content,
+                     *db, cwd=REPO)
+        assert opened.returncode == 0, opened.stderr
+    lines = cti("case", "list", *db, cwd=REPO).stdout.splitlines()
+    assert [line.split()[4] for line in lines] == ["意见建议", "咨询"]
+    assert len({width(line[:line.index(" accepted")]) for line in lines}) == 1  # the state column lines up
+
+
+def test_durations_and_queue_waits_of_abandoned_calls(tmp_path: Path) -> None:
+    """S6: the second caller gives up after 5 s in the queue; `cti calls` and the missed-call list say 5s."""
+    import asyncio
+
+    from cti.cases.service import CaseService
+    from cti.configuration import load_configuration
+    from cti.replay import replay
+    from cti.settings import load_settings
+    from cti.store.database import Database
+
+    db = f"sqlite:///{tmp_path / 'abandon.db'}"
+    table = cti("replay", "--db", db, str(FIXTURES / "S6_abandon.raw"), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    wait = header.index("wait") + len("wait")  # right-aligned under its heading
+    assert [(row.split()[2], row[wait - 5:wait]) for row in rows] == [("13800000006", "    —"),
+                                                                      ("13800000016", "   5s")]
+    assert cti("calls", "--db", db, cwd=tmp_path).stdout.splitlines()[1:] == rows[::-1]
+
+    async def missed_calls() -> None:  # what cti serve does with the calls that end
+        settings = load_settings(repo_settings(tmp_path), environ={})
+        catalogue = load_configuration(settings).catalogue
+        database = await Database.open(db)
+        try:
+            records = replay([FIXTURES / "S6_abandon.raw"], settings.ami).records
+            await CaseService(database.cases, lambda: catalogue, settings.zone).on_calls_ended(records)
+        finally:
+            await database.close()
+
+    asyncio.run(missed_calls())
+    missed = cti("case", "missed", "--db", db, cwd=REPO).stdout.splitlines()
+    assert [line.split("waited")[1].split()[0] for line in missed] == ["—", "5s"]
+    assert [json.loads(line)["waited"] for line in cti("case", "missed", "--json", "--db", db, cwd=REPO)
+            .stdout.splitlines()] == [None, 5.0]
+
+
+def test_route_names_a_moment_that_does_not_exist(tmp_path: Path) -> None:
+    settings = str(repo_settings(tmp_path))
+    for at, reason in (("2026-02-30 09:00", "day is out of range for month"),
+                       ("2026-02-03 25:00", "hour must be in 0..23"),
+                       ("next monday", 'expected "YYYY-MM-DD HH:MM" (Asia/Shanghai)')):
+        bad = cti("--settings", settings, "route", "12315", "--at", at, cwd=tmp_path)
+        assert (bad.returncode, bad.stderr.strip()) == (2, f'cti: --at "{at}": {reason}')
+
+
+def test_replay_reads_transcripts_and_writes_only_when_asked(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.raw"
+    junk.write_text("hello\nthis is not AMI\n", encoding="utf-8")
+    refused = cti("replay", str(junk), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert f"cti: {junk}: no AMI messages in it: not a transcript of what Asterisk sent" in refused.stderr
+    quiet = cti("replay", str(FIXTURES / "S10_actions_errors.raw"), cwd=tmp_path)  # messages, no call
+    assert (quiet.returncode, quiet.stdout.strip()) == (0, "no calls")
+    looked = cti("replay", "--json", str(FIXTURES / "S6_abandon.raw"), cwd=tmp_path)
+    assert looked.returncode == 0 and len(looked.stdout.splitlines()) == 2
+    assert list(tmp_path.iterdir()) == [junk]  # no ./cti.db made unasked
+    db = f"sqlite:///{tmp_path / 'kept.db'}"
+    stored = cti("replay", "--json", "--store", str(FIXTURES / "S6_abandon.raw"), cwd=tmp_path,
+                 env={"CTI_DB_URL": db})
+    assert stored.stdout == looked.stdout  # the same records, read back from the database
+    assert cti("calls", "--json", "--db", db, cwd=tmp_path).stdout.splitlines() == looked.stdout.splitlines()[::-1]
+
+
+def test_as_is_offered_only_where_someone_acts(tmp_path: Path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'as.db'}"]
+    for reading in (("list",), ("show", "1"), ("stats", "--by", "unit"), ("link", "1", "9.9")):
+        offered = cti("case", *reading, "--as", "1001", *db, cwd=REPO)
+        assert offered.returncode == 2 and "unrecognized arguments: --as 1001" in offered.stderr, reading
+    listing = cti("case", "missed", "--as", "1001", *db, cwd=REPO)
+    assert (listing.returncode, listing.stderr.strip()) == (
+        2, "cti: --as 1001: acts on a missed call: give --called-back or --unreachable")
+    for acting in ("open", "act", "edit", "missed"):
+        assert "--as USER" in cti("case", acting, "--help", cwd=REPO).stdout, acting
+
+
+def test_every_command_says_what_it_does(tmp_path: Path) -> None:
+    import argparse
+
+    from cti.cli import _parser
+
+    def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert sub.description and "\n" not in sub.description, (*path, name)
+                    found += [(*path, name), *commands(sub, (*path, name))]
+        return found
+
+    listed = commands(_parser())
+    assert {("serve",), ("check",), ("case", "missed"), ("user", "add")} <= set(listed) and len(listed) == 20
+    for name in ("serve", "check"):
+        shown = cti(name, "--help", cwd=tmp_path)
+        assert shown.returncode == 0 and shown.stdout.split("\n\n")[1].strip(), shown.stdout
+    assert "validate trunk_map.yaml" in cti("check", "--help", cwd=tmp_path).stdout
