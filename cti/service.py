@@ -68,7 +68,7 @@ class Service:
                                  originate=self.ami.send)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
-                          lambda caller: self.database.cases.find(caller_number=caller, limit=10))
+                          lambda caller: self.database.cases.find(caller_number=caller, limit=10), zone=settings.zone)
         self.pipeline.subscribe(self.hub.on_events)
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,

@@ -209,6 +209,17 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
     assert record.recording == recording_of(tmp_path)
 
 
+async def test_me_names_the_service_zone_and_the_pause_reasons(tmp_path: Path) -> None:
+    async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
+        agent = await desk.user("1001", "agent", "1001")
+        mine = await desk.request("GET", "/api/me", agent)
+        assert mine["timezone"] == "Asia/Shanghai"
+        assert mine["pause_reasons"] == list(desk.service.configuration.directory.pause_reasons) == [
+            "小休", "用餐", "培训", "会议", "整理工单"]
+        refused = await desk.request("POST", "/api/agents/1001/pause", agent, expect=422, json={"reason": "打游戏"})
+        assert refused["error"]["details"]["fields"]["reason"].startswith("one of 小休")
+
+
 async def test_recording_is_played_only_to_whom_may_hear_it(tmp_path: Path) -> None:
     session, start, talk = p5_with_pause()
     async with running_desk(tmp_path, [session]) as desk:

@@ -127,16 +127,17 @@ class CaseService:
         return after
 
     async def update_details(self, case_id: int, fields: dict[str, Any], actor: str, role: str) -> Case:
-        """The agent completes a case cti opened for their call (category, content, place…)."""
+        """The agent completes a case cti opened for their call (category, content, place, the caller's name…)."""
         case = await self.get(case_id)
         if case.state != "accepted":
             raise CaseError("illegal_transition", f"case {case.id} is {case.state}: only an accepted case is edited")
-        changes = {k: v for k, v in fields.items() if k in ("category", "content", "location", "confidential")}
+        changes = {k: v for k, v in fields.items()
+                   if k in ("category", "content", "location", "confidential") or (k == "caller_name" and v)}
         if "category" in changes and changes["category"] not in CATEGORIES:
             raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
         after = dataclasses.replace(case, **changes, auto=False, version=case.version + 1)
         event = CaseEvent(case.id, self.clock(), actor, role, "edit", case.state, case.state,
-                          {k: v for k, v in changes.items() if k != "content"})
+                          {k: v for k, v in changes.items() if k not in ("content", "caller_name")})
         return await self.store.save(case, after, event)
 
     async def get(self, case_id: int) -> Case:

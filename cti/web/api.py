@@ -139,11 +139,15 @@ async def sign_out(call: Call) -> dict[str, Any]:
     return {"signed_out": True}
 
 
-@routes.add("GET", "/api/me", roles=ANYONE, summary="Who the token belongs to, and their agent state")
+@routes.add("GET", "/api/me", roles=ANYONE,
+            summary="Who the token belongs to, their agent state, the service's time zone (every time the API "
+                    "gives is in it) and the pause reasons of agents.yaml (empty: any short one-line text)")
 async def me(call: Call) -> dict[str, Any]:
     status = ctx(call).board.status(call.user.agent_id or "")
     return {"user": call.user.to_json(), "agent": status.to_json() if status else None,
-            "pbx": "up" if ctx(call).link_up() else "down", "softphone": ctx(call).softphone is not None}
+            "pbx": "up" if ctx(call).link_up() else "down", "softphone": ctx(call).softphone is not None,
+            "timezone": ctx(call).zone.key,
+            "pause_reasons": list(ctx(call).configuration().directory.pause_reasons)}
 
 
 # -- agents -----------------------------------------------------------------------------

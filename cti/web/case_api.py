@@ -120,9 +120,11 @@ async def get_case(call: Call) -> dict[str, Any]:
 
 
 @routes.add("PATCH", "/api/cases/{case_id}", roles=("agent", "supervisor"),
-            summary="Complete an accepted case's details (category, content, location, confidentiality)",
+            summary="Complete an accepted case's details (category, content, location, confidentiality, the "
+                    "caller's name)",
             body={"category": Field(choices=tuple(CATEGORIES)), "content": Field(max_length=CONTENT, line=False),
-                  "location": Field(max_length=PLACE), "confidential": Field(bool)})
+                  "location": Field(max_length=PLACE), "confidential": Field(bool),
+                  "caller_name": Field(max_length=NAME)})
 async def edit_case(call: Call) -> dict[str, Any]:
     case = await _case(call)
     return _json(call, await ctx(call).cases.update_details(case.id, call.body, call.user.id, case_role(call)))

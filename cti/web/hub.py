@@ -15,7 +15,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cti.agents.board import AgentStatus
 from cti.agents.directory import Directory
@@ -55,8 +57,9 @@ class Connection:
 
 class PopHub:
     def __init__(self, directory: Callable[[], Directory], live: Callable[[str], LiveCall | None],
-                 history: History, case_history: CaseHistory | None = None) -> None:
+                 history: History, case_history: CaseHistory | None = None, zone: ZoneInfo | None = None) -> None:
         self._directory = directory
+        self.zone = zone  # the service's: every time a desk is sent is in it (None: UTC)
         self._live = live
         self._history = history
         self._case_history = case_history
@@ -140,7 +143,8 @@ class PopHub:
             elif isinstance(event, CallAnswered):
                 call = self._live(event.linkedid)
                 self._person_message(event.answered_by, event.linkedid, {
-                    "type": "answered", "call": call.to_json() if call else None, "queue_wait": event.queue_wait})
+                    "type": "answered", "call": call.to_json(self.zone) if call else None,
+                    "queue_wait": event.queue_wait})
             elif isinstance(event, CallTransferred):
                 self._to_call(event.linkedid, {"type": "transferred", "kind": event.transfer_kind,
                                                "target": event.target})
@@ -174,7 +178,7 @@ class PopHub:
         self._pops.setdefault(event.linkedid, set()).add(person.id)
         targets = self._for_person(person.id)
         self._deliver(targets, {"type": "ringing", "linkedid": event.linkedid, "device": event.device,
-                                "call": call.to_json()})
+                                "call": call.to_json(self.zone)})
         if targets and call.caller_number:
             self._spawn(self._send_history(person.id, call))
 
@@ -185,9 +189,9 @@ class PopHub:
         except Exception:  # the pop is already on the desk; a missing history is not worth a crash
             log.exception("history of %s for the screen-pop failed", call.caller_number)
             return
-        earlier = [summary(r) for r in records if r.linkedid != call.linkedid]
+        earlier = [summary(r, self.zone) for r in records if r.linkedid != call.linkedid]
         self._deliver(self._for_person(person_id), {"type": "history", "linkedid": call.linkedid, "calls": earlier,
-                                                    "cases": [case_summary(c) for c in cases]})
+                                                    "cases": [case_summary(c, self.zone) for c in cases]})
 
     def _person_message(self, device: str, linkedid: str, message: dict[str, Any], forget: bool = False) -> None:
         person = self._directory().by_phone(device)
@@ -207,16 +211,19 @@ class PopHub:
         task.add_done_callback(self._tasks.discard)
 
 
-def case_summary(case: Case) -> dict[str, Any]:
-    """An earlier case of the caller, as a pop lists it."""
-    return {"id": case.id, "created_at": case.created_at.isoformat(), "category": CATEGORIES[case.category],
-            "state": case.state, "unit": case.unit, "content": case.content[:80], "due_at":
-            case.due_at.isoformat() if case.due_at else None, "satisfaction": case.satisfaction}
+def case_summary(case: Case, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """An earlier case of the caller, as a pop lists it (times in ``zone``, else as stored)."""
+    def at(value: datetime | None) -> str | None:
+        return None if value is None else (value.astimezone(zone) if zone else value).isoformat()
+
+    return {"id": case.id, "created_at": at(case.created_at), "category": CATEGORIES[case.category],
+            "category_name": CATEGORIES[case.category], "state": case.state, "unit": case.unit,
+            "content": case.content[:80], "due_at": at(case.due_at), "satisfaction": case.satisfaction}
 
 
-def summary(record: CallRecord) -> dict[str, Any]:
-    """An earlier call, as a pop lists it."""
-    return {"linkedid": record.linkedid, "arrived_at": iso_time(record.arrived_at),
+def summary(record: CallRecord, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """An earlier call, as a pop lists it (times in ``zone``, default UTC)."""
+    return {"linkedid": record.linkedid, "arrived_at": iso_time(record.arrived_at, zone),
             "dialled_number": record.dialled_number, "unit": record.unit, "treatment": record.treatment,
             "answered_by": record.answered_by_name or record.answered_by, "answered": record.answered,
             "recorded": bool(record.recording),
