@@ -209,6 +209,45 @@ async def test_pop_at_ring_to_its_own_agent_then_transfers(tmp_path: Path) -> No
     assert record.recording == recording_of(tmp_path)
 
 
+async def test_hang_up_sends_hangup_on_the_agents_leg(tmp_path: Path) -> None:
+    """POST /api/calls/{linkedid}/hangup: AMI Hangup of the agent's bridged leg (write class call), for the agent
+    who answered and for supervisors; the pop's times are the service's (Asia/Shanghai)."""
+    session, start, talk = p5_with_pause()
+    async with running_desk(tmp_path, [session]) as desk:
+        agent = await desk.user("1001", "agent", "1001")
+        other = await desk.user("1002", "agent", "1002")
+        supervisor = await desk.user("sup", "supervisor")
+        async with desk.socket(agent) as mine:
+            await desk.route("12369", CALL)
+            start.set()
+            ringing = await mine.next("ringing")
+            assert ringing["call"]["arrived_at"].endswith("+08:00")
+            await mine.next("answered")
+            refused = await desk.request("POST", f"/api/calls/{CALL}/hangup", other, expect=403)
+            assert refused["error"]["code"] == "not_your_call"
+            gone = await desk.request("POST", "/api/calls/1.1/hangup", agent, expect=404)
+            assert gone["error"]["code"] == "no_such_call"
+            hangup = {"Action": "Hangup", "Channel": AGENT_CHANNEL, "Cause": "16"}
+            assert await desk.request("POST", f"/api/calls/{CALL}/hangup", agent) == {"sent": [hangup]}
+            assert await desk.request("POST", f"/api/calls/{CALL}/hangup", supervisor) == {"sent": [hangup]}
+            await until(lambda: len(desk.server.actions("Hangup")) == 2, what="the Hangup actions on the wire")
+            assert [{k: v for k, v in a.items() if k != "ActionID"} for a in desk.server.actions("Hangup")] == [
+                hangup, hangup]
+            talk.set()
+            await mine.next("ended")
+        # the call ended without a case: cti opened one, and the agent's form completes it, the caller's name too
+        await until(lambda: desk.service.writer.written == 1, what="the record")
+        for _ in range(100):
+            if (opened := await desk.database.cases.case_of_call(CALL)) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert opened is not None, "cti opened no case for the call"
+        case = await desk.request("POST", "/api/cases", agent, json={
+            "linkedid": CALL, "caller_name": "张先生", "category": "request", "content": "路灯不亮"})
+        assert case["id"] == opened  # cti's own case, completed
+        assert (case["caller_name"], case["category_name"], case["auto"]) == ("张先生", "求助", False)
+
+
 async def test_me_names_the_service_zone_and_the_pause_reasons(tmp_path: Path) -> None:
     async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
         agent = await desk.user("1001", "agent", "1001")

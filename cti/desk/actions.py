@@ -7,7 +7,11 @@ The forms follow what a real Asterisk 22 accepted (traces S3, S5, P5, P6):
 - completing an attended transfer is the atxfercomplete digits (*2) played on
   the agent's channel, cancelling it atxferabort (*1), as the agent's phone would;
 - a three-way call (三方通话) is a dual Redirect of the citizen and the agent
-  into a ConfBridge room, then an Originate of the third party into it (P6).
+  into a ConfBridge room, then an Originate of the third party into it (P6);
+- hanging up is a Hangup of the agent's leg (write class call): the citizen's leg
+  then ends where the dialplan's Queue() returns to Hangup(); in a three-way call
+  the agent leaves the citizen and the third party talking, and during an attended
+  transfer it hands the citizen over, as the agent's phone hanging up would.
 One-key emergency targets (110, 119, 120, 122, 12122) come from the trunk
 map; departments' remote seats from agents.yaml.
 """
@@ -166,6 +170,13 @@ class Desk:
                      "ActionID": f"cti-3way-{call.linkedid}-{target.id}"}
         await self.ami.send(originate)
         return {"sent": [redirect, originate], "room": room}
+
+    async def hang_up(self, linkedid: str, agent: Agent | None) -> dict[str, Any]:
+        """End the agent's part of the call: AMI Hangup on the agent's leg, cause 16 (normal clearing)."""
+        call = self.call_for(linkedid, agent)
+        action = {"Action": "Hangup", "Channel": call.agent_channel, "Cause": "16"}
+        await self.ami.send(action)
+        return {"sent": [action]}
 
     async def finish_attended(self, linkedid: str, agent: Agent | None, complete: bool) -> dict[str, Any]:
         call = self.call_for(linkedid, agent)

@@ -249,6 +249,12 @@ async def answer(call: Call) -> dict[str, Any]:
     return {"answered": call.path("linkedid")}
 
 
+@routes.add("POST", "/api/calls/{linkedid}/hangup", roles=("agent", "supervisor"),
+            summary="Hang up the agent's leg of the call (AMI Hangup); an agent, their own call only")
+async def hang_up(call: Call) -> dict[str, Any]:
+    return await ctx(call).desk.hang_up(call.path("linkedid"), acting_agent(call))
+
+
 @routes.add("POST", "/api/calls/{linkedid}/transfer/complete", roles=("agent", "supervisor"),
             summary="Complete an attended transfer")
 async def complete_transfer(call: Call) -> dict[str, Any]:
