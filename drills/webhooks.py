@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import logging
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,13 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiohttp import web  # noqa: E402
 
-from bench.machine import describe  # noqa: E402
 from cti.calls.record import CallRecord  # noqa: E402
 from cti.settings import WebhookSettings  # noqa: E402
 from cti.store.database import Database  # noqa: E402
 from cti.store.outbox import Stored  # noqa: E402
 from cti.store.writer import RecordWriter  # noqa: E402
 from cti.webhooks import WebhookSender, call_ended  # noqa: E402
+from drills.common import free_port, machine_line  # noqa: E402
 
 ZONE = ZoneInfo("Asia/Shanghai")
 SETTINGS = WebhookSettings(timeout=2.0, retry_min=0.2, retry_max=2.0)
@@ -87,13 +86,6 @@ class Receiver:
     async def down(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the down unit's, until it comes back)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def call(n: int, unit: tuple[str, str], at: float) -> CallRecord:
@@ -185,7 +177,7 @@ def main() -> int:
                         format="%(relativeCreated)8.0f ms  %(message)s")
     with tempfile.TemporaryDirectory() as folder:
         r = asyncio.run(drill(args.count, args.rate, args.down, args.down_as == "hanging", args.deadline, Path(folder)))
-    print(f"machine: {describe()}")
+    print(machine_line())
     print(f"webhook settings: timeout {SETTINGS.timeout:g} s, retry {SETTINGS.retry_min:g}–{SETTINGS.retry_max:g} s")
     print(f"messages sent:       {r['sent']} ({r['sent'] - r['sent'] // 2} to {HEALTHY[0]}, healthy; "
           f"{r['sent'] // 2} to {DOWN[0]}, down ({args.down_as}) for the first {args.down:g} s) "

@@ -1,0 +1,1 @@
+"""Fault drills: the real code paths with a fault injected, counting what was lost (RELIABILITY.md)."""
