@@ -32,6 +32,7 @@ from cti.routing.model import Decision
 from cti.routing.router import decide
 from cti.settings import Settings
 from cti.store.database import Database
+from cti.store.journal import CallJournal
 from cti.store.writer import RecordWriter
 from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
@@ -54,6 +55,7 @@ class Service:
                                    flush_interval=settings.database.flush_interval)
         self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts,
                                    hotline_contexts=settings.ami.hotline_contexts, names=self._name_of)
+        self.journal = CallJournal(store, self.tracker.live_calls, settings.database.flush_interval)
         self.webhooks = WebhookSender(database.outbox, settings.webhooks)
         self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self._finished)
         self.board = AgentBoard(configuration.directory)
@@ -175,7 +177,9 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; an AMI login refusal ends it with AmiLoginError."""
+        self.tracker.remember(await self.database.calls.in_progress())  # before the first channel list
         self.writer.start()
+        self.journal.start()
         self.webhooks.start()
         self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
         runner, self.web_port = await start_web(self.web, self.settings.web.host, self.settings.web.port)
@@ -201,6 +205,7 @@ class Service:
             await asyncio.wait([sweeping, intake, *self._tasks], timeout=5)
             sweeping.cancel()
             intake.cancel()
+            await self.journal.close()
             await self.writer.close()
             await self.webhooks.close()
 

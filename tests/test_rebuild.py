@@ -14,7 +14,8 @@ from cti.ami.clock import StreamClock
 from cti.ami.framing import Framer
 from cti.ami.message import AmiMessage
 from cti.calls.events import RouteDecided
-from cti.calls.record import CallRecord
+from cti.calls.record import CallRecord, LiveCall
+from cti.calls.state import ENDED_AWAY
 from cti.calls.tracker import ENDED_UNSEEN, CallTracker
 from cti.pipeline import CallPipeline
 from tests.fakeami import FIXTURES
@@ -168,3 +169,48 @@ def test_a_member_rung_again_and_again_is_one_leg_with_its_attempts() -> None:
     [leg] = record.legs
     assert (leg.device, leg.name, leg.outcome, leg.attempts) == ("PJSIP/agent1001", "王芳", "noanswer", 120)
     assert (leg.rang_at, leg.ended_at) == (20.0, 2415.0)
+
+
+def _journalled(linkedid: str, arrived: float, answered: float | None = None) -> LiveCall:
+    """A call as the journal of the cti before this one has it (cti.store.journal)."""
+    return LiveCall(linkedid=linkedid, direction="inbound", caller_number="13900000011", caller_name="市民戊",
+                    dialled_number="12315", unit="市市场监管局", unit_id="market-regulation", treatment="remote_seat",
+                    arrived_at=arrived, queue="q12345", answered_at=answered,
+                    answered_by="PJSIP/agent1001" if answered else "", citizen_channel="PJSIP/carrier-00000003",
+                    agent_channel="PJSIP/agent1001-00000004" if answered else "",
+                    recording=f"/rec/{linkedid}.wav")
+
+
+def test_a_call_that_ended_while_cti_was_not_running_is_recorded_from_its_journal() -> None:
+    """Killed with calls live, cti learns nothing of one whose citizen hung up meanwhile: no channel
+    list shows it. The journal does, and the call is recorded from it at the first list."""
+    tracker = CallTracker(names=lambda device: NAMES.get(device, ""))
+    tracker.remember([_journalled("1796300003.2", 90.0, answered=95.0), _journalled("1796300003.5", 99.0)])
+    tracker.listing_requested()
+    tracker.reconcile([], 130.0)
+    talked, waited = sorted(tracker.take_finished(), key=lambda r: r.arrived_at)
+    assert (talked.caller_number, talked.caller_name, talked.dialled_number, talked.unit_id, talked.treatment) == (
+        "13900000011", "市民戊", "12315", "market-regulation", "remote_seat")
+    assert (talked.arrived_at, talked.answered_at, talked.ended_at) == (90.0, 95.0, 130.0)
+    assert (talked.answered_by, talked.answered_by_name, talked.recording) == (
+        "PJSIP/agent1001", "王芳", "/rec/1796300003.2.wav")
+    assert talked.talk_time is None  # its end is not known
+    assert (waited.answered_at, waited.recording, waited.queue) == (None, "", "q12345")  # never answered: no file
+    assert all(r.estimated and r.hangup_cause is None and r.hangup_cause_text == ENDED_AWAY for r in (talked, waited))
+    assert [e.kind for e in talked.timeline] == ["offered", "ended"]
+    tracker.reconcile([], 131.0)  # once only
+    assert tracker.take_finished() == []
+
+
+def test_a_journalled_call_still_listed_is_rebuilt_with_what_the_journal_knew() -> None:
+    """R3's ringing call (C, to 12315): the journal gives its arrival to the millisecond and what was
+    dialled, so it is not left unrouted for the dialplan's variables to be read back."""
+    tracker = CallTracker()
+    tracker.remember([_journalled("1796282534.7", 1796282534.25)])
+    feed(tracker, R3, until="CoreShowChannelsComplete")
+    call = tracker.calls["1796282534.7"]
+    assert (call.arrived_at, call.dialled_number, call.unit_id, call.treatment) == (
+        1796282534.25, "12315", "market-regulation", "remote_seat")
+    assert "1796282534.7" not in tracker.unrouted
+    assert sorted(tracker.unrouted) == ["1796282518.1", "1796282533.5"]
+    assert tracker.take_finished() == []

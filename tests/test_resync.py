@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from cti.calls.record import LiveCall
+from cti.calls.state import ENDED_AWAY
+from cti.store.database import Database
 from tests.desk_harness import running_desk
 from tests.fakeami import FIXTURES, FakeAmi, Scripted, Session, first_index, transcript, until
 
@@ -217,3 +220,53 @@ async def test_a_call_that_came_and_went_while_the_link_was_down_gets_its_record
         "1796300000.9", "13800000043", "市民张三", "12369")
     assert record.estimated and record.answered_at is None and record.treatment == "remote_seat"
     assert [m.linkedid for m in missed] == ["1796300000.9"]
+
+
+async def journal_rows(database: Database) -> set[str]:
+    return {call.linkedid for call in await database.calls.in_progress()}
+
+
+async def test_a_call_that_ended_while_cti_was_dead_is_recorded_from_the_journal(tmp_path: Path) -> None:
+    """cti killed with four calls live; one citizen (13900000011, waiting for 12315) hangs up before the
+    new cti starts: R3's list shows the other three. The journal the killed cti kept is read at start:
+    the missing call gets its record and a place on the missed-call list, the listed three are written
+    to the journal while they last, and every row goes with its call's record."""
+    database = await Database.open(f"sqlite:///{tmp_path / 'journal.db'}")
+    gone = LiveCall(linkedid="1796282520.3", direction="inbound", caller_number="13900000011", caller_name="市民戊",
+                    dialled_number="12315", unit="市市场监管局", unit_id="market-regulation", treatment="remote_seat",
+                    arrived_at=1796282520.5, queue="q12345", answered_at=None, answered_by="",
+                    citizen_channel="PJSIP/carrier-00000003", agent_channel="")
+    await database.calls.keep_in_progress([gone])
+    session = transcript("R3_cti_restart_channel_list")
+    session.respond["Getvar"] = getvar
+    read_back = asyncio.Event()
+    session.pauses[first_index(session, b"Event: QueueStatusComplete") + 1] = read_back
+    try:
+        async with running_desk(tmp_path, [session], database) as desk:
+            await until(lambda: desk.service.writer.written == 1, what="the journalled call's record")
+            await until(lambda: not desk.service.tracker.unrouted, what="the dialled numbers read back")
+            for _ in range(100):
+                journal = await journal_rows(database)
+                if len(journal) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            read_back.set()
+            await until(lambda: desk.service.writer.written == 4, what="four records", timeout=40)
+            await until(lambda: desk.service.cases.backlog == 0, what="the ended calls taken")
+            for _ in range(100):
+                missed = {m.caller_number for m in await desk.database.cases.missed()}
+                if len(missed) == 3:
+                    break
+                await asyncio.sleep(0.05)
+        assert journal == {"1796282518.1", "1796282533.5", "1796282534.7"}  # R3's three, while they lasted
+        records = {r.caller_number: r for r in await database.calls.calls()}
+        left = await journal_rows(database)
+    finally:
+        await database.close()
+    assert sorted(records) == ["13850000001", "13850000002", "13850000003", "13900000011"]
+    away = records["13900000011"]
+    assert (away.linkedid, away.dialled_number, away.treatment, away.arrived_at) == (
+        "1796282520.3", "12315", "remote_seat", 1796282520.5)
+    assert away.estimated and away.answered_at is None and away.hangup_cause_text == ENDED_AWAY
+    assert missed == {"13850000002", "13850000003", "13900000011"}
+    assert left == set()

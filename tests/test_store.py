@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 
 from cti.calls.events import CallEnded, CallOffered, CallTransferred
-from cti.calls.record import CallRecord, Leg, Transfer
+from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
 from cti.replay import replay
 from cti.settings import AmiSettings
 from cti.store.calls import CallStore, async_url
+from cti.store.journal import CallJournal
 from cti.store.outbox import message
 from cti.store.writer import RecordWriter
 from tests.fakeami import FIXTURES
@@ -126,3 +128,51 @@ async def test_a_lone_record_is_written_after_the_flush_interval(sqlite_store: C
     await until(lambda: writer.written == 1, timeout=2, what="the lone record")
     await writer.close()
     assert [r.linkedid for r in await sqlite_store.calls()] == ["lone"]
+
+
+def live_call(linkedid: str, **changes: object) -> LiveCall:
+    call = LiveCall(linkedid=linkedid, direction="inbound", caller_number="13800000001", caller_name="市民张三",
+                    dialled_number="12315", unit="市市场监管局", unit_id="market-regulation",
+                    treatment="remote_seat", arrived_at=T0, queue="q12345", answered_at=None, answered_by="",
+                    citizen_channel="PJSIP/carrier-00000001", agent_channel="")
+    return dataclasses.replace(call, **changes)  # type: ignore[arg-type]
+
+
+async def test_the_journal_keeps_the_latest_state_of_each_call_until_its_record(store: CallStore) -> None:
+    await store.keep_in_progress([live_call("1795281168.14"), live_call("1795281168.15")])
+    answered = live_call("1795281168.14", answered_at=T0 + 4, answered_by="PJSIP/agent1001",
+                         agent_channel="PJSIP/agent1001-00000003", recording="/rec/a.wav")
+    await store.keep_in_progress([answered])  # the same call, later
+    assert sorted(await store.in_progress(), key=lambda c: c.linkedid) == [answered, live_call("1795281168.15")]
+    await store.save([make_record("1795281168.14")])  # its record takes its row away, in one transaction
+    assert await store.in_progress() == [live_call("1795281168.15")]
+
+
+async def test_a_journal_row_written_after_its_record_is_forgotten(store: CallStore) -> None:
+    """The journal's write and the record's may cross: a row whose call is recorded is not a call in progress."""
+    await store.save([make_record("1795281168.16")])
+    await store.keep_in_progress([live_call("1795281168.16")])
+    assert await store.in_progress() == []
+
+
+async def test_the_journal_writes_what_changed_and_after_a_failure_all_of_it(store: CallStore) -> None:
+    live = [live_call("1795281168.20"), live_call("1795281168.21", direction="outbound")]
+    written: list[list[str]] = []
+    real = store.keep_in_progress
+
+    async def keep(calls: Sequence[LiveCall]) -> None:
+        written.append([c.linkedid for c in calls])
+        if len(written) == 2:
+            raise OSError("database away")
+        await real(calls)
+
+    store.keep_in_progress = keep  # type: ignore[method-assign]
+    journal = CallJournal(store, lambda: live, interval=60)
+    await journal.write()
+    await journal.write()  # nothing changed
+    live[0] = dataclasses.replace(live[0], answered_at=T0 + 3, answered_by="PJSIP/agent1002")
+    await journal.write()  # fails
+    await journal.write()  # the change again
+    assert written == [["1795281168.20"], ["1795281168.20"], ["1795281168.20"]]  # callbacks are not journalled
+    assert journal.failed == 1
+    assert [c.answered_by for c in await store.in_progress()] == ["PJSIP/agent1002"]

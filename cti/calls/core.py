@@ -19,7 +19,7 @@ from cti.calls.events import (
     RouteDecided,
     TransferFailed,
 )
-from cti.calls.record import CallRecord
+from cti.calls.record import CallRecord, LiveCall
 from cti.calls.state import (
     FINISHED_MEMORY,
     HOTLINE_CONTEXTS,
@@ -54,6 +54,7 @@ class CallCore:
         self._pending_notes: OrderedDict[str, PendingNotes] = OrderedDict()
         self._blind = True  # from a link loss (or the start) until a channel list is asked for
         self.unrouted: list[str] = []  # Linkedids of calls rebuilt without knowing what was dialled
+        self._remembered: dict[str, LiveCall] = {}  # a previous cti's calls in progress, until the first list
 
     def _emit(self, call: Call, event: CallEvent) -> None:
         call.timeline.append(event)

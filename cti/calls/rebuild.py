@@ -4,9 +4,12 @@ Pure: no IO.
 Nothing Asterisk sends later repeats the state of a live call (trace R3); by then the shipped dialplan
 has moved the citizen out of the inbound context, so a listed channel is a citizen's leg when it began
 its call (Uniqueid = Linkedid), is no Local half, and sits in an inbound or a hotline context. A call
-that came and went while the link was down is known only from its FastAGI route request."""
+that came and went while the link was down is known only from its FastAGI route request; one that
+ended while cti itself was not running, from the journal the cti before it kept (cti.store.journal)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from cti.ami.message import AmiMessage
 from cti.calls.channels import NUMBER_LIMIT, device_of, printable
@@ -14,7 +17,9 @@ from cti.calls.core import CallCore
 from cti.calls.events import (
     RouteDecided,
 )
+from cti.calls.record import LiveCall
 from cti.calls.state import (
+    ENDED_AWAY,
     ENDED_UNSEEN,
     UP_STATE,
     Call,
@@ -27,6 +32,12 @@ from cti.calls.state import (
 
 class Rebuilding(CallCore):
     """The resynchronisation of the tracker: link lost, channel lists."""
+
+    def remember(self, calls: Sequence[LiveCall]) -> None:
+        """The calls the cti before this one was following when it stopped (its journal). At the first
+        channel list, a listed one is rebuilt knowing when it arrived and what was dialled; the others
+        ended while no cti was running, and are recorded from what the journal says."""
+        self._remembered.update((call.linkedid, call) for call in calls)
 
     def link_lost(self, at: float) -> None:
         """The AMI link dropped: events from now until the next channel list are lost."""
@@ -90,6 +101,7 @@ class Rebuilding(CallCore):
                     and self._answered_in_bridge(call, at)):
                 call.estimated = True
         self._record_unseen(present, at)
+        self._recall(at)
         self._blind = False
 
     def _rebuild_channel(self, message: AmiMessage) -> None:
@@ -146,6 +158,42 @@ class Rebuilding(CallCore):
         other = self.channels[others[0]]
         self._answer(call, at, other.uniqueid, device_of(other.name), "", other.name)
         return True
+
+    def _recall(self, at: float) -> None:
+        remembered, self._remembered = self._remembered, {}
+        for linkedid, live in remembered.items():
+            call = self.calls.get(linkedid)
+            if call is not None:
+                self._complete_rebuilt(call, live)
+            elif self._is_new(linkedid):
+                self._record_away(live, at)
+
+    def _complete_rebuilt(self, call: Call, live: LiveCall) -> None:
+        """A rebuilt call the journal knew: its arrival to the millisecond (a channel list gives whole
+        seconds), what was dialled (no Getvar needed), and when it was answered, if by the same phone."""
+        call.arrived_at = live.arrived_at
+        if not call.treatment:
+            call.dialled_number = call.dialled_number or live.dialled_number
+            call.unit, call.unit_id, call.treatment = live.unit, live.unit_id, live.treatment
+        if call.dialled_number and call.linkedid in self.unrouted:
+            self.unrouted.remove(call.linkedid)
+        call.queue = call.queue or live.queue
+        call.requested_recording = call.requested_recording or live.recording
+        if live.answered_at is not None and call.answered_by == live.answered_by:
+            call.answered_at = live.answered_at
+
+    def _record_away(self, live: LiveCall, at: float) -> None:
+        """A call the journal knew and the channel list does not show: it ended while no cti was
+        running, at some time before ``at``. Recorded from the journal, estimated."""
+        call = Call(linkedid=live.linkedid, direction="inbound", anchor="", citizen="",
+                    caller_number=live.caller_number, caller_name=live.caller_name,
+                    dialled_number=live.dialled_number, arrived_at=live.arrived_at, unit=live.unit,
+                    unit_id=live.unit_id, treatment=live.treatment, queue=live.queue,
+                    answered_at=live.answered_at, answered_by=live.answered_by,
+                    answered_by_name=self.names(live.answered_by) if live.answered_by else "",
+                    answered_channel_name=live.agent_channel, requested_recording=live.recording, estimated=True)
+        self.calls[call.linkedid] = call
+        self._end(call, at, None, ENDED_AWAY, estimated=True)
 
     def _record_unseen(self, listed: set[str], at: float) -> None:
         """Calls whose route cti decided while the link was down, gone before the channel list: their

@@ -126,6 +126,7 @@ class LiveCall:
     answered_by: str
     citizen_channel: str  # what a Redirect moves
     agent_channel: str  # the answering leg, what a BlindTransfer or Atxfer is sent on ("" once gone)
+    recording: str = ""  # the file the dialplan records it into, once known
 
     def to_json(self, zone: ZoneInfo | None = None) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ PENDING_NOTES = 1024
 # Where the shipped dialplan (asterisk-conf/extensions.conf) takes an inbound call after [from-carrier].
 HOTLINE_CONTEXTS = ("cti-next", "cti-queue", "emergency", "cti-seat", "conference")
 ENDED_UNSEEN = "began and ended while the AMI link was down"
+ENDED_AWAY = "ended while cti was not running"
 UP_STATE = "6"  # ChannelState of a channel that is up (answered)
 
 NoteFactory = Callable[[str], CallEvent]  # linkedid -> the event to put in that call's timeline

@@ -135,7 +135,7 @@ class CallTracker(TransferTracking, Rebuilding):
             caller_name=call.caller_name, dialled_number=call.dialled_number, unit=call.unit, unit_id=call.unit_id,
             treatment=call.treatment, arrived_at=call.arrived_at, queue=call.queue, answered_at=call.answered_at,
             answered_by=call.answered_by, citizen_channel=citizen.name if citizen else "",
-            agent_channel=agent.name if agent else "",
+            agent_channel=agent.name if agent else "", recording=call.recording or call.requested_recording,
         )
 
     def live_calls(self) -> list[LiveCall]:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from cti.calls.events import CallEvent, event_from_data
-from cti.calls.record import CallRecord, Leg, Transfer
-from cti.store.models import CallEventRow, CallRow
+from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
+from cti.store.models import CallEventRow, CallInProgressRow, CallRow
 from cti.store.outbox import Message, OutboxStore
-from cti.store.sql import insert_new
+from cti.store.sql import insert_new, upsert
 
 
 def async_url(url: str) -> str:
@@ -67,9 +68,29 @@ class CallStore:
             if rows:
                 await session.execute(insert_new(self._dialect, CallEventRow), rows)
             queued = await self.outbox.stage(session, messages, datetime.now(UTC))
+            await session.execute(delete(CallInProgressRow).where(CallInProgressRow.linkedid.in_(list(by_id))))
         if queued:
             self.outbox.changed()
         return len(inserted)
+
+    async def keep_in_progress(self, calls: Sequence[LiveCall]) -> None:
+        """Remember calls in progress as they are now (the journal a restarted cti reads, cti.store.journal)."""
+        if not calls:
+            return
+        now = datetime.now(UTC)
+        rows = [{"linkedid": c.linkedid, "data": dataclasses.asdict(c), "updated_at": now} for c in calls]
+        async with self._sessions.begin() as session:
+            await session.execute(upsert(self._dialect, CallInProgressRow, ["linkedid"], ["data", "updated_at"]), rows)
+
+    async def in_progress(self) -> list[LiveCall]:
+        """The calls a cti that stopped was following and never recorded, as it last knew them. (A call
+        recorded after the journal last wrote it is forgotten here.)"""
+        async with self._sessions.begin() as session:
+            recorded = select(CallRow.linkedid).where(CallRow.linkedid == CallInProgressRow.linkedid)
+            await session.execute(delete(CallInProgressRow).where(recorded.exists()))
+            rows = list(await session.scalars(select(CallInProgressRow).order_by(CallInProgressRow.updated_at)))
+        names = {f.name for f in dataclasses.fields(LiveCall)}
+        return [LiveCall(**{k: v for k, v in row.data.items() if k in names}) for row in rows]
 
     async def calls(self, *, limit: int = 50, offset: int = 0, linkedids: Sequence[str] | None = None,
                     caller_number: str | None = None, unit_id: str | None = None) -> list[CallRecord]:

@@ -89,6 +89,17 @@ class CallEventRow(Base):
     data: Mapped[dict[str, Any]]
 
 
+class CallInProgressRow(Base):
+    """A call cti follows, as it last knew it (cti.calls.record.LiveCall's fields): what a restarted cti
+    knows of a call that ended while it was not running. Removed with the call's record."""
+
+    __tablename__ = "calls_in_progress"
+
+    linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
 class UserRow(Base):
     """Someone who signs in: an agent, a supervisor, an admin, or an integrator's system."""
 

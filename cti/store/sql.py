@@ -15,3 +15,10 @@ def insert_new(dialect: str, table: Any, keys: Sequence[str] | None = None) -> I
     backends spell it the same, but SQLAlchemy has it only in their own dialects' ``insert``."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys is not None else None)
+
+
+def upsert(dialect: str, table: Any, keys: Sequence[str], columns: Sequence[str]) -> Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE`` of ``columns`` with the new row's values, on ``dialect``."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return insert.on_conflict_do_update(index_elements=list(keys),
+                                        set_={column: insert.excluded[column] for column in columns})
