@@ -170,13 +170,12 @@ class Rebuilding(CallCore):
 
     def _complete_rebuilt(self, call: Call, live: LiveCall) -> None:
         """A rebuilt call the journal knew: its arrival to the millisecond (a channel list gives whole
-        seconds), what was dialled (no Getvar needed), and when it was answered, if by the same phone."""
+        seconds), what was dialled, and when it was answered, if by the same phone. It stays unrouted: the
+        dialplan's variables, read back, say where the route sent it (the journal does not)."""
         call.arrived_at = live.arrived_at
         if not call.treatment:
             call.dialled_number = call.dialled_number or live.dialled_number
             call.unit, call.unit_id, call.treatment = live.unit, live.unit_id, live.treatment
-        if call.dialled_number and call.linkedid in self.unrouted:
-            self.unrouted.remove(call.linkedid)
         call.queue = call.queue or live.queue
         call.requested_recording = call.requested_recording or live.recording
         if live.answered_at is not None and call.answered_by == live.answered_by:
