@@ -29,7 +29,8 @@ class CallJournal:
         self.store = store
         self.live_calls = live_calls
         self.interval = interval
-        self.failed = 0
+        self.failed = 0  # attempts that failed, in all
+        self._failing = 0  # attempts that failed since the last that worked
         self._written: dict[str, LiveCall] = {}  # as the database has them
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -60,8 +61,14 @@ class CallJournal:
             return
         try:
             await self.store.keep_in_progress(changed)
-        except Exception:  # the database is an edge: the next interval writes them with what is live then
+        except Exception as exc:  # the database is an edge: the next interval writes them with what is live then
+            if not self._failing:  # once per outage, not five times a second
+                log.warning("the journal of calls in progress cannot be written (%s: %s); trying every %.1f s",
+                            type(exc).__name__, exc, self.interval)
             self.failed += 1
-            log.exception("writing %d calls in progress to the journal failed", len(changed))
+            self._failing += 1
             return
+        if self._failing:
+            log.info("the journal of calls in progress is written again, after %d failed attempts", self._failing)
+            self._failing = 0
         self._written = live
