@@ -48,6 +48,7 @@ import aiohttp
 
 from cti.calls.record import CallRecord
 from cti.settings import WebhookSettings
+from cti.store.outage import Outage
 from cti.store.outbox import Backlog, Message, OutboxStore, Stored, message
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class WebhookSender:
         self.settings = settings or WebhookSettings()
         self.poll_interval = poll_interval  # how often the outbox is read for what another process wrote
         self.lease = timedelta(seconds=self.settings.timeout + lease_margin)  # a taken message stays taken
+        self._outage = Outage(log, "reading the webhook outbox")
         self.clock = clock
         self._rng = rng
         self.delivered = 0  # by this sender
@@ -187,8 +189,9 @@ class WebhookSender:
                         if loop.time() - last_purge >= PURGE_EVERY:
                             last_purge = loop.time()
                             await self._purge()
-                    except Exception:  # the database is an edge: log, and read again at the next poll
-                        log.exception("reading the webhook outbox failed")
+                        self._outage.worked()
+                    except Exception as exc:  # the database is an edge: read again at the next poll
+                        self._outage.failed(exc)
                     await _wait(self._wake, self.poll_interval)
             finally:
                 await self._stop_workers()

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 
+import pytest
+
 from cti.calls.events import CallEnded, CallOffered, CallTransferred
 from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
 from cti.replay import replay
@@ -174,5 +176,22 @@ async def test_the_journal_writes_what_changed_and_after_a_failure_all_of_it(sto
     await journal.write()  # fails
     await journal.write()  # the change again
     assert written == [["1795281168.20"], ["1795281168.20"], ["1795281168.20"]]  # callbacks are not journalled
-    assert journal.failed == 1
+    assert (journal.outage.total, journal.outage.failures) == (1, 0)
     assert [c.answered_by for c in await store.in_progress()] == ["PJSIP/agent1002"]
+
+
+def test_an_outage_is_told_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from cti.store.outage import Outage
+
+    outage = Outage(logging.getLogger("cti.test"), "reading the outbox")
+    with caplog.at_level(logging.INFO, logger="cti.test"):
+        for _ in range(300):  # a minute of retries, five a second
+            outage.failed(ConnectionRefusedError(111, "Connect call failed"))
+        outage.worked()
+        outage.worked()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "reading the outbox failed ([Errno 111] Connect call failed); trying again until it works"),
+        ("INFO", "reading the outbox works again, after 300 failed attempts")]
+    assert caplog.records[0].exc_info is not None and outage.total == 300

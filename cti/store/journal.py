@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from cti.calls.record import LiveCall
 from cti.store.calls import CallStore
+from cti.store.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,7 @@ class CallJournal:
         self.store = store
         self.live_calls = live_calls
         self.interval = interval
-        self.failed = 0  # attempts that failed, in all
-        self._failing = 0  # attempts that failed since the last that worked
+        self.outage = Outage(log, "writing the journal of calls in progress")
         self._written: dict[str, LiveCall] = {}  # as the database has them
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -62,13 +62,7 @@ class CallJournal:
         try:
             await self.store.keep_in_progress(changed)
         except Exception as exc:  # the database is an edge: the next interval writes them with what is live then
-            if not self._failing:  # once per outage, not five times a second
-                log.warning("the journal of calls in progress cannot be written (%s: %s); trying every %.1f s",
-                            type(exc).__name__, exc, self.interval)
-            self.failed += 1
-            self._failing += 1
+            self.outage.failed(exc)
             return
-        if self._failing:
-            log.info("the journal of calls in progress is written again, after %d failed attempts", self._failing)
-            self._failing = 0
+        self.outage.worked()
         self._written = live
