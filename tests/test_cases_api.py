@@ -32,7 +32,7 @@ async def test_from_the_desk_to_the_unit_and_back(tmp_path: Path) -> None:
             start.set()
             history = await pops.next("history")  # the pop lists the caller's earlier cases with their calls
             assert [(c["id"], c["category"], c["state"]) for c in history["cases"]] == [
-                (earlier.id, "举报", "accepted")]
+                (earlier.id, "report", "accepted")]
             await pops.next("answered")
             # the agent fills the form during the call: caller and legacy number come from the call
             case = await desk.request("POST", "/api/cases", agent, json={

@@ -283,6 +283,7 @@ async def test_recording_is_played_only_to_whom_may_hear_it(tmp_path: Path) -> N
         detail = await desk.request("GET", f"/api/calls/{CALL}", agent)
         assert [e["kind"] for e in detail["timeline"]][:4] == ["offered", "routed", "ivr", "queued"]
         assert "recording" in [e["kind"] for e in detail["timeline"]]
+        assert all(e["at"].endswith("+08:00") for e in detail["timeline"])  # the service's zone, as every time
 
 
 async def test_a_stale_pop_is_cleared_after_a_reconnect(tmp_path: Path) -> None:

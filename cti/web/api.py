@@ -18,7 +18,7 @@ from aiohttp import web
 from cti.agents.board import AgentBoard
 from cti.agents.directory import PAUSE_REASON_BYTES, Agent
 from cti.auth_throttle import SignInThrottle
-from cti.calls.record import CallRecord, LiveCall
+from cti.calls.record import CallRecord, LiveCall, iso_time
 from cti.cases.service import CaseService, mask
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
@@ -328,8 +328,9 @@ async def _record_for(call: Call) -> CallRecord:
 async def call_record(call: Call) -> dict[str, Any]:
     record = await _record_for(call)
     timeline = await ctx(call).database.calls.timeline(record.linkedid)
-    data = record.to_json(ctx(call).zone) | {
-        "timeline": [{"kind": e.kind, "at": e.at, **e.data()} for e in timeline]}
+    zone = ctx(call).zone
+    data = record.to_json(zone) | {
+        "timeline": [{"kind": e.kind, "at": iso_time(e.at, zone), **e.data()} for e in timeline]}
     if await _hidden(call, [record]):  # the timeline's offered event carries the caller too
         data = _without_caller(data, record.direction) | {
             "timeline": [_without_caller(e, record.direction) for e in data["timeline"]]}

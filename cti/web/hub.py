@@ -216,7 +216,7 @@ def case_summary(case: Case, zone: ZoneInfo | None = None) -> dict[str, Any]:
     def at(value: datetime | None) -> str | None:
         return None if value is None else (value.astimezone(zone) if zone else value).isoformat()
 
-    return {"id": case.id, "created_at": at(case.created_at), "category": CATEGORIES[case.category],
+    return {"id": case.id, "created_at": at(case.created_at), "category": case.category,
             "category_name": CATEGORIES[case.category], "state": case.state, "unit": case.unit,
             "content": case.content[:80], "due_at": at(case.due_at), "satisfaction": case.satisfaction}
 
