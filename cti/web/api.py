@@ -27,11 +27,21 @@ from cti.store.database import Database
 from cti.store.outbox import STATES, Stored
 from cti.store.users import PasswordsBusy
 from cti.web.hub import PopHub
-from cti.web.routes import ANYONE, PUBLIC, ApiError, Call, Field, Routes, number_field, paging
+from cti.web.routes import ANYONE, PBX_ERRORS, PUBLIC, ApiError, Call, Field, Routes, number_field, paging
+from cti.web.schemas import BINARY, PLAIN_TEXT, array, ref
 from cti.webhooks import shown_url
 
 SESSION_LIFETIME = timedelta(hours=12)
 routes = Routes()
+AGENT_PARAM = Field(description="an agent of agents.yaml", example="1001")
+LINKEDID_PARAM = Field(description="the call's Linkedid", example="1795281884.19")
+NO_AGENT = {404: "no_such_agent: no agent of that id in agents.yaml",
+            403: "forbidden: an agent acts only for themselves"}
+NOT_LINKED = "forbidden: the agent user is linked to no agent of agents.yaml"
+LIVE_ERRORS = {404: "no_such_call: no such call in progress",
+               409: "not_answered: the call has no agent on it; pbx_refused: Asterisk refused the action",
+               403: f"not_your_call: an agent acts on the calls they answered only; {NOT_LINKED}",
+               503: PBX_ERRORS[503], 504: PBX_ERRORS[504]}
 
 
 @dataclass
@@ -107,7 +117,12 @@ def client_address(request: web.Request, forwarded_for: bool) -> str:
 # -- sessions -------------------------------------------------------------------------
 
 @routes.add("POST", "/api/session", roles=PUBLIC, summary="Sign in with a user id and password; returns a token",
-            body={"user": Field(required=True, max_length=64), "password": Field(required=True, max_length=1024)})
+            body={"user": Field(required=True, max_length=64), "password": Field(required=True, max_length=1024)},
+            response=ref("Session"),
+            errors={401: "unauthorized: wrong user or password",
+                    429: "too_many_attempts: too many failed sign-ins for the user or the address (Retry-After, "
+                         "details.retry_after)",
+                    503: "busy: too many sign-ins at once (Retry-After)"})
 async def sign_in(call: Call) -> dict[str, Any]:
     """Throttled per user id and per client address (cti.auth_throttle): while either must
     wait, 429 without checking the password at all (held ``refusal_hold``, as a 503 is)."""
@@ -133,7 +148,8 @@ async def sign_in(call: Call) -> dict[str, Any]:
     return {"token": token, "user": user.to_json(), "expires_in": int(SESSION_LIFETIME.total_seconds())}
 
 
-@routes.add("DELETE", "/api/session", roles=ANYONE, summary="Sign out: revoke the token used")
+@routes.add("DELETE", "/api/session", roles=ANYONE, summary="Sign out: revoke the token used",
+            response=ref("SignedOut"))
 async def sign_out(call: Call) -> dict[str, Any]:
     await ctx(call).database.users.revoke(call.request[TOKEN])
     return {"signed_out": True}
@@ -141,7 +157,8 @@ async def sign_out(call: Call) -> dict[str, Any]:
 
 @routes.add("GET", "/api/me", roles=ANYONE,
             summary="Who the token belongs to, their agent state, the service's time zone (every time the API "
-                    "gives is in it) and the pause reasons of agents.yaml (empty: any short one-line text)")
+                    "gives is in it) and the pause reasons of agents.yaml (empty: any short one-line text)",
+            response=ref("Me"))
 async def me(call: Call) -> dict[str, Any]:
     status = ctx(call).board.status(call.user.agent_id or "")
     return {"user": call.user.to_json(), "agent": status.to_json() if status else None,
@@ -152,12 +169,14 @@ async def me(call: Call) -> dict[str, Any]:
 
 # -- agents -----------------------------------------------------------------------------
 
-@routes.add("GET", "/api/agents", roles=("supervisor", "admin"), summary="Every agent's state (wallboard)")
+@routes.add("GET", "/api/agents", roles=("supervisor", "admin"), summary="Every agent's state (wallboard)",
+            response=array(ref("AgentStatus")))
 async def agents(call: Call) -> list[dict[str, Any]]:
     return [s.to_json() for s in ctx(call).board.all()]
 
 
-@routes.add("GET", "/api/agents/{agent_id}", roles=("agent", "supervisor", "admin"), summary="An agent's state")
+@routes.add("GET", "/api/agents/{agent_id}", roles=("agent", "supervisor", "admin"), summary="An agent's state",
+            params={"agent_id": AGENT_PARAM}, response=ref("AgentStatus"), errors=NO_AGENT)
 async def agent_state(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
     status = ctx(call).board.status(agent.id)
@@ -166,7 +185,8 @@ async def agent_state(call: Call) -> dict[str, Any]:
 
 
 @routes.add("POST", "/api/agents/{agent_id}/login", roles=("agent", "supervisor"),
-            summary="Log the agent into their queues (QueueAdd)")
+            summary="Log the agent into their queues (QueueAdd)", params={"agent_id": AGENT_PARAM},
+            response=ref("AgentQueues"), errors=NO_AGENT | PBX_ERRORS)
 async def log_in(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
     await ctx(call).desk.log_in(agent)
@@ -174,7 +194,8 @@ async def log_in(call: Call) -> dict[str, Any]:
 
 
 @routes.add("POST", "/api/agents/{agent_id}/logout", roles=("agent", "supervisor"),
-            summary="Log the agent out of their queues (QueueRemove)")
+            summary="Log the agent out of their queues (QueueRemove)", params={"agent_id": AGENT_PARAM},
+            response=ref("AgentQueues"), errors=NO_AGENT | PBX_ERRORS)
 async def log_out(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
     await ctx(call).desk.log_out(agent)
@@ -183,7 +204,8 @@ async def log_out(call: Call) -> dict[str, Any]:
 
 @routes.add("POST", "/api/agents/{agent_id}/pause", roles=("agent", "supervisor"),
             summary="Pause the agent with a reason (QueuePause); one of agents.yaml's pause_reasons when it "
-                    "lists them", body={"reason": Field(required=True, max_length=PAUSE_REASON_BYTES)})
+                    "lists them", body={"reason": Field(required=True, max_length=PAUSE_REASON_BYTES)},
+            params={"agent_id": AGENT_PARAM}, response=ref("AgentPause"), errors=NO_AGENT | PBX_ERRORS)
 async def pause(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
     reason = call.body["reason"]
@@ -201,7 +223,8 @@ async def pause(call: Call) -> dict[str, Any]:
 
 
 @routes.add("POST", "/api/agents/{agent_id}/ready", roles=("agent", "supervisor"),
-            summary="End the agent's pause (QueuePause Paused=false)")
+            summary="End the agent's pause (QueuePause Paused=false)", params={"agent_id": AGENT_PARAM},
+            response=ref("AgentPause"), errors=NO_AGENT | PBX_ERRORS)
 async def ready(call: Call) -> dict[str, Any]:
     agent = agent_of(call, call.path("agent_id"))
     await ctx(call).desk.ready(agent)
@@ -211,17 +234,20 @@ async def ready(call: Call) -> dict[str, Any]:
 # -- live calls and transfers ---------------------------------------------------------------
 
 @routes.add("GET", "/api/targets", roles=("agent", "supervisor"),
-            summary="One-key transfer targets: emergency lines and departments' remote seats")
+            summary="One-key transfer targets: emergency lines and departments' remote seats",
+            response=array(ref("Target")))
 async def targets(call: Call) -> list[dict[str, str]]:
     return [t.to_json() for t in ctx(call).desk.targets()]
 
 
-@routes.add("GET", "/api/guidance", roles=ANYONE, summary="Lines outside the integration (暂不纳入), for guidance")
+@routes.add("GET", "/api/guidance", roles=ANYONE, summary="Lines outside the integration (暂不纳入), for guidance",
+            response=array(ref("Guidance")))
 async def guidance(call: Call) -> list[dict[str, str]]:
     return guidance_list(ctx(call).configuration().trunk_map)
 
 
-@routes.add("GET", "/api/live", roles=("supervisor", "admin"), summary="Calls in progress")
+@routes.add("GET", "/api/live", roles=("supervisor", "admin"), summary="Calls in progress",
+            response=array(ref("LiveCall")))
 async def live(call: Call) -> list[dict[str, Any]]:
     return [c.to_json(ctx(call).zone) for c in ctx(call).live_calls()]
 
@@ -230,14 +256,19 @@ async def live(call: Call) -> list[dict[str, Any]]:
             summary="Hand the citizen over: blind, attended, or a three-way call (conference)",
             body={"target": Field(required=True, max_length=64,
                                   description="110, 119, 120, 122, 12122 or a remote seat id"),
-                  "kind": Field(required=True, choices=KINDS)})
+                  "kind": Field(required=True, choices=KINDS)},
+            params={"linkedid": LINKEDID_PARAM}, response=ref("AmiActions"),
+            errors=LIVE_ERRORS | {404: f"{LIVE_ERRORS[404]}; unknown_target: no such transfer target"})
 async def transfer(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.transfer(call.path("linkedid"), call.body["target"], call.body["kind"],
                                          acting_agent(call))
 
 
 @routes.add("POST", "/api/calls/{linkedid}/answer", roles=("agent",),
-            summary="Answer the call ringing on your phone from the desk (simulated PBX only: `cti demo`)")
+            summary="Answer the call ringing on your phone from the desk (simulated PBX only: `cti demo`)",
+            params={"linkedid": LINKEDID_PARAM}, response=ref("Answered"),
+            errors={403: NOT_LINKED, 404: "no_softphone: the PBX is a real one: answer on the phone",
+                    409: "not_ringing: the call is not ringing on your phone"})
 async def answer(call: Call) -> dict[str, Any]:
     softphone = ctx(call).softphone
     if softphone is None:
@@ -250,24 +281,32 @@ async def answer(call: Call) -> dict[str, Any]:
 
 
 @routes.add("POST", "/api/calls/{linkedid}/hangup", roles=("agent", "supervisor"),
-            summary="Hang up the agent's leg of the call (AMI Hangup); an agent, their own call only")
+            summary="Hang up the agent's leg of the call (AMI Hangup); an agent, their own call only",
+            params={"linkedid": LINKEDID_PARAM}, response=ref("AmiActions"), errors=LIVE_ERRORS)
 async def hang_up(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.hang_up(call.path("linkedid"), acting_agent(call))
 
 
 @routes.add("POST", "/api/calls/{linkedid}/transfer/complete", roles=("agent", "supervisor"),
-            summary="Complete an attended transfer")
+            summary="Complete an attended transfer", params={"linkedid": LINKEDID_PARAM}, response=ref("AmiActions"),
+            errors=LIVE_ERRORS)
 async def complete_transfer(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.finish_attended(call.path("linkedid"), acting_agent(call), complete=True)
 
 
 @routes.add("POST", "/api/calls/{linkedid}/transfer/cancel", roles=("agent", "supervisor"),
-            summary="Cancel an attended transfer and return to the citizen")
+            summary="Cancel an attended transfer and return to the citizen", params={"linkedid": LINKEDID_PARAM},
+            response=ref("AmiActions"), errors=LIVE_ERRORS)
 async def cancel_transfer(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.finish_attended(call.path("linkedid"), acting_agent(call), complete=False)
 
 
 # -- call records -------------------------------------------------------------------------
+
+NO_UNIT = "forbidden: an integrator bound to no unit reads no calls or cases"
+RECORD_ERRORS = {404: "no_such_call: no such call record (for an integrator: none of its unit's)",
+                 403: f"forbidden: an agent reads only the calls they answered; {NOT_LINKED}; {NO_UNIT}"}
+
 
 def unit_view(call: Call) -> str | None:
     """The unit whose calls and cases an integrator sees (None: everyone's); an integrator of no unit sees
@@ -300,7 +339,8 @@ def _without_caller(data: dict[str, Any], direction: str) -> dict[str, Any]:
 
 @routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"),
             summary="Call records, newest first (an integrator of a unit: its unit's, confidential callers masked)",
-            query={"caller": number_field("only calls from this number")} | paging(50))
+            query={"caller": number_field("only calls from this number")} | paging(50),
+            response=array(ref("CallRecord")), errors={403: NO_UNIT})
 async def calls(call: Call) -> list[dict[str, Any]]:
     records = await ctx(call).database.calls.calls(
         caller_number=call.query.get("caller"), unit_id=unit_view(call),
@@ -324,7 +364,8 @@ async def _record_for(call: Call) -> CallRecord:
 
 
 @routes.add("GET", "/api/calls/{linkedid}", roles=("agent", "supervisor", "admin", "integrator"),
-            summary="A call record with its timeline")
+            summary="A call record with its timeline", params={"linkedid": LINKEDID_PARAM},
+            response=ref("CallRecordDetail"), errors=RECORD_ERRORS)
 async def call_record(call: Call) -> dict[str, Any]:
     record = await _record_for(call)
     timeline = await ctx(call).database.calls.timeline(record.linkedid)
@@ -338,7 +379,9 @@ async def call_record(call: Call) -> dict[str, Any]:
 
 
 @routes.add("GET", "/api/calls/{linkedid}/recording", roles=("agent", "supervisor", "admin"),
-            summary="The call's recording (WAV)", produces="audio/wav")
+            summary="The call's recording (WAV)", produces="audio/wav", params={"linkedid": LINKEDID_PARAM},
+            response=BINARY, errors=RECORD_ERRORS | {
+                404: f"{RECORD_ERRORS[404]}; no_recording: the call has no recording (yet)"})
 async def recording(call: Call) -> web.FileResponse:
     record = await _record_for(call)
     path = ctx(call).recording_file(record.recording) if record.recording else None
@@ -351,7 +394,8 @@ async def recording(call: Call) -> web.FileResponse:
 
 @routes.add("GET", "/api/route/{number}", roles=("integrator", "supervisor", "admin"),
             summary="What the router decides for a call to a number", query={"at": Field(
-                max_length=64, description="ISO 8601 moment; default now")})
+                max_length=64, description="ISO 8601 moment; default now")},
+            params={"number": Field(description="the number dialled", example="12315")}, response=ref("Decision"))
 async def route(call: Call) -> dict[str, Any]:
     configuration = ctx(call).configuration()
     zone = configuration.trunk_map.zone
@@ -365,14 +409,17 @@ async def route(call: Call) -> dict[str, Any]:
 
 
 @routes.add("GET", "/api/metrics", roles=("admin", "supervisor", "integrator"), produces="text/plain",
-            summary="Prometheus metrics (scrape with a bearer token)")
+            summary="Prometheus metrics (scrape with a bearer token)", response=PLAIN_TEXT)
 async def metrics(call: Call) -> web.Response:
     return web.Response(body=ctx(call).metrics(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 
 
 @routes.add("POST", "/api/admin/reload", roles=("admin",),
-            summary="Reload trunk map, agents, flows and prompts; keeps the last good ones on error")
+            summary="Reload trunk map, agents, flows and prompts; keeps the last good ones on error",
+            response=ref("Reloaded"),
+            errors={422: "invalid_configuration: the new configuration has problems (in the log); the last good "
+                         "one stays"})
 async def reload(call: Call) -> dict[str, Any]:
     if not ctx(call).reload():
         raise ApiError(422, "invalid_configuration", "the new configuration has problems; see the log")
@@ -386,7 +433,7 @@ async def reload(call: Call) -> dict[str, Any]:
             summary="Webhook messages to units: pending (oldest first, the order they go in), delivered or "
                     "dead (newest first)",
             query={"state": Field(choices=STATES), "unit": Field(max_length=64, description="a unit's id")}
-            | paging(100))
+            | paging(100), response=array(ref("WebhookMessage")))
 async def webhooks(call: Call) -> list[dict[str, Any]]:
     q = call.query
     found = await ctx(call).database.outbox.messages(state=q.get("state"), unit=q.get("unit"),
@@ -395,7 +442,11 @@ async def webhooks(call: Call) -> list[dict[str, Any]]:
 
 
 @routes.add("POST", "/api/admin/webhooks/{message_id}/retry", roles=("admin",),
-            summary="Send a pending or dead webhook message now (a dead one is pending again)")
+            summary="Send a pending or dead webhook message now (a dead one is pending again)",
+            params={"message_id": Field(int, min=1, description="GET /api/admin/webhooks's id", example=1)},
+            response=ref("WebhookMessage"),
+            errors={404: "no_such_message: no webhook message of that id",
+                    409: "delivered: the message was delivered already"})
 async def retry_webhook(call: Call) -> dict[str, Any]:
     text = call.path("message_id")
     number = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0

@@ -16,7 +16,8 @@ from cti.desk.actions import DeskError
 from cti.web import case_api  # noqa: F401 - registers the case routes
 from cti.web.api import CONTEXT, TOKEN, WebContext, routes
 from cti.web.hub import Connection
-from cti.web.routes import ApiError, Call, Route, validate
+from cti.web.routes import PUBLIC, ApiError, Call, Route, validate
+from cti.web.schemas import WEBSOCKET, ref
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -28,8 +29,6 @@ def make_app(context: WebContext) -> web.Application:
     app[CONTEXT] = context
     for route in routes.table:
         app.router.add_route(route.method, route.path, _endpoint(route))
-    app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/api/ws", websocket)
     app.router.add_get("/", desk_page)
     app.router.add_static("/static/", STATIC)
     app.on_shutdown.append(_close_sockets)
@@ -100,16 +99,22 @@ async def _authenticate(request: web.Request) -> Any:
     return user
 
 
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(routes.openapi("cti — 12345 hotline desk and integration API", "0.1.0"))
+@routes.add("GET", "/api/openapi.json", roles=PUBLIC, summary="This document", response=ref("OpenApiDocument"))
+async def openapi(call: Call) -> dict[str, Any]:
+    return routes.openapi("cti — 12345 hotline desk and integration API", "0.1.0")
 
 
 async def desk_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "desk.html")
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+@routes.add("GET", "/api/ws", roles=PUBLIC, status=101, extensions={"x-websocket": WEBSOCKET},
+            summary="The screen-pop WebSocket: send {\"type\": \"auth\", \"token\": …} first (x-websocket has "
+                    "every message)",
+            errors={400: "http_error: not a WebSocket upgrade request"})
+async def websocket(call: Call) -> web.WebSocketResponse:
     """Screen-pops. The first message must be {"type": "auth", "token": …}: browsers cannot set headers."""
+    request = call.request
     context = request.app[CONTEXT]
     socket = web.WebSocketResponse(heartbeat=20)
     await socket.prepare(request)

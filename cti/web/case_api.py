@@ -18,14 +18,21 @@ from aiohttp import web
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall, workflow_role
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, period, to_csv
-from cti.web.api import ctx, routes, unit_view
+from cti.web.api import LINKEDID_PARAM, NO_UNIT, ctx, routes, unit_view
 from cti.web.routes import ANYONE, ApiError, Call, Field, number_field, paging
+from cti.web.schemas import PLAIN_TEXT, array, ref
 
 READERS = ("agent", "supervisor", "admin", "integrator")
 # the bounds of the case fields: within their columns (cti.store.models), the long texts within reason
 CONTENT, NAME, PLACE, UNIT, LINKEDID, REASON, NOTE = 4000, 128, 256, 64, 64, 200, 1000
 DAY = 10  # YYYY-MM-DD
 CASE_ID = 2**31 - 1  # an INTEGER key, on PostgreSQL too
+CASE_PARAM = {"case_id": Field(int, min=1, max=CASE_ID, description="the case's id", example=1)}
+NO_CASE = "no_such_case: no case of that id (for an integrator: none of its unit's)"
+ACTING = ("forbidden: an integrator bound to no unit reads cases but does not act on them, or the role may not "
+          "take this step")
+REFUSED = ("illegal_transition: the case's state does not allow it; conflict: the case changed meanwhile "
+           "(reload it); call_has_case: the call belongs to another case; extension_pending")
 
 
 def case_role(call: Call) -> str:
@@ -66,7 +73,11 @@ def _json(call: Call, case: Case) -> dict[str, Any]:
                   "unit": Field(max_length=UNIT, description="a unit of GET /api/units"),
                   "confidential": Field(bool, description="the caller asked not to be named to the unit"),
                   "linkedid": Field(max_length=LINKEDID, description="the call this case is about"),
-                  "legacy_number": number_field("default: the number the call dialled")})
+                  "legacy_number": number_field("default: the number the call dialled")},
+            response=ref("Case"),
+            errors={403: ACTING, 409: REFUSED,
+                    422: "unknown_unit: no such unit in the dispatch catalogue; invalid: caller_number is required "
+                         "without a call"})
 async def open_case(call: Call) -> dict[str, Any]:
     body, cases = call.body, ctx(call).cases
     linkedid = body.get("linkedid", "")
@@ -99,7 +110,8 @@ async def open_case(call: Call) -> dict[str, Any]:
                    "caller": number_field(),
                    "escalated": Field(bool, description="only escalated (督办) cases, or only others"),
                    "from": Field(max_length=DAY, description="created on or after (YYYY-MM-DD)"),
-                   "to": Field(max_length=DAY, description="created on or before (YYYY-MM-DD)")} | paging(100))
+                   "to": Field(max_length=DAY, description="created on or before (YYYY-MM-DD)")} | paging(100),
+            response=array(ref("Case")), errors={403: NO_UNIT})
 async def list_cases(call: Call) -> list[dict[str, Any]]:
     q = call.query
     start, end = period(*_days(call), ctx(call).zone)
@@ -111,7 +123,8 @@ async def list_cases(call: Call) -> list[dict[str, Any]]:
     return [_json(call, c) for c in cases]
 
 
-@routes.add("GET", "/api/cases/{case_id}", roles=READERS, summary="A case with its timeline and calls")
+@routes.add("GET", "/api/cases/{case_id}", roles=READERS, summary="A case with its timeline and calls",
+            params=CASE_PARAM, response=ref("CaseDetail"), errors={404: NO_CASE, 403: NO_UNIT})
 async def get_case(call: Call) -> dict[str, Any]:
     case = await _case(call)
     store = ctx(call).cases.store
@@ -124,7 +137,8 @@ async def get_case(call: Call) -> dict[str, Any]:
                     "caller's name)",
             body={"category": Field(choices=tuple(CATEGORIES)), "content": Field(max_length=CONTENT, line=False),
                   "location": Field(max_length=PLACE), "confidential": Field(bool),
-                  "caller_name": Field(max_length=NAME)})
+                  "caller_name": Field(max_length=NAME)},
+            params=CASE_PARAM, response=ref("Case"), errors={404: NO_CASE, 403: ACTING, 409: REFUSED})
 async def edit_case(call: Call) -> dict[str, Any]:
     case = await _case(call)
     return _json(call, await ctx(call).cases.update_details(case.id, call.body, call.user.id, case_role(call)))
@@ -137,7 +151,13 @@ async def edit_case(call: Call) -> dict[str, Any]:
                   "days": Field(int, min=1, max=365, description="working days (cases.yaml max_extension)"),
                   "reply": Field(max_length=CONTENT, line=False),
                   "satisfaction": Field(choices=("1", "2", "3")), "into": Field(int, min=1, max=CASE_ID),
-                  "note": Field(max_length=NOTE, line=False)})
+                  "note": Field(max_length=NOTE, line=False)},
+            params=CASE_PARAM | {"action": Field(choices=tuple(a for a, m in MOVES.items() if m.roles != ("system",)),
+                                                 description="the step", example="dispatch")},
+            response=ref("Case"),
+            errors={404: f"{NO_CASE}, or none to merge into", 403: f"{ACTING}; a step cti takes itself", 409: REFUSED,
+                    422: "unknown_action; invalid: the step needs a field it was not given; unknown_unit; "
+                         "extension_too_long"})
 async def act(call: Call) -> dict[str, Any]:
     case = await _case(call)
     action = call.path("action")
@@ -148,7 +168,9 @@ async def act(call: Call) -> dict[str, Any]:
 
 @routes.add("POST", "/api/cases/{case_id}/calls", roles=("agent", "supervisor"),
             summary="Join a call to a case (the caller calls again about it)",
-            body={"linkedid": Field(required=True, max_length=LINKEDID)})
+            body={"linkedid": Field(required=True, max_length=LINKEDID)},
+            params=CASE_PARAM, response=ref("CaseCall"),
+            errors={404: NO_CASE, 409: "call_has_case: the call belongs to another case"})
 async def link_call(call: Call) -> dict[str, Any]:
     case = await ctx(call).cases.link_call((await _case(call)).id, call.body["linkedid"])
     return {"case": case.id, "linkedid": call.body["linkedid"]}
@@ -164,7 +186,8 @@ def _missed_json(call: Call, missed: MissedCall) -> dict[str, Any]:
 
 
 @routes.add("GET", "/api/tasks", roles=("agent", "supervisor"),
-            summary="The agents' tasks: missed calls to call back, callbacks left to a person")
+            summary="The agents' tasks: missed calls to call back, callbacks left to a person",
+            response=ref("Tasks"))
 async def tasks(call: Call) -> dict[str, Any]:
     work = await ctx(call).cases.tasks()
     return {"missed_calls": [_missed_json(call, m) for m in work["missed_calls"]],
@@ -174,14 +197,17 @@ async def tasks(call: Call) -> dict[str, Any]:
 @routes.add("POST", "/api/missed/{linkedid}", roles=("agent", "supervisor"),
             summary="A missed call was called back (or the caller could not be reached)",
             body={"state": Field(required=True, choices=("called_back", "unreachable")),
-                  "case_id": Field(int, min=1, max=CASE_ID)})
+                  "case_id": Field(int, min=1, max=CASE_ID)},
+            params={"linkedid": LINKEDID_PARAM}, response=ref("MissedCall"),
+            errors={404: "no_such_call: no missed call of that Linkedid"})
 async def resolve_missed(call: Call) -> dict[str, Any]:
     missed = await ctx(call).cases.resolve_missed(call.path("linkedid"), call.body["state"], call.user.id,
                                                  call.body.get("case_id"))
     return _missed_json(call, missed)
 
 
-@routes.add("GET", "/api/units", roles=ANYONE, summary="The dispatch catalogue: the units cases go to")
+@routes.add("GET", "/api/units", roles=ANYONE, summary="The dispatch catalogue: the units cases go to",
+            response=array(ref("Unit")))
 async def units(call: Call) -> list[dict[str, str]]:
     catalogue = ctx(call).configuration().catalogue
     return [{"id": u.id, "name": u.name} for u in sorted(catalogue.units.values(), key=lambda u: u.id)]
@@ -193,7 +219,8 @@ async def units(call: Call) -> list[dict[str, str]]:
             summary="Case statistics per unit, category, legacy number, day or month (CSV with format=csv)",
             query={"by": Field(required=True, choices=GROUPS), "from": Field(max_length=DAY, description="YYYY-MM-DD"),
                    "to": Field(max_length=DAY, description="YYYY-MM-DD (inclusive)"),
-                   "format": Field(choices=("json", "csv"))})
+                   "format": Field(choices=("json", "csv"))},
+            response=array(ref("StatsRow")), also={"text/csv": PLAIN_TEXT}, errors={403: NO_UNIT})
 async def stats(call: Call) -> Any:
     rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=unit_view(call), limit=1_000_000)
     if call.query.get("format") == "csv":

@@ -1,10 +1,12 @@
 """A route table that every API route must go through: each route names the
 roles allowed to call it (or says it is public), its body and query fields,
+what it answers (a JSON Schema of cti.web.schemas) and the errors it can give,
 and the same table produces the OpenAPI document. A route cannot forget its
 role check, and the document cannot drift from the code."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -15,6 +17,8 @@ from aiohttp import web
 
 from cti.auth import ROLES
 from cti.calls.channels import DIALABLE, NUMBER_LIMIT
+from cti.web import schemas
+from cti.web.schemas import Schema
 
 ANYONE = ROLES  # every signed-in role
 PUBLIC: tuple[str, ...] = ()
@@ -51,6 +55,7 @@ class Field:
     line: bool = True
     pattern: str | None = None  # the whole text must match (a dialable number: DIALABLE)
     pattern_hint: str = ""  # what the 422 says when it does not
+    example: Any = None  # for the OpenAPI document
 
 
 def paging(default: int) -> dict[str, Field]:
@@ -67,6 +72,10 @@ def number_field(description: str = "", *, required: bool = False) -> Field:
 
 Handler = Callable[["Call"], Awaitable[Any]]
 
+# errors that many routes can give, for ``errors=``
+PBX_ERRORS = {409: "pbx_refused: Asterisk refused the action (details.action names it; the message is Asterisk's)",
+              503: "pbx_unavailable: the PBX link is down", 504: "pbx_timeout: Asterisk did not answer in time"}
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -78,6 +87,30 @@ class Route:
     body: dict[str, Field] = field(default_factory=dict)
     query: dict[str, Field] = field(default_factory=dict)
     produces: str = "application/json"
+    response: Schema | None = None  # the success answer's body, as JSON Schema (of produces)
+    errors: dict[int, str] = field(default_factory=dict)  # status -> "code: when", beyond those the table implies
+    params: dict[str, Field] = field(default_factory=dict)  # path parameters, for the document (handlers parse them)
+    also: dict[str, Schema] = field(default_factory=dict)  # the answer in other media types (CSV)
+    status: int = 200  # the success status (101 for the WebSocket)
+    extensions: dict[str, Any] = field(default_factory=dict)  # x-… members of the operation
+
+    def error_statuses(self) -> dict[int, str]:
+        """Every error status the route can answer, and when: those the table implies (authentication,
+        roles, body and query validation) and the route's own."""
+        found: dict[int, list[str]] = {}
+        if self.body:
+            found.setdefault(400, []).append("bad_request: the body is not JSON")
+        if self.roles:
+            found.setdefault(401, []).append("unauthorized: no bearer token, or one unknown, expired or revoked")
+            if set(self.roles) != set(ROLES):
+                found.setdefault(403, []).append(f"forbidden: for {', '.join(self.roles)} only")
+        if self.body or self.query:
+            where = " and ".join(w for w, fields in (("body", self.body), ("query", self.query)) if fields)
+            found.setdefault(422, []).append(f"invalid: the {where} has a field unknown, missing or wrong "
+                                             "(details.fields names each, with what is wrong)")
+        for status, when in self.errors.items():
+            found.setdefault(status, []).append(when)
+        return {status: "; ".join(found[status]) for status in sorted(found)}
 
 
 @dataclass
@@ -99,48 +132,89 @@ class Routes:
 
     def add(self, method: str, path: str, *, roles: tuple[str, ...], summary: str,
             body: dict[str, Field] | None = None, query: dict[str, Field] | None = None,
-            produces: str = "application/json") -> Callable[[Handler], Handler]:
+            produces: str = "application/json", response: Schema | None = None,
+            errors: dict[int, str] | None = None, params: dict[str, Field] | None = None,
+            also: dict[str, Schema] | None = None, status: int = 200,
+            extensions: dict[str, Any] | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.table.append(Route(method, path, handler, roles, summary, body or {}, query or {}, produces))
+            self.table.append(Route(method, path, handler, roles, summary, body or {}, query or {}, produces,
+                                    response, errors or {}, params or {}, also or {}, status, extensions or {}))
             return handler
         return register
 
     def openapi(self, title: str, version: str) -> dict[str, Any]:
         paths: dict[str, Any] = {}
         for route in self.table:
-            operation: dict[str, Any] = {
-                "operationId": route.handler.__name__, "summary": route.summary,
-                "x-roles": list(route.roles) or "public",
-                "responses": {"200": {"description": "OK", "content": {route.produces: {}}},
-                              "default": {"description": "An error",
-                                          "content": {"application/json": {
-                                              "schema": {"$ref": "#/components/schemas/Error"}}}}},
-            }
-            if route.roles:
-                operation["security"] = [{"bearer": []}]
-            parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                          for name in _path_names(route.path)]
-            parameters += [{"name": name, "in": "query", "required": f.required, "description": f.description,
-                            "schema": _schema(f)} for name, f in route.query.items()]
-            if parameters:
-                operation["parameters"] = parameters
-            if route.body:
-                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {n: _schema(f) for n, f in route.body.items()},
-                    "required": [n for n, f in route.body.items() if f.required]}}}}
-            paths.setdefault(route.path, {})[route.method.lower()] = operation
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
         return {
             "openapi": "3.1.0",
-            "info": {"title": title, "version": version},
+            "info": {"title": title, "version": version, "description": CONVENTIONS},
             "paths": paths,
+            "webhooks": schemas.WEBHOOKS,
             "components": {
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-                "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                    "type": "object", "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                                   "details": {"type": "object"}}}}}},
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                               "description": "POST /api/session (the desk), cti token "
+                                                              "(integrators)"}},
+                "schemas": schemas.COMPONENTS,
             },
         }
+
+
+CONVENTIONS = """\
+The desk, supervisors', admins' and integrators' API of cti, generated from its route table.
+
+- Every operation's `x-roles` lists the roles that may call it (agent, supervisor, admin, integrator), with a bearer \
+token; an empty list is a public operation, called without one. Any other role gets 403 `forbidden`.
+- Every error, whatever the route and status, is `{"error": {"code", "message", "details"}}` \
+(components/schemas/Error); invalid input is 422 `invalid` with `details.fields` naming each field.
+- Every time is ISO 8601 with the offset of the service's zone (`GET /api/me` names it), except an agent's \
+`since` (seconds since the epoch) and the times inside a case's `extension_request` and events' `details` (UTC).
+- `GET /api/ws` is the screen-pop WebSocket: its messages are in the operation's `x-websocket` and \
+components/schemas/Ws*. What cti sends to the units' systems is under `webhooks`.
+"""
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": "OK" if route.status == 200 else "Switching Protocols"}
+    if route.status != 101:
+        success["content"] = {route.produces: {"schema": route.response} if route.response is not None else {}}
+        success["content"].update({media: {"schema": schema} for media, schema in route.also.items()})
+    responses: dict[str, Any] = {str(route.status): success}
+    for status, when in route.error_statuses().items():
+        responses[str(status)] = {"description": when, "content": {"application/json": {
+            "schema": schemas.ref("Error")}}}
+        if "Retry-After" in when:
+            responses[str(status)]["headers"] = {"Retry-After": {
+                "description": "seconds to wait, when the answer says to try again later",
+                "schema": {"type": "integer", "minimum": 0}}}
+    operation: dict[str, Any] = {"operationId": route.handler.__name__, "summary": route.summary,
+                                 "x-roles": list(route.roles), "responses": responses, **route.extensions}
+    if route.roles:
+        operation["security"] = [{"bearer": []}]
+    parameters = []
+    for name in _path_names(route.path):
+        spec = route.params.get(name, Field())
+        parameters.append(_parameter(name, "path", dataclasses.replace(spec, required=True)))
+    parameters += [_parameter(name, "query", spec) for name, spec in route.query.items()]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body:
+        operation["requestBody"] = {
+            "required": True, "description": "A JSON object; a field given as null or \"\" is left out",
+            "content": {"application/json": {"schema": {
+                "type": "object", "properties": {n: _schema(f) for n, f in route.body.items()},
+                "required": [n for n, f in route.body.items() if f.required], "additionalProperties": False}}}}
+    return operation
+
+
+def _parameter(name: str, where: str, spec: Field) -> dict[str, Any]:
+    schema = _schema(spec)
+    parameter: dict[str, Any] = {"name": name, "in": where, "required": spec.required, "schema": schema}
+    if spec.description:
+        parameter["description"] = schema.pop("description")
+    if spec.example is not None:
+        parameter["example"] = spec.example
+    return parameter
 
 
 def validate(fields: dict[str, Field], data: Any, where: str) -> dict[str, Any]:
@@ -223,6 +297,8 @@ def _schema(spec: Field) -> dict[str, Any]:
         schema["maximum"] = spec.max
     if spec.max_length is not None:
         schema["maxLength"] = spec.max_length
+    if spec.required and spec.type is str and not spec.choices:
+        schema["minLength"] = 1  # an empty one is missing
     if spec.pattern is not None:
         schema["pattern"] = f"^{spec.pattern}$"
     if spec.description:
