@@ -228,7 +228,7 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
     warning = calendar_warning(configuration, settings, datetime.now(settings.zone).date())
     if warning:
         print(warning, file=sys.stderr)
-    print(f"ok: {configuration.summary()} (settings: {settings.source})")
+    print(f"ok: {configuration.summary()} (settings: {settings.source}; files: {settings.files})")
     return 0
 
 

@@ -213,7 +213,7 @@ class Service:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """``cti serve``: refuses to start on a bad configuration (ConfigError); SIGHUP reloads it."""
     configuration = load_configuration(settings)
-    log.info("configuration: %s", configuration.summary())
+    log.info("configuration: %s (files: %s)", configuration.summary(), settings.files)
     database = await Database.open(settings.database.url)
     try:
         service = Service(settings, database, configuration)

@@ -103,6 +103,8 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     timezone: str = "Asia/Shanghai"  # how times are shown
     source: str = field(default="defaults", compare=False)
+    # with no settings file: the folder the paths are relative to ("": the working directory)
+    folder: str = field(default="", compare=False)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -110,8 +112,28 @@ class Settings:
 
     def path(self, relative: str) -> Path:
         """A configured path, relative to the settings file's folder when there is one."""
-        base = Path(self.source).parent if self.source != "defaults" else Path()
+        base = Path(self.source).parent if self.source != "defaults" else Path(self.folder)
         return base / relative
+
+    @property
+    def files(self) -> str:
+        """Where the integrators' files are read from, in words (for ``cti check`` and the log)."""
+        if self.source != "defaults":
+            return f"relative to {self.source}"
+        if self.folder:
+            return f"the sample shipped with cti, {self.folder}"
+        return "the working directory"
+
+
+def sample_folder() -> Path | None:
+    """The sample configuration shipped with cti (trunk_map.yaml, agents/, ivr_flows/, recordings/prompts/,
+    cases.yaml, asterisk-conf/): ``cti/sample/`` in an installed wheel (setup.py copies it there), the
+    repository's root in a checkout or an editable install; None when neither has it."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "sample", package.parent):
+        if (folder / PathSettings().trunk_map).is_file():
+            return folder
+    return None
 
 
 _ENVIRONMENT = {
@@ -128,7 +150,10 @@ _ENVIRONMENT = {
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read ``path`` (or ``$CTI_SETTINGS``, or ./cti.yaml when present) and apply the environment."""
+    """Read ``path`` (or ``$CTI_SETTINGS``, or ./cti.yaml when present) and apply the environment.
+
+    With no settings file the integrators' files are read from the working directory when it holds
+    a trunk_map.yaml, else from the sample shipped with cti (:func:`sample_folder`)."""
     environ = os.environ if environ is None else environ
     chosen = path or environ.get("CTI_SETTINGS")
     if chosen is None and Path(DEFAULT_FILE).exists():
@@ -141,6 +166,11 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         if built is None:
             raise ConfigError(problems)
         settings = dataclasses.replace(built, source=str(chosen))
+    elif not Path(settings.paths.trunk_map).exists():
+        # no settings and no trunk map here (an installed cti run from anywhere): the shipped sample
+        sample = sample_folder()
+        if sample is not None:
+            settings = dataclasses.replace(settings, folder=str(sample))
     settings = _apply_environment(settings, environ)
     _check(settings)
     return settings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cti.settings import load_settings
+from cti.settings import load_settings, sample_folder
 from cti.yamlconfig import ConfigError
 
 
@@ -24,6 +24,23 @@ def test_defaults_and_the_environment_are_enough(tmp_path: Path, monkeypatch: py
         "10.1.2.3", 5039, "ctiuser", "s3cret")
     assert settings.database.url == "postgresql://cti@db/cti"
     assert settings.source == "defaults"
+
+
+def test_with_no_settings_the_files_come_from_here_or_from_the_shipped_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample = sample_folder()  # the checkout's root here; cti/sample/ in a wheel (tests/test_wheel.py)
+    assert sample is not None and (sample / "agents" / "agents.yaml").is_file()
+    monkeypatch.chdir(tmp_path)  # no cti.yaml and no trunk map here: the sample
+    settings = load_settings(environ={})
+    assert settings.path("trunk_map.yaml") == sample / "trunk_map.yaml"
+    assert settings.files == f"the sample shipped with cti, {sample}"
+    (tmp_path / "trunk_map.yaml").write_text("hotline: {}\n", encoding="utf-8")  # a trunk map here: this folder
+    settings = load_settings(environ={})
+    assert settings.path("trunk_map.yaml") == Path("trunk_map.yaml")
+    assert settings.files == "the working directory"
+    (tmp_path / "etc").mkdir()
+    path = write(tmp_path / "etc", "timezone: UTC\n")
+    assert load_settings(path, environ={}).path("agents") == tmp_path / "etc" / "agents"  # a file: beside it
 
 
 def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
