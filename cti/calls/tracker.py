@@ -91,6 +91,8 @@ class CallTracker(TransferTracking, Rebuilding):
         """Apply one AMI message; return the domain events it caused."""
         if message.kind != "event":
             return []
+        if message.name == "VarSet" and message.peek("Variable") != "MIXMONITOR_FILENAME":
+            return []  # a quarter of all events, and the only one that matters; a channel's moves come with Newexten
         uniqueid = message.peek("Uniqueid")  # most events are not about a tracked channel: do not parse them
         if uniqueid is not None and message.name != "CoreShowChannel":
             channel = self.channels.get(uniqueid)
@@ -272,8 +274,7 @@ class CallTracker(TransferTracking, Rebuilding):
             self._emit(call, RecordingStarted(call.linkedid, at, call.recording))
 
     def _varset(self, message: AmiMessage, at: float) -> None:
-        if message.peek("Variable") != "MIXMONITOR_FILENAME":
-            return
+        """MIXMONITOR_FILENAME (feed skips every other variable)."""
         f = message.fields
         call = self._call_for(message, at)
         if call is not None and not call.recording:
