@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.test_deploy import health_probe
 
 pytestmark = pytest.mark.wheel
 
@@ -135,6 +136,9 @@ def test_cti_demo_from_the_wheel_serves_the_desk(installed: Installed) -> None:
             assert _get(f"{desk}static/{name}") == (installed.tree / "cti" / "web" / "static" / name).read_bytes()
         document = json.loads(_get(f"{desk}api/openapi.json"))
         assert document["openapi"].startswith("3.") and "/api/session" in document["paths"]
+        port = desk.rstrip("/").rsplit(":", 1)[1]  # the container's health check, with the wheel's python
+        run(installed.bin("python"), "-c", health_probe(), cwd=installed.elsewhere,
+            env={**installed.environ, "CTI_WEB_PORT": port})
     finally:
         demo.send_signal(signal.SIGINT)  # Ctrl-C
         try:
