@@ -41,9 +41,8 @@ pytestmark = pytest.mark.wheel
 SAMPLE = ("trunk_map.yaml", "cases.yaml", "agents", "ivr_flows", "recordings/prompts/zh", "asterisk-conf")
 STATIC = ("desk.html", "desk.css", "desk.js")
 # not part of what a wheel is built from
-LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
-                                  ".pytest_cache", ".mypy_cache", ".ruff_cache", "tests", "bench", "drills",
-                                  "*.db", "*.db-*", "cti.yaml")
+LEFT_OUT = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", "tests", "bench",
+                                  "drills", "*.db", "*.db-*", "cti.yaml")  # .* : .git, .venv, the caches
 
 
 @dataclass(frozen=True)
