@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +121,24 @@ async def wait_listening(port: int) -> None:
             await asyncio.sleep(0.1)
 
 
+@contextmanager
+def cti_serve(folder: str, env: dict[str, str], tree: Path = ROOT) -> Iterator[None]:
+    """``cti serve`` of checkout ``tree`` in its own process, its errors kept in ``folder`` and shown
+    when it is stopped."""
+    path = Path(folder) / "serve.log"
+    with path.open("w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "cti.cli", "--log-level", "error", "serve"], cwd=tree,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            yield
+        finally:
+            server.terminate()
+            server.wait(10)
+    errors = path.read_text()
+    if errors:
+        print(f"cti serve said:\n{errors[-2000:]}")
+
+
 async def bare(rate: float, seconds: float, warmup: float) -> tuple[list[float], list[float]]:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
@@ -140,19 +160,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "CTI_AGI_PORT": str(port), "CTI_WEB_PORT": str(free_port()),
                "CTI_AMI_PORT": str(free_port()), "CTI_DB_URL": f"sqlite:///{folder}/agi.db"}
-        log = open(Path(folder) / "serve.log", "w")  # noqa: SIM115 - closed with the folder
-        server = subprocess.Popen([sys.executable, "-m", "cti.cli", "--log-level", "error", "serve"], cwd=ROOT,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
-        try:
+        with cti_serve(folder, env):
             await wait_listening(port)
             decision, session = await load(port, args.rate, args.seconds, args.warmup)
-        finally:
-            server.terminate()
-            server.wait(10)
-            log.close()
-            errors = (Path(folder) / "serve.log").read_text()
-            if errors:
-                print(f"cti serve said:\n{errors[-2000:]}")
     floor, _ = await bare(args.rate, args.seconds, args.warmup)
     print(f"machine: {describe()}")
     print(f"{len(decision):,} route requests at {args.rate:.0f}/s over {args.seconds:.0f} s (after {args.warmup:.0f} s "

@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.agi import free_port, load, percentile, wait_listening  # noqa: E402
+from bench.agi import cti_serve, free_port, load, percentile, wait_listening  # noqa: E402
 from bench.machine import describe  # noqa: E402
 
 FLOOD = 100  # concurrent wrong sign-ins
@@ -128,21 +128,11 @@ async def main() -> None:
         subprocess.run([sys.executable, "-m", "cti.cli", "user", "add", USER, "--role", "supervisor",
                         "--password-stdin"], cwd=tree, env=env, input=PASSWORD + "\n", text=True, check=True,
                        capture_output=True)
-        log = open(Path(folder) / "serve.log", "w")  # noqa: SIM115 - closed with the folder
-        server = subprocess.Popen([sys.executable, "-m", "cti.cli", "--log-level", "error", "serve"], cwd=tree,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
-        try:
+        with cti_serve(folder, env, tree):
             await wait_listening(agi_port)
             await wait_listening(web_port)
             for name, client in phases:
                 results.append((name, *await phase(agi_port, web_port, client, args)))
-        finally:
-            server.terminate()
-            server.wait(10)
-            log.close()
-            errors = (Path(folder) / "serve.log").read_text()
-            if errors:
-                print(f"cti serve said:\n{errors[-2000:]}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
                             text=True).stdout.strip()
     print(f"machine: {describe()}")
