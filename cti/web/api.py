@@ -152,6 +152,7 @@ async def sign_in(call: Call) -> dict[str, Any]:
             response=ref("SignedOut"))
 async def sign_out(call: Call) -> dict[str, Any]:
     await ctx(call).database.users.revoke(call.request[TOKEN])
+    await ctx(call).hub.revoke(call.request[TOKEN])  # its desks close too
     return {"signed_out": True}
 
 

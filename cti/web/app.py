@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
+from cti.ami.action import UnsafeAction
 from cti.ami.client import AmiActionError, AmiDisconnected, AmiTimeout
 from cti.cases.model import CaseError
 from cti.desk.actions import DeskError
@@ -22,6 +24,7 @@ from cti.web.schemas import WEBSOCKET, ref
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 AUTH_TIMEOUT = 5.0  # seconds a WebSocket may take to send its token
+TOKEN_CHECK = 30.0  # seconds between checks that an open desk's token still holds (expiry, a disabled user)
 
 
 def make_app(context: WebContext) -> web.Application:
@@ -60,8 +63,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         return error_body(exc.status, code, exc.reason)
+    except UnsafeAction as exc:  # a value of the configuration (agents.yaml…) the guard refused to send
+        log.error("%s %r: %s", request.method, request.path, exc)
+        return error_body(500, "unsafe_action", str(exc), {"action": exc.action, "header": exc.header})
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %r failed", request.method, request.path)  # %r: a path's line breaks stay escaped
         return error_body(500, "internal", "internal error; see the service log")
 
 
@@ -77,7 +83,7 @@ def _endpoint(route: Route) -> Any:
         if route.body:
             try:
                 data = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past Python's limit
                 raise ApiError(400, "bad_request", "the body is not JSON") from None
             body = validate(route.body, data, "body")
         query = validate(route.query, dict(request.query), "query") if route.query else {}
@@ -128,8 +134,10 @@ async def websocket(call: Call) -> web.WebSocketResponse:
         await socket.send_json({"type": "error", "error": {"code": "unauthorized", "message": "send a valid token"}})
         await socket.close(code=4401, message=b"unauthorized")
         return socket
-    connection = Connection(user, socket.send_str, socket.close)
+    connection = Connection(user, socket.send_str, lambda: socket.close(code=4401, message=b"unauthorized"),
+                            token=token)
     context.hub.attach(connection)
+    watch = asyncio.create_task(_watch_token(context, connection), name=f"token-{user.id}")
     status = context.board.status(user.agent_id or "")
     connection.queue.put_nowait(json.dumps({
         "type": "hello", "user": user.to_json(), "agent": status.to_json() if status else None,
@@ -139,8 +147,24 @@ async def websocket(call: Call) -> web.WebSocketResponse:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
+        watch.cancel()
         await context.hub.detach(connection)
     return socket
+
+
+async def _watch_token(context: WebContext, connection: Connection) -> None:
+    """A desk stays open only while its token would still sign in a REST request: past its expiry, or
+    once its user is disabled, it is closed. (A sign-out closes it at once: PopHub.revoke.)"""
+    while True:
+        await asyncio.sleep(TOKEN_CHECK)
+        try:
+            user = await context.database.users.user_for_token(connection.token)
+        except Exception:  # the database is away: the desk stays as it is, checked again later
+            log.warning("could not check the token of %s's desk", connection.user.id, exc_info=True)
+            continue
+        if user is None:
+            await context.hub.end(connection, "the sign-in expired or the user was disabled: sign in again")
+            return
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -47,6 +47,7 @@ class Connection:
     user: User
     send: Callable[[str], Awaitable[None]]
     close: Callable[[], Awaitable[Any]]
+    token: str = ""  # what it signed in with: a sign-out closes it
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     task: asyncio.Task[None] | None = None
 
@@ -91,6 +92,21 @@ class PopHub:
                 del self._desks[connection.person or ""]
         if connection.task is not None:
             connection.task.cancel()
+
+    async def end(self, connection: Connection, reason: str) -> None:
+        """Tell a desk its sign-in no longer holds, and close it (WebSocket code 4401)."""
+        await self.detach(connection)
+        try:
+            await connection.send(json.dumps({"type": "error", "error": {"code": "unauthorized", "message": reason}},
+                                             ensure_ascii=False))
+        except ConnectionError:
+            pass
+        await connection.close()
+
+    async def revoke(self, token: str) -> None:
+        """The token was revoked (signed out): the desks it opened close now."""
+        for connection in [c for c in self.connections if c.token == token]:
+            await self.end(connection, "signed out")
 
     async def close(self) -> None:
         for connection in list(self.connections):
