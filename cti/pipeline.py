@@ -11,6 +11,7 @@ from cti.ami.clock import EventClock
 from cti.ami.message import AmiMessage
 from cti.calls.events import CallEvent
 from cti.calls.record import CallRecord
+from cti.calls.state import UNSEEN_NOTES
 from cti.calls.tracker import CallTracker, NoteFactory
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,11 @@ class CallPipeline:
 
     def note(self, uniqueid: str, linkedid: str, make: NoteFactory) -> None:
         """An event from outside AMI (FastAGI) for the call of channel ``uniqueid``."""
+        dropped = self.tracker.dropped_notes
         self._publish(self.tracker.note(uniqueid, linkedid, make))
+        if self.tracker.dropped_notes > dropped:
+            log.warning("the AMI link has been down for %d route decisions: the oldest is dropped, and a call that "
+                        "came and went then will have no record", UNSEEN_NOTES)
 
     def _publish(self, events: Sequence[CallEvent]) -> None:
         if events:

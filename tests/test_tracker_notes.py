@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cti.ami.clock import StreamClock
 from cti.ami.framing import Framer
 from cti.calls.events import RouteDecided
@@ -67,6 +69,17 @@ def test_several_notes_before_the_channel_all_arrive() -> None:
 
 def test_notes_for_channels_never_seen_are_bounded() -> None:
     tracker = CallTracker()
+    tracker.listing_requested()  # the link is up: a note waits only for its channel's Newchannel
     for i in range(5000):
         tracker.note(f"x.{i}", "", lambda linkedid: RouteDecided(linkedid, 0, "1", "", "", "unknown", "queue"))
-    assert len(tracker._pending_notes) == 1024
+    assert len(tracker._pending_notes) == 1024 and tracker.dropped_notes == 0
+
+
+def test_notes_taken_while_the_link_is_down_are_bounded_too_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cti.calls.tracker
+
+    monkeypatch.setattr(cti.calls.tracker, "UNSEEN_NOTES", 3000)
+    tracker = CallTracker()  # blind until its first channel list
+    for i in range(5000):
+        tracker.note(f"x.{i}", "", lambda linkedid: RouteDecided(linkedid, 0, "1", "", "", "unknown", "queue"))
+    assert (len(tracker._unseen_notes), tracker.dropped_notes) == (3000, 2000)

@@ -27,6 +27,7 @@ from cti.calls.state import (
     Channel,
     LegState,
     Names,
+    NoteFactory,
     PendingNotes,
     known,
     no_names,
@@ -51,7 +52,11 @@ class CallCore:
         self._events: list[CallEvent] = []
         self._done: OrderedDict[str, None] = OrderedDict()
         self._snapshot: list[AmiMessage] | None = None
-        self._pending_notes: OrderedDict[str, PendingNotes] = OrderedDict()
+        self._pending_notes: OrderedDict[str, PendingNotes] = OrderedDict()  # channels whose Newchannel is to come
+        # notes taken while the link was down: all cti will know of a call that comes and goes meanwhile, kept
+        # until the next channel list (bounded only by UNSEEN_NOTES, hours of a big city's calls)
+        self._unseen_notes: OrderedDict[str, PendingNotes] = OrderedDict()
+        self.dropped_notes = 0  # unseen notes dropped past UNSEEN_NOTES
         self._blind = True  # from a link loss (or the start) until a channel list is asked for
         self.unrouted: list[str] = []  # Linkedids of calls rebuilt without knowing what was dialled
         self._remembered: dict[str, LiveCall] = {}  # a previous cti's calls in progress, until the first list
@@ -77,12 +82,17 @@ class CallCore:
         self.calls[call.linkedid] = call
         if call.caller_number:
             self._offer(call, at)
-        pending = self._pending_notes.pop(channel.uniqueid, None)
-        if pending is not None and not call.offered:
+        makes = self._take_notes(channel.uniqueid)
+        if makes and not call.offered:
             self._offer(call, at)
-        for make in pending.makes if pending is not None else ():
+        for make in makes:
             self._apply_note(call, make(call.linkedid))
         return call
+
+    def _take_notes(self, uniqueid: str) -> list[NoteFactory]:
+        """The notes waiting for a channel now seen, the oldest first."""
+        unseen, pending = self._unseen_notes.pop(uniqueid, None), self._pending_notes.pop(uniqueid, None)
+        return [*(unseen.makes if unseen else ()), *(pending.makes if pending else ())]
 
     def _start_outbound(self, channel: Channel, at: float) -> None:
         """A channel runs the callback dialplan: a call the hotline places to a citizen."""

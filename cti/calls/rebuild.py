@@ -9,6 +9,7 @@ ended while cti itself was not running, from the journal the cti before it kept 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from cti.ami.message import AmiMessage
@@ -21,9 +22,11 @@ from cti.calls.record import LiveCall
 from cti.calls.state import (
     ENDED_AWAY,
     ENDED_UNSEEN,
+    PENDING_NOTES,
     UP_STATE,
     Call,
     Channel,
+    PendingNotes,
     duration_of,
     known,
     to_int,
@@ -197,8 +200,11 @@ class Rebuilding(CallCore):
     def _record_unseen(self, listed: set[str], at: float) -> None:
         """Calls whose route cti decided while the link was down, gone before the channel list: their
         only trace is the decision. Recorded as estimated, with what it says (caller, number, time)."""
-        for uniqueid in [u for u, p in self._pending_notes.items() if p.unseen and u not in listed]:
-            pending = self._pending_notes.pop(uniqueid)
+        unseen, self._unseen_notes = self._unseen_notes, OrderedDict()
+        for uniqueid, pending in unseen.items():
+            if uniqueid in listed:  # a listed channel that is no citizen's (a survey's): its notes wait as others do
+                self._pending_notes.setdefault(uniqueid, PendingNotes(pending.linkedid, [])).makes[:0] = pending.makes
+                continue
             events = [make(pending.linkedid) for make in pending.makes]
             route = next((e for e in events if isinstance(e, RouteDecided)), None)
             if route is None or not self._is_new(pending.linkedid):
@@ -212,3 +218,5 @@ class Rebuilding(CallCore):
             for event in events:
                 self._apply_note(call, event)
             self._end(call, at, None, ENDED_UNSEEN, estimated=True)
+        while len(self._pending_notes) > PENDING_NOTES:
+            self._pending_notes.popitem(last=False)

@@ -19,6 +19,9 @@ FINISHED_MEMORY = 4096
 # Notes (route decisions) for channels the tracker has not seen yet: the AGI
 # request and the AMI Newchannel travel on different sockets.
 PENDING_NOTES = 1024
+# Notes taken while the AMI link is down, the only trace of a call that comes and goes meanwhile: about
+# a day of a big city's calls before the oldest is dropped (a few hundred bytes each).
+UNSEEN_NOTES = 100_000
 # Where the shipped dialplan (asterisk-conf/extensions.conf) takes an inbound call after [from-carrier].
 HOTLINE_CONTEXTS = ("cti-next", "cti-queue", "emergency", "cti-seat", "conference")
 ENDED_UNSEEN = "began and ended while the AMI link was down"
@@ -35,11 +38,10 @@ def no_names(device: str) -> str:
 
 @dataclass(slots=True)
 class PendingNotes:
-    """Notes for a channel not seen yet; ``unseen`` when they came while the link was down."""
+    """Notes for a channel not seen yet."""
 
     linkedid: str
     makes: list[NoteFactory]
-    unseen: bool
 
 
 @dataclass(slots=True)

@@ -42,6 +42,7 @@ from cti.calls.state import (
     ENDED_UNSEEN,
     HOTLINE_CONTEXTS,
     PENDING_NOTES,
+    UNSEEN_NOTES,
     Channel,
     Names,
     NoteFactory,
@@ -117,10 +118,11 @@ class CallTracker(TransferTracking, Rebuilding):
         channel = self.channels.get(uniqueid)
         call = self.calls.get(channel.linkedid if channel else linkedid)
         if call is None:
-            pending = self._pending_notes.setdefault(uniqueid, PendingNotes(linkedid, [], self._blind))
-            pending.makes.append(make)
-            if len(self._pending_notes) > PENDING_NOTES:
-                self._pending_notes.popitem(last=False)
+            notes, limit = (self._unseen_notes, UNSEEN_NOTES) if self._blind else (self._pending_notes, PENDING_NOTES)
+            notes.setdefault(uniqueid, PendingNotes(linkedid, [])).makes.append(make)
+            if len(notes) > limit:
+                notes.popitem(last=False)
+                self.dropped_notes += self._blind
             return []
         self._apply_note(call, make(call.linkedid))
         return self.drain()
