@@ -165,6 +165,9 @@ def dotted(path: KeyPath) -> str:
     return out
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # C0 and DEL but tab and line feed
+
+
 def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str, twice: list[Problem]) -> None:
     """Note the line of every key and item; a key given twice in one mapping goes to ``twice``."""
     lines.setdefault(path, node.start_mark.line + 1)
@@ -184,6 +187,10 @@ def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str,
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index(item, path + (i,), lines, name, twice)
+    elif isinstance(node, yaml.ScalarNode) and (bad := _CONTROL.search(node.value)):
+        # a CR or NUL in a name or a dial string would reach an AMI header, a dialplan variable or a page
+        twice.append(Problem(name, node.start_mark.line + 1, dotted(path),
+                             f"holds the control character U+{ord(bad.group()):04X}; only tabs and line breaks"))
 
 
 def build(cls: type[Any], data: Any, doc: YamlDoc, path: KeyPath, problems: list[Problem]) -> Any:

@@ -209,7 +209,8 @@ seats:
         "agents/agents.yaml:2: agents[0].queues[1]: unknown queue 'q12315'",
         "agents/agents.yaml:3: agents[1].id: duplicate id '1001' (also at line 2)",
         "agents/agents.yaml:3: agents[1].device: PJSIP/agent1001 is already at line 2",
-        "agents/agents.yaml:5: seats[0].device: 'seat-12369' is not a device (TECH/name)",
+        "agents/agents.yaml:5: seats[0].device: 'seat-12369' is not a dial string (TECH/resource, e.g. "
+        "PJSIP/12369@dept)",
         "agents/agents.yaml:5: seats[0].unit: unknown unit 'ecology' (not an id in the trunk map)",
     ]
 
@@ -246,7 +247,7 @@ units:
         "cases.yaml:2: return_within: must not be negative",
         "cases.yaml:1: deadlines.complaint: a deadline is a positive number of working days",
         "cases.yaml:4: callback.mode: must be auto or agent, not 'robot'",
-        "cases.yaml:5: callback.dial: the dial string needs {number} (the caller's number)",
+        "cases.yaml:5: callback.dial: 'PJSIP/carrier': {number} (the caller's number) once, and no other field",
         'cases.yaml:6: callback.hours: two times of day, e.g. ["09:00", "20:00"]',
         "cases.yaml:8: units[0].id: unit 'district-a' is not in the trunk map: give it a name",
         "cases.yaml:9: units[1].webhook: a webhook is an http:// or https:// URL",
@@ -317,3 +318,38 @@ def test_a_deadline_past_the_known_calendar_is_warned(tmp_path: Path) -> None:
                                          encoding="utf-8")
     configuration = load_configuration(settings)  # a unit's own deadline is the longest
     assert "up to 30 working days" in (calendar_warning(configuration, settings, date(last, 12, 1)) or "")
+
+
+def test_dial_strings_are_one_device_with_no_dial_options(tmp_path: Path) -> None:
+    """Review: a comma in a seat's dial string replaces Dial()'s timeout and options (no o, no b(): 110 shown
+    the agent, not the citizen), an & rings a device of someone else's; both passed cti check."""
+    emergency = '  - {id: police-110, name: 市公安局, mode: emergency, numbers: ["110"], dial: PJSIP/110@carrier}\n'
+    settings = workspace(tmp_path, GOOD_UNITS.replace("[PJSIP/seat-12315]", '["PJSIP/seat-12315,1,U(evil^x)"]')
+                         + emergency.replace("PJSIP/110@carrier", '"PJSIP/110@carrier,1,G(x)"'))
+    options = "one device, TECH/resource, with no Dial() options or separators"
+    assert problems(settings) == [
+        f"trunk_map.yaml:7: units[0].seats[0]: 'PJSIP/seat-12315,1,U(evil^x)' holds ',': {options}",
+        f"trunk_map.yaml:8: units[1].dial: 'PJSIP/110@carrier,1,G(x)' holds ',': {options}"]
+    settings = workspace(tmp_path / "next", GOOD_UNITS + emergency)
+    (tmp_path / "next" / "agents" / "agents.yaml").write_text("""\
+agents:
+  - {id: "1001", name: "王芳\\u0085", device: "PJSIP/agent1001&PJSIP/attacker@evil.example", queues: [q12345]}
+""", encoding="utf-8")
+    (tmp_path / "next" / "cases.yaml").write_text("callback: {dial: \"PJSIP/{number}@{trunk}\"}\n", encoding="utf-8")
+    found = problems(settings)
+    assert [p.replace("next/", "") for p in found] == [
+        "agents/agents.yaml:2: agents[0].name: '王芳\\x85': one line of printable text",
+        f"agents/agents.yaml:2: agents[0].device: 'PJSIP/agent1001&PJSIP/attacker@evil.example' holds '&': {options}",
+        "cases.yaml:1: callback.dial: 'PJSIP/{number}@{trunk}': {number} (the caller's number) once, and no "
+        "other field",
+    ]
+
+
+def test_a_control_character_in_any_file_is_refused_where_it_is(tmp_path: Path) -> None:
+    """Review: a name with CR LF passed cti check; the AMI guard stopped it, as a 500, at the first login."""
+    settings = workspace(tmp_path, GOOD_UNITS)
+    (tmp_path / "agents" / "agents.yaml").write_text(
+        'agents:\n  - {id: "1001", name: "王芳\\r\\nAction: Originate", device: PJSIP/agent1001, queues: [q12345]}\n',
+        encoding="utf-8")
+    assert problems(settings) == [
+        "agents/agents.yaml:2: agents[0].name: holds the control character U+000D; only tabs and line breaks"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cti.calls.channels import dial_string_problem
 from cti.yamlconfig import ConfigError, KeyPath, Problem, YamlDoc, build
 
 PAUSE_REASON_BYTES = 79  # app_queue keeps a member's pause reason in 80 bytes (reason_paused[80])
@@ -83,9 +84,11 @@ def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Direc
                     problems.append(doc.problem(where + ("id",), f"duplicate id {person.id!r} "
                                                                  f"(also at line {doc.line(ids[person.id])})"))
                 ids.setdefault(person.id, where)
+                if not person.name.isprintable():
+                    problems.append(doc.problem(where + ("name",), f"{person.name!r}: one line of printable text"))
                 for phone in {person.device, getattr(person, "interface", "")} - {""}:
-                    if "/" not in phone:
-                        problems.append(doc.problem(where + ("device",), f"{phone!r} is not a device (TECH/name)"))
+                    if problem := dial_string_problem(phone):
+                        problems.append(doc.problem(where + ("device",), problem))
                     elif phone in phones and phones[phone] != where:
                         problems.append(doc.problem(where + ("device",), f"{phone} is already "
                                                                          f"at line {doc.line(phones[phone])}"))

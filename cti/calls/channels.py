@@ -32,3 +32,19 @@ def printable(value: str, limit: int = NAME_LIMIT) -> str:
     action: control characters (a lone CR, a NUL, a tab) dropped, at most ``limit`` characters.
     Every caller number and name the tracker keeps has been through here."""
     return "".join(ch for ch in value if ch.isprintable())[:limit]
+
+
+# A dial string of the integrators' files (a seat, an emergency line's trunk, an agent's phone): TECH/resource
+# and nothing Dial() would read as more: a comma starts Dial's timeout and options (a 1 s timeout, no o or b()
+# that show 110 the citizen), & another device, ( ) ^ | ; $ { } an option's argument or the dialplan's syntax.
+DIAL_STRING = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_.@+:/*#=-]+")
+
+
+def dial_string_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as one device's dial string, or None."""
+    if DIAL_STRING.fullmatch(text):
+        return None
+    bad = next((ch for ch in text if ch in ",&()^|;${}[]" or not ch.isprintable() or ch.isspace()), None)
+    if bad is not None and "/" in text:
+        return f"{text!r} holds {bad!r}: one device, TECH/resource, with no Dial() options or separators"
+    return f"{text!r} is not a dial string (TECH/resource, e.g. PJSIP/12369@dept)"

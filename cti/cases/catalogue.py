@@ -10,10 +10,12 @@ callback and calendar rules. A missing cases.yaml means the defaults.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 
+from cti.calls.channels import dial_string_problem
 from cti.cases.model import CATEGORIES, Policy
 from cti.routing.model import TrunkMap
 from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
@@ -126,8 +128,8 @@ def _check(file: CaseFile, doc: YamlDoc, trunk_map: TrunkMap, problems: list[Pro
             problems.append(doc.problem(("deadlines", category), "a deadline is a positive number of working days"))
     if file.callback.mode not in ("auto", "agent"):
         problems.append(doc.problem(("callback", "mode"), f"must be auto or agent, not {file.callback.mode!r}"))
-    if "{number}" not in file.callback.dial:
-        problems.append(doc.problem(("callback", "dial"), "the dial string needs {number} (the caller's number)"))
+    if problem := callback_dial_problem(file.callback.dial):
+        problems.append(doc.problem(("callback", "dial"), problem))
     if len(file.callback.hours) != 2 or not all(_HOUR.match(h) for h in file.callback.hours):
         problems.append(doc.problem(("callback", "hours"), 'two times of day, e.g. ["09:00", "20:00"]'))
     seen: dict[str, int] = {}
@@ -161,3 +163,15 @@ def _catalogue(file: CaseFile, trunk_map: TrunkMap, source: str) -> Catalogue:
                     overdue_every=file.overdue_every, escalate_after=file.escalate_after,
                     max_extension=file.max_extension)
     return Catalogue(units, policy, file.callback, file.calendar, file.archive_after_days, file.sweep_seconds, source)
+
+
+def callback_dial_problem(dial: str) -> str | None:
+    """What is wrong with the callback's dial string (``{number}`` is the only field, and it makes one
+    device's dial string with a caller's number in it), or None."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(dial) if field is not None]
+    except ValueError as exc:  # a lone { or }
+        return f"{dial!r}: {exc}; write {{{{ or }}}} for a brace"
+    if fields.count("number") != 1 or set(fields) != {"number"}:
+        return f"{dial!r}: {{number}} (the caller's number) once, and no other field"
+    return dial_string_problem(dial.format(number="13800000000"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cti.calls.channels import dial_string_problem
 from cti.routing.model import AFTER_WINDOW, TREATMENTS, Hotline, LegacyNumber, Prompts, TrunkMap, Unit, Window
 from cti.yamlconfig import ConfigError, KeyPath, Problem, YamlDoc, build, near_miss, not_a_date, unknown_key
 
@@ -137,6 +138,8 @@ class _Reader:
                       "an emergency line needs the trunk dial string its transfers use (dial:)")
         if rules and rules != "emergency" and dial:
             self.fail(path + ("dial",), "only emergency lines have a dial string; remote seats use seats:")
+        elif dial and (problem := dial_string_problem(dial)):
+            self.fail(path + ("dial",), problem)
         if rules == "excluded":
             if not guidance and self.absent(path + ("guidance",)):
                 self.fail(path, "an excluded line needs guidance: what agents tell callers")
@@ -241,8 +244,9 @@ class _Reader:
         seats = []
         for i, seat in enumerate(data):
             text = self.text(seat, path + (i,), required=True)
-            if text and "/" not in text:
-                self.fail(path + (i,), f"{text!r} is not a dial string (TECH/resource, e.g. PJSIP/12369@dept)")
+            problem = dial_string_problem(text) if text else None
+            if problem:
+                self.fail(path + (i,), problem)
             elif text:
                 seats.append(text)
         return seats
