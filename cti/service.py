@@ -127,9 +127,22 @@ class Service:
         """A call ended: store it, give it a case (or put it on the missed-call list), and share it
         with its unit when the unit is interconnected (its webhook message is stored with the record)."""
         unit = self.configuration.trunk_map.units_by_id.get(record.unit_id) if record.unit_id else None
-        self.writer.put(record, [call_ended(unit.webhook, unit.id, record, self.settings.zone)]
-                        if unit is not None and unit.webhook else [])
+        if unit is not None and unit.webhook:
+            self._spawn(self._share(record, unit.webhook, unit.id))
+        else:
+            self.writer.put(record)
         self.cases.call_ended(record)
+
+    async def _share(self, record: CallRecord, url: str, unit_id: str) -> None:
+        """The record, with the message its unit gets: the caller masked when the agent made the call's case
+        confidential while it lasted (a case made so after the call ended is too late for this message)."""
+        try:
+            confidential = record.linkedid in await self.database.cases.confidential_calls([record.linkedid])
+        except Exception:  # the database is away: not knowing, the caller stays with the hotline
+            log.warning("could not tell whether call %s is confidential; its unit gets the caller masked",
+                        record.linkedid, exc_info=True)
+            confidential = True
+        self.writer.put(record, [call_ended(url, unit_id, record, self.settings.zone, confidential=confidential)])
 
     def route(self, number: str, at: datetime) -> Decision:
         return decide(self.configuration.trunk_map, number, at)

@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from cti.calls.record import CallRecord
+from cti.privacy import without_caller
 from cti.settings import WebhookSettings
 from cti.store.outage import Outage
 from cti.store.outbox import Backlog, Message, OutboxStore, Stored, message
@@ -58,10 +59,13 @@ UNREACHABLE = frozenset({408, 425, 429})  # 4xx answers that mean "later", not "
 _STORE_RETRIES = 5  # marking a delivered message: tries before the lease is left to expire
 
 
-def call_ended(url: str, unit: str, record: CallRecord, zone: ZoneInfo) -> Message:
-    """A finished call, for an interconnected unit's system."""
+def call_ended(url: str, unit: str, record: CallRecord, zone: ZoneInfo, *, confidential: bool = False) -> Message:
+    """A finished call, for an interconnected unit's system; a confidential caller (the call's case says so)
+    masked, as the unit's API shows them."""
+    data = record.to_json(zone)
     return message(url, unit, "call.ended", f"call.ended:{record.linkedid}",
-                   {"event": "call.ended", "call": record.to_json(zone)}, {"X-CTI-Linkedid": record.linkedid})
+                   {"event": "call.ended", "call": without_caller(data, record.direction) if confidential else data},
+                   {"X-CTI-Linkedid": record.linkedid})
 
 
 def shown_url(url: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -342,3 +343,28 @@ async def test_admins_list_and_retry_webhooks_and_the_metrics_count_them(tmp_pat
         await desk.request("POST", f"/api/admin/webhooks/{sent['id']}/retry", admin, expect=409)
         for missing in ("999999", "x", "-1", "99999999999999999999"):
             await desk.request("POST", f"/api/admin/webhooks/{missing}/retry", admin, expect=404)
+
+
+@pytest.mark.parametrize("confidential", [True, False])
+async def test_a_confidential_callers_number_does_not_reach_the_unit_by_webhook(tmp_path: Path,
+                                                                                confidential: bool) -> None:
+    """Review: the unit's API masked a caller whose case the agent made confidential during the call, but
+    the call.ended message gave the unit the whole number and name. The message a call ends with is made
+    knowing its case."""
+    from tests.fakeami import Session
+    from tests.test_store import make_record
+
+    record = make_record("1795281300.4", caller_number="13912345678", caller_name="王五", unit_id="shouchuang-water")
+    async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
+        await desk.service.cases.open(caller_number=record.caller_number, caller_name="王五", category="request",
+                                      content="停水", actor="1001", role="agent", confidential=confidential,
+                                      linkedid=record.linkedid)
+        await desk.service._share(record, "http://127.0.0.1:9/hook", "shouchuang-water")
+        await desk.service.writer.flush()
+        await until(lambda: desk.service.writer.written == 1, what="the record")
+        [stored] = [m for m in await desk.database.outbox.messages() if m.key == f"call.ended:{record.linkedid}"]
+    call = json.loads(stored.body)["call"]
+    if confidential:
+        assert (call["caller_number"], call["caller_name"]) == ("139****5678", "")
+    else:
+        assert (call["caller_number"], call["caller_name"]) == ("13912345678", "王五")

@@ -26,6 +26,7 @@ from cti.cases.model import CATEGORIES, MOVES, OPEN, Case, CaseError, CaseEvent,
 from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
 from cti.cases.stats import Row, period, statistics
 from cti.cases.workdays import WorkCalendar
+from cti.privacy import mask
 from cti.store.cases import CaseStore
 from cti.store.outbox import Message, message
 
@@ -382,11 +383,6 @@ class CaseService:
 
 def _iso(at: datetime | None, zone: ZoneInfo) -> str | None:
     return at.astimezone(zone).isoformat() if at is not None else None
-
-
-def mask(number: str) -> str:
-    """A confidential caller's number as a unit sees it."""
-    return number[:3] + "*" * max(0, len(number) - 7) + number[-4:] if len(number) > 7 else "*" * len(number)
 
 
 def case_json(case: Case, zone: ZoneInfo, *, for_unit: bool = False) -> dict[str, Any]:
