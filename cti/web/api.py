@@ -19,9 +19,10 @@ from cti.agents.board import AgentBoard
 from cti.agents.directory import PAUSE_REASON_BYTES, Agent
 from cti.auth_throttle import SignInThrottle
 from cti.calls.record import CallRecord, LiveCall, iso_time
-from cti.cases.service import CaseService, mask
+from cti.cases.service import CaseService
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
+from cti.privacy import mask
 from cti.routing.router import decide, guidance_list
 from cti.store.database import Database
 from cti.store.outbox import STATES, Stored
