@@ -5,6 +5,7 @@ a desk scenario and the webhooks a unit receives match the schemas it declares."
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import re
@@ -324,8 +325,12 @@ async def test_pops_of_a_lost_link_and_a_refused_socket_match_the_document(tmp_p
         async with desk.http.ws_connect(desk.base.replace("http", "ws") + "/api/ws") as ws:
             await ws.send_json({"type": "auth", "token": "cti_wrong"})
             refused = await ws.receive_json(timeout=5)
+        async with desk.socket(agent) as signed_out:  # a sign-out closes the desks its token opened
+            await desk.request("DELETE", "/api/session", agent)
+            ended = await signed_out.next("error")
     assert {"hello", "ringing", "link", "cleared"} <= set(strict_pops(contract, mine.seen + [refused]))
-    assert refused["type"] == "error"
+    assert strict_pops(contract, signed_out.seen) == ["hello", "error"]
+    assert refused["type"] == ended["type"] == "error"
     contract.component("WsAuth", {"type": "auth", "token": agent})
 
 
@@ -347,7 +352,8 @@ async def test_webhooks_a_unit_receives_match_the_document(sqlite_db: Database, 
                         ended_at=1795281944.0, unit="民生天然气", unit_id="gas", treatment="interconnected",
                         answered_at=1795281890.0, answered_by="PJSIP/2587777@carrier", talk_time=54.0,
                         hangup_cause=16, hangup_cause_text="Normal Clearing")
-    await sqlite_db.outbox.add([call_ended(url, "gas", record, zone)])
+    # not signed: a unit authenticates cti by the credentials in its URL, sent as HTTP Basic
+    await sqlite_db.outbox.add([call_ended(url.replace("http://", "http://gas:s3cret@"), "gas", record, zone)])
     sender = WebhookSender(sqlite_db.outbox, WebhookSettings(timeout=2, retry_min=0.05, retry_max=0.2))
     sender.start()
     try:
@@ -365,6 +371,7 @@ async def test_webhooks_a_unit_receives_match_the_document(sqlite_db: Database, 
                 assert parameter["name"] in headers, (event, parameter["name"])
         assert headers["Idempotency-Key"].startswith('"') and headers["Content-Type"].startswith("application/json")
     assert by_event["case.dispatch"][0]["case"]["caller_number"] == "138****0003"
+    assert by_event["call.ended"][1]["Authorization"] == "Basic " + base64.b64encode(b"gas:s3cret").decode()
     with pytest.raises(ValidationError):  # the schema is closed: a key the code added and the document lacks
         contract.validate(hooks["call.ended"]["post"]["requestBody"]["content"]["application/json"]["schema"],
                           {**by_event["call.ended"][0], "extra": 1})

@@ -226,8 +226,11 @@ COMPONENTS: dict[str, Schema] = {
             "fields": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "invalid input: each field named, with what is wrong with it"},
             "retry_after": integer("seconds to wait (429 too_many_attempts, 503 busy)", minimum=0),
-            "action": text("the AMI action Asterisk refused (409 pbx_refused)"),
-        }, "more about the error; {} when there is nothing more", optional=("fields", "retry_after", "action")),
+            "action": text("the AMI action Asterisk refused (409 pbx_refused), or the guard (500 unsafe_action)"),
+            "header": text("the AMI header whose value, from the configuration, the guard refused (500 "
+                           "unsafe_action)"),
+        }, "more about the error; {} when there is nothing more",
+            optional=("fields", "retry_after", "action", "header")),
     })}, "Every error the API answers, whatever the route and status"),
     "User": obj({"id": text(), "name": text(), "role": choice(ROLES),
                  "agent_id": nullable(text("the agent of agents.yaml an agent user is")),
@@ -316,7 +319,8 @@ WEBSOCKET_MESSAGES: dict[str, Schema] = {
     "WsHello": obj({"type": const("hello"), "user": ref("User"), "agent": nullable(ref("AgentStatus")),
                     "pbx": choice(("up", "down"), "the AMI link")}, "The first message after a valid auth"),
     "WsError": obj({"type": const("error"), "error": obj({"code": const("unauthorized"), "message": text()})},
-                   "The token was missing or invalid; the socket is then closed with code 4401"),
+                   "The first message held no valid token, or the sign-in ended (signed out, expired or revoked "
+                   "token, disabled user): the socket is then closed with code 4401"),
     "WsRinging": _pop("ringing", "The pop: a call rings this agent's phone (or their remote seat's); the queue "
                       "rings again after each ring timeout, with the same linkedid",
                       {"device": text("the phone that rings"), "call": ref("LiveCall")}),
@@ -356,7 +360,7 @@ WEBSOCKET: Schema = {
     "server": ref("WsServerMessage"),
     "messages": {m["properties"]["type"]["const"]: ref(name)
                  for name, m in WEBSOCKET_MESSAGES.items() if name != "WsServerMessage"},
-    "close_codes": {"4401": "no valid token in the first message"},
+    "close_codes": {"4401": "no valid token in the first message, or the sign-in no longer holds"},
 }
 
 
