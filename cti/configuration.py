@@ -54,7 +54,8 @@ class Configuration:
     def summary(self) -> str:
         return (f"{len(self.trunk_map.units)} units and {len(self.trunk_map.numbers)} numbers, "
                 f"{len(self.queues)} queue(s), {len(self.directory.agents)} agents and "
-                f"{len(self.directory.seats)} remote seats, {len(self.flows)} IVR flows, {len(self.prompts)} prompts, "
+                f"{len(self.directory.seats)} remote seats, {len(self.directory.supervisors)} supervisor phone(s), "
+                f"{len(self.flows)} IVR flows, {len(self.prompts)} prompts, "
                 f"{len(self.catalogue.units)} units cases go to")
 
 

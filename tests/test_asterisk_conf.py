@@ -143,3 +143,29 @@ def test_the_callback_survey_gets_its_case_and_the_call_is_not_taken_for_inbound
     assert any("AGI(${CTI_AGI}/survey,${EXTEN},${CHANNEL(linkedid)},${CTI_CASE})" in line for line in survey)
     settings = AmiSettings()
     assert "cti-survey" not in settings.inbound_contexts + settings.outbound_contexts
+
+
+def test_supervisors_spy_through_their_phone_in_cti_spy() -> None:
+    """[cti-spy]: one extension per mode, ChanSpy on the whole channel name cti puts in CTI_SPY (u), quiet (q),
+    leaving when the agent's leg or everything spied on is gone (E, S); whisper w, barge B, listen neither.
+    Reached by an Originate to a context (write class originate): ChanSpy is not an Originate Application, and
+    the cti user has no "system". Every supervisor's phone of agents.yaml is an endpoint of pjsip.conf."""
+    from cti.desk.actions import SPY_CONTEXT, SPY_MODES
+    from cti.sim.dialplans import SPY_OPTIONS
+
+    spy = sections("extensions.conf")[SPY_CONTEXT]
+    options = {"listen": "qESu", "whisper": "qESuw", "barge": "qESuB"}
+    assert set(SPY_MODES) == set(options) == set(SPY_OPTIONS) and SPY_OPTIONS == options
+    for mode, flags in options.items():
+        assert f'exten => {mode},1,GotoIf($["${{CTI_SPY}}" = ""]?done)' in spy
+        at = spy.index(f'exten => {mode},1,GotoIf($["${{CTI_SPY}}" = ""]?done)')
+        assert spy[at + 1:at + 3] == [f"same => n,ChanSpy(${{CTI_SPY}},{flags})", "same => n(done),Hangup()"]
+    assert sum(line.startswith("exten => ") for line in spy) == len(options)  # nothing else to originate into
+    settings = AmiSettings()
+    assert SPY_CONTEXT not in settings.inbound_contexts + settings.outbound_contexts + settings.hotline_contexts
+    endpoints = sections("pjsip.conf")
+    supervisors = yaml.safe_load((REPO / "agents" / "agents.yaml").read_text(encoding="utf-8"))["supervisors"]
+    assert supervisors
+    for supervisor in supervisors:
+        name = supervisor["device"].removeprefix("PJSIP/")
+        assert f"aors = {name}" in endpoints[name] and f"username = {name}" in endpoints[name]

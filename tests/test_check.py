@@ -148,7 +148,7 @@ def test_broken_maps(case: str, tmp_path: Path) -> None:
 def test_a_good_map_passes(tmp_path: Path) -> None:
     configuration = load_configuration(workspace(tmp_path, GOOD_UNITS))
     assert configuration.summary() == ("1 units and 1 numbers, 1 queue(s), 1 agents and 0 remote seats, "
-                                       "7 IVR flows, 15 prompts, 1 units cases go to")
+                                       "0 supervisor phone(s), 7 IVR flows, 15 prompts, 1 units cases go to")
 
 
 def test_broken_flows_and_queues(tmp_path: Path) -> None:
@@ -192,8 +192,8 @@ def test_cti_check_command(tmp_path: Path) -> None:
 def test_the_shipped_configuration_is_clean() -> None:
     settings = Settings(source=str(REPO / "cti.yaml"))
     assert load_configuration(settings).summary() == (
-        "51 units and 58 numbers, 1 queue(s), 2 agents and 2 remote seats, 7 IVR flows, 15 prompts, "
-        "53 units cases go to")
+        "51 units and 58 numbers, 1 queue(s), 2 agents and 2 remote seats, 1 supervisor phone(s), 7 IVR flows, "
+        "15 prompts, 53 units cases go to")
 
 
 def test_agents_and_seats_are_checked(tmp_path: Path) -> None:
@@ -204,6 +204,9 @@ agents:
   - {id: "1001", name: 李强, device: PJSIP/agent1001, queues: [q12345]}
 seats:
   - {id: seat-12369, name: 远端座席, device: seat-12369, unit: ecology}
+supervisors:
+  - {id: "9001", name: 张敏, device: PJSIP/agent1001}
+  - {id: "1001", name: 班长, device: "PJSIP/supervisor9001,PJSIP/x"}
 """, encoding="utf-8")
     assert problems(settings) == [
         "agents/agents.yaml:2: agents[0].queues[1]: unknown queue 'q12315'",
@@ -212,6 +215,10 @@ seats:
         "agents/agents.yaml:5: seats[0].device: 'seat-12369' is not a dial string (TECH/resource, e.g. "
         "PJSIP/12369@dept)",
         "agents/agents.yaml:5: seats[0].unit: unknown unit 'ecology' (not an id in the trunk map)",
+        "agents/agents.yaml:7: supervisors[0].device: PJSIP/agent1001 is already at line 2",
+        "agents/agents.yaml:8: supervisors[1].id: duplicate id '1001' (also at line 2)",
+        "agents/agents.yaml:8: supervisors[1].device: 'PJSIP/supervisor9001,PJSIP/x' holds ',': one device, "
+        "TECH/resource, with no Dial() options or separators",
     ]
 
 

@@ -1,4 +1,4 @@
-"""Who is who: agents and remote seats from agents/agents.yaml."""
+"""Who is who: agents, remote seats and supervisors' phones from agents/agents.yaml."""
 
 from __future__ import annotations
 
@@ -38,9 +38,20 @@ class Seat:
 
 
 @dataclass(frozen=True, slots=True)
+class Supervisor:
+    """A supervisor (班长) and their phone: what cti rings to listen to, whisper to or barge into an
+    agent's call. A supervisor user listens through the entry whose id is their user id."""
+
+    id: str
+    name: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentFile:
     agents: tuple[Agent, ...] = ()
     seats: tuple[Seat, ...] = ()
+    supervisors: tuple[Supervisor, ...] = ()
     pause_reasons: tuple[str, ...] = ()  # the reasons an agent may pause with; empty: any short text
 
 
@@ -50,10 +61,15 @@ class Directory:
     seats: tuple[Seat, ...]
     source: str = ""
     pause_reasons: tuple[str, ...] = ()
-    _by_phone: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
+    supervisors: tuple[Supervisor, ...] = ()
+    _by_phone: dict[str, Agent | Seat | Supervisor] = field(default_factory=dict, compare=False)
     _by_id: dict[str, Agent | Seat] = field(default_factory=dict, compare=False)
+    _supervisors: dict[str, Supervisor] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for supervisor in self.supervisors:
+            self._supervisors[supervisor.id] = supervisor
+            self._by_phone[supervisor.device] = supervisor
         people: tuple[Agent | Seat, ...] = (*self.agents, *self.seats)
         for person in people:
             self._by_id[person.id] = person
@@ -61,12 +77,16 @@ class Directory:
             if isinstance(person, Agent) and person.interface:
                 self._by_phone[person.interface] = person
 
-    def by_phone(self, device_or_interface: str) -> Agent | Seat | None:
-        """The agent or seat whose phone rang: a queue member interface or a dialled device."""
+    def by_phone(self, device_or_interface: str) -> Agent | Seat | Supervisor | None:
+        """The agent, seat or supervisor whose phone rang: a queue member interface or a dialled device."""
         return self._by_phone.get(device_or_interface)
 
     def get(self, person_id: str) -> Agent | Seat | None:
         return self._by_id.get(person_id)
+
+    def supervisor(self, user_id: str) -> Supervisor | None:
+        """The supervisor entry of a supervisor user (the same id): their phone."""
+        return self._supervisors.get(user_id)
 
 
 def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Directory:
@@ -77,7 +97,9 @@ def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Direc
     if built is not None:
         phones: dict[str, KeyPath] = {}
         ids: dict[str, KeyPath] = {}
-        for kind, people in (("agents", built.agents), ("seats", built.seats)):
+        people_by_kind: tuple[tuple[str, tuple[Agent | Seat | Supervisor, ...]], ...] = (
+            ("agents", built.agents), ("seats", built.seats), ("supervisors", built.supervisors))
+        for kind, people in people_by_kind:
             for i, person in enumerate(people):
                 where = (kind, i)
                 if person.id in ids:
@@ -105,4 +127,4 @@ def load_directory(path: str | Path, queues: set[str], units: set[str]) -> Direc
                                                                   f"{PAUSE_REASON_BYTES} bytes (app_queue's limit)"))
     if problems or built is None:
         raise ConfigError(problems)
-    return Directory(built.agents, built.seats, doc.name, built.pause_reasons)
+    return Directory(built.agents, built.seats, doc.name, built.pause_reasons, built.supervisors)
