@@ -396,7 +396,7 @@ async def recording(call: Call) -> web.FileResponse:
 
 @routes.add("GET", "/api/route/{number}", roles=("integrator", "supervisor", "admin"),
             summary="What the router decides for a call to a number", query={"at": Field(
-                max_length=64, description="ISO 8601 moment; default now")},
+                max_length=64, format="date-time", description="ISO 8601 moment; default now")},
             params={"number": Field(description="the number dialled", example="12315")}, response=ref("Decision"))
 async def route(call: Call) -> dict[str, Any]:
     configuration = ctx(call).configuration()

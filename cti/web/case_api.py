@@ -109,8 +109,9 @@ async def open_case(call: Call) -> dict[str, Any]:
             query={"state": Field(choices=STATES), "unit": Field(max_length=UNIT),
                    "caller": number_field(),
                    "escalated": Field(bool, description="only escalated (督办) cases, or only others"),
-                   "from": Field(max_length=DAY, description="created on or after (YYYY-MM-DD)"),
-                   "to": Field(max_length=DAY, description="created on or before (YYYY-MM-DD)")} | paging(100),
+                   "from": Field(max_length=DAY, format="date", description="created on or after (YYYY-MM-DD)"),
+                   "to": Field(max_length=DAY, format="date", description="created on or before (YYYY-MM-DD)")}
+            | paging(100),
             response=array(ref("Case")), errors={403: NO_UNIT})
 async def list_cases(call: Call) -> list[dict[str, Any]]:
     q = call.query
@@ -217,8 +218,9 @@ async def units(call: Call) -> list[dict[str, str]]:
 
 @routes.add("GET", "/api/stats", roles=("supervisor", "admin", "integrator"),
             summary="Case statistics per unit, category, legacy number, day or month (CSV with format=csv)",
-            query={"by": Field(required=True, choices=GROUPS), "from": Field(max_length=DAY, description="YYYY-MM-DD"),
-                   "to": Field(max_length=DAY, description="YYYY-MM-DD (inclusive)"),
+            query={"by": Field(required=True, choices=GROUPS),
+                   "from": Field(max_length=DAY, format="date", description="YYYY-MM-DD"),
+                   "to": Field(max_length=DAY, format="date", description="YYYY-MM-DD (inclusive)"),
                    "format": Field(choices=("json", "csv"))},
             response=array(ref("StatsRow")), also={"text/csv": PLAIN_TEXT}, errors={403: NO_UNIT})
 async def stats(call: Call) -> Any:

@@ -55,6 +55,7 @@ class Field:
     line: bool = True
     pattern: str | None = None  # the whole text must match (a dialable number: DIALABLE)
     pattern_hint: str = ""  # what the 422 says when it does not
+    format: str | None = None  # JSON Schema's format of the text (date, date-time), for the OpenAPI document
     example: Any = None  # for the OpenAPI document
 
 
@@ -301,6 +302,8 @@ def _schema(spec: Field) -> dict[str, Any]:
         schema["minLength"] = 1  # an empty one is missing
     if spec.pattern is not None:
         schema["pattern"] = f"^{spec.pattern}$"
+    if spec.format is not None:
+        schema["format"] = spec.format
     if spec.description:
         schema["description"] = spec.description
     return schema
