@@ -3,12 +3,15 @@ simulated Asterisk, a real cti, SQLite): every operation of the OpenAPI document
 that may call it — an agent, a supervisor, an admin, an integrator of a unit, nobody on the public
 ones — with inputs that fit the document and inputs that do not. No answer may be a 5xx, and
 every answer must have a documented status, media type and, for JSON, a body matching its
-schema. Bounded (EXAMPLES per operation, role and mode) and deterministic (derandomized)."""
+schema. Bounded (EXAMPLES per operation, role and mode) and deterministic (derandomized).
+
+Below it, the bugs it found, each pinned by a test."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.contract import document
 from tests.demo_thread import DemoThread
+from tests.desk_harness import running_desk
+from tests.fakeami import Session
 
 EXAMPLES = {GenerationMode.POSITIVE: 15, GenerationMode.NEGATIVE: 6}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -92,3 +97,26 @@ def test_no_input_breaks_the_api(fuzzed: Fuzzed, method: str, path: str, role: s
 def _has_input(operation: dict[str, Any]) -> bool:
     return "requestBody" in operation or bool(operation.get("parameters"))
 
+# -- what it found ---------------------------------------------------------------------------------
+
+async def test_days_and_moments_beyond_the_calendar_are_refused_naming_the_field(tmp_path: Path) -> None:
+    """GET /api/cases?from=0001-01-01 was a 500: the day's first moment in Asia/Shanghai is no datetime in UTC
+    (OverflowError in the query); so were to=9999-12-31 (the day after), the same in /api/stats, and a route
+    decision at 0001-01-01T00:00+14:00 (the trunk map's zone)."""
+    async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
+        supervisor = await desk.user("boss", "supervisor")
+        for path, name in (("/api/cases?from=0001-01-01", "from"), ("/api/cases?to=9999-12-31", "to"),
+                           ("/api/stats?by=day&from=0001-01-01", "from"), ("/api/stats?by=month&to=9999-12-31", "to"),
+                           ("/api/cases?from=2026-01-01&to=9999-12-31", "to")):
+            refused = await desk.request("GET", path, supervisor, expect=422)
+            assert refused["error"] == {"code": "invalid", "message": "invalid query",
+                                        "details": {"fields": {name: "a day from 0001-01-02 to 9999-12-30"}}}, path
+        assert await desk.request("GET", "/api/cases?from=0001-01-02&to=9999-12-30", supervisor) == []
+        [total] = await desk.request("GET", "/api/stats?by=day&from=0001-01-02&to=9999-12-30", supervisor)
+        assert total["key"] == "total"
+        for at in ("0001-01-01T00:00:00%2B14:00", "9999-12-31T23:59:59-12:00", "9999-12-31"):
+            refused = await desk.request("GET", f"/api/route/2666110?at={at}", supervisor, expect=422)
+            assert refused["error"]["details"] == {"fields": {"at": "a moment of a day from 0001-01-02 to 9999-12-30"}}
+        for at in ("0001-01-02T00:00:00%2B14:00", "9999-12-30T23:59:59-12:00"):
+            decided = await desk.request("GET", f"/api/route/2666110?at={at}", supervisor)
+            assert decided["unit_id"] == "chuangjian"

@@ -28,7 +28,20 @@ from cti.store.database import Database
 from cti.store.outbox import STATES, Stored
 from cti.store.users import PasswordsBusy
 from cti.web.hub import PopHub
-from cti.web.routes import ANYONE, PBX_ERRORS, PUBLIC, ApiError, Call, Field, Routes, number_field, paging
+from cti.web.routes import (
+    ANYONE,
+    DAYS_HINT,
+    FIRST_DAY,
+    LAST_DAY,
+    PBX_ERRORS,
+    PUBLIC,
+    ApiError,
+    Call,
+    Field,
+    Routes,
+    number_field,
+    paging,
+)
 from cti.web.schemas import BINARY, PLAIN_TEXT, array, ref
 from cti.webhooks import shown_url
 
@@ -406,6 +419,8 @@ async def route(call: Call) -> dict[str, Any]:
         at = datetime.fromisoformat(at_text) if at_text else datetime.now(zone)
     except ValueError:
         raise ApiError(422, "invalid", "invalid query", {"fields": {"at": "expected ISO 8601"}}) from None
+    if not FIRST_DAY <= at.date() <= LAST_DAY:  # in the trunk map's zone it would be no datetime
+        raise ApiError(422, "invalid", "invalid query", {"fields": {"at": f"a moment of {DAYS_HINT}"}})
     at = at if at.tzinfo else at.replace(tzinfo=zone)
     return decide(configuration.trunk_map, call.path("number"), at).to_json() | {"at": at.isoformat()}
 

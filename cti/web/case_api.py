@@ -19,7 +19,7 @@ from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall, workflo
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, period, to_csv
 from cti.web.api import LINKEDID_PARAM, NO_UNIT, ctx, routes, unit_view
-from cti.web.routes import ANYONE, ApiError, Call, Field, number_field, paging
+from cti.web.routes import ANYONE, DAYS_HINT, FIRST_DAY, LAST_DAY, ApiError, Call, Field, number_field, paging
 from cti.web.schemas import PLAIN_TEXT, array, ref
 
 READERS = ("agent", "supervisor", "admin", "integrator")
@@ -238,7 +238,10 @@ def _days(call: Call) -> tuple[date | None, date | None]:
     for name in ("from", "to"):
         text = call.query.get(name)
         try:
-            days.append(date.fromisoformat(text) if text else None)
+            day = date.fromisoformat(text) if text else None
         except ValueError:
             raise ApiError(422, "invalid", "invalid query", {"fields": {name: "expected YYYY-MM-DD"}}) from None
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:  # its first or last moment is no datetime in UTC
+            raise ApiError(422, "invalid", "invalid query", {"fields": {name: DAYS_HINT}})
+        days.append(day)
     return days[0], days[1]

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,9 @@ ANYONE = ROLES  # every signed-in role
 PUBLIC: tuple[str, ...] = ()
 MAX_LIMIT = 500  # rows a list answers at most
 MAX_OFFSET = 1_000_000  # rows a list skips at most
+# the days a query may name: any zone's offset (under a day) keeps them within Python's dates, in UTC too
+FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
+DAYS_HINT = f"a day from {FIRST_DAY} to {LAST_DAY}"
 
 
 class ApiError(Exception):
