@@ -5,7 +5,8 @@ ones — with inputs that fit the document and inputs that do not. No answer may
 every answer must have a documented status, media type and, for JSON, a body matching its
 schema. Bounded (EXAMPLES per operation, role and mode) and deterministic (derandomized).
 
-Below it, the bugs it found, each pinned by a test."""
+Below it, the bugs it found, and those found probing around it (on PostgreSQL, with text hypothesis
+never generates, on the WebSocket, which it does not speak), each pinned by a test."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from cti.store.database import Database
 from tests.contract import document
 from tests.demo_thread import DemoThread
 from tests.desk_harness import running_desk
@@ -97,6 +99,7 @@ def test_no_input_breaks_the_api(fuzzed: Fuzzed, method: str, path: str, role: s
 def _has_input(operation: dict[str, Any]) -> bool:
     return "requestBody" in operation or bool(operation.get("parameters"))
 
+
 # -- what it found ---------------------------------------------------------------------------------
 
 async def test_days_and_moments_beyond_the_calendar_are_refused_naming_the_field(tmp_path: Path) -> None:
@@ -120,3 +123,61 @@ async def test_days_and_moments_beyond_the_calendar_are_refused_naming_the_field
         for at in ("0001-01-02T00:00:00%2B14:00", "9999-12-30T23:59:59-12:00"):
             decided = await desk.request("GET", f"/api/route/2666110?at={at}", supervisor)
             assert decided["unit_id"] == "chuangjian"
+
+
+async def test_a_lone_surrogate_is_refused_naming_the_field(tmp_path: Path, database: Database) -> None:
+    """JSON's "\\ud800" alone is no Unicode text: it reached the database (SQLite's and PostgreSQL's
+    drivers cannot encode it) or the password hash, a 500. (Hypothesis never generates one.)"""
+    async with running_desk(tmp_path, [Session(close_at_end=False)], database) as desk:
+        agent = await desk.user("1001", "agent", "1001")
+        for path, body, name in (
+                ("/api/cases", b'{"category": "request", "content": "a\\ud800b", "caller_number": "1"}', "content"),
+                ("/api/cases", b'{"category": "request", "content": "x", "caller_number": "1", '
+                               b'"caller_name": "\\udfff"}', "caller_name"),
+                ("/api/cases", b'{"category": "request", "content": "x", "caller_number": "1", '
+                               b'"linkedid": "\\ud800"}', "linkedid"),
+                ("/api/session", b'{"user": "\\ud800", "password": "x"}', "user"),
+                ("/api/agents/1001/pause", b'{"reason": "\\ud83d"}', "reason")):
+            refused = await desk.request("POST", path, agent, expect=422, data=body)
+            assert refused["error"]["details"] == {"fields": {name: "not Unicode text: a lone surrogate"}}, path
+        emoji = await desk.request("POST", "/api/cases", agent, json={  # a pair is a character
+            "category": "request", "content": "路灯坏了 \U0001f4a1", "caller_number": "1"})
+        assert emoji["content"] == "路灯坏了 \U0001f4a1"
+
+
+async def test_text_in_the_path_is_bounded_as_in_the_body(tmp_path: Path, database: Database) -> None:
+    """GET /api/calls/a%00b was a 500 on PostgreSQL (no NUL in its text); a path's text parameters are
+    one line of at most 64 characters, or 422 naming them, after the sign-in is checked."""
+    async with running_desk(tmp_path, [Session(close_at_end=False)], database) as desk:
+        supervisor = await desk.user("boss", "supervisor")
+        agent = await desk.user("1001", "agent", "1001")
+        for method, path, token, name, problem in (
+                ("GET", "/api/calls/a%00b", supervisor, "linkedid", "one line, without control characters"),
+                ("GET", "/api/calls/a%00b/recording", supervisor, "linkedid", "one line, without control characters"),
+                ("POST", "/api/missed/a%0Ab", agent, "linkedid", "one line, without control characters"),
+                ("GET", "/api/calls/" + "1" * 65, supervisor, "linkedid", "at most 64 characters"),
+                ("GET", "/api/agents/%00", supervisor, "agent_id", "one line, without control characters"),
+                ("GET", "/api/route/1%002", supervisor, "number", "one line, without control characters"),
+                ("POST", "/api/cases/1/actions/sign%00", supervisor, "action", "one line, without control characters")):
+            refused = await desk.request(method, path, token, expect=422, json={"state": "called_back"})
+            assert refused["error"] == {"code": "invalid", "message": "invalid path",
+                                        "details": {"fields": {name: problem}}}, path
+        await desk.request("GET", "/api/calls/a%00b", expect=401)  # who asks comes first
+        await desk.request("GET", "/api/calls/" + "1" * 64, supervisor, expect=404)
+        await desk.request("POST", "/api/missed/1.1", agent, expect=404, json={"state": "called_back"})
+
+
+@pytest.mark.parametrize("first", ['{"type": "auth", "token": 5}', '{"type": "auth", "token": ["a"]}',
+                                   '{"type": "auth", "token": "\\ud800"}', '{"type": "auth", "token": null}'])
+async def test_a_socket_whose_first_message_holds_no_token_is_refused(tmp_path: Path, first: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A token that is no text raised in the WebSocket's handler after the upgrade: the desk got a broken
+    frame (an HTTP 500 written into the socket) and the log a traceback."""
+    async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
+        async with desk.http.ws_connect(desk.base.replace("http", "ws") + "/api/ws") as ws:
+            await ws.send_str(first)
+            refused = await ws.receive_json(timeout=5)
+            await ws.receive(timeout=5)
+            assert ws.close_code == 4401
+    assert refused == {"type": "error", "error": {"code": "unauthorized", "message": "send a valid token"}}
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

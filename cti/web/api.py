@@ -22,7 +22,7 @@ from cti.calls.record import CallRecord, LiveCall, iso_time
 from cti.cases.service import CaseService
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, Desk
-from cti.privacy import mask
+from cti.privacy import without_caller
 from cti.routing.router import decide, guidance_list
 from cti.store.database import Database
 from cti.store.outbox import STATES, Stored
@@ -47,8 +47,8 @@ from cti.webhooks import shown_url
 
 SESSION_LIFETIME = timedelta(hours=12)
 routes = Routes()
-AGENT_PARAM = Field(description="an agent of agents.yaml", example="1001")
-LINKEDID_PARAM = Field(description="the call's Linkedid", example="1795281884.19")
+AGENT_PARAM = Field(max_length=64, description="an agent of agents.yaml", example="1001")
+LINKEDID_PARAM = Field(max_length=64, description="the call's Linkedid", example="1795281884.19")
 NO_AGENT = {404: "no_such_agent: no agent of that id in agents.yaml",
             403: "forbidden: an agent acts only for themselves"}
 NOT_LINKED = "forbidden: the agent user is linked to no agent of agents.yaml"
@@ -340,18 +340,6 @@ async def _hidden(call: Call, records: list[CallRecord]) -> set[str]:
     return await ctx(call).cases.store.confidential_calls([r.linkedid for r in records])
 
 
-def _without_caller(data: dict[str, Any], direction: str) -> dict[str, Any]:
-    """A record or a timeline event with a confidential caller masked (as cases show them to units);
-    on a callback the citizen is the number dialled."""
-    hidden = dict(data)
-    for name in ("caller_number", "dialled_number") if direction == "outbound" else ("caller_number",):
-        if name in hidden:
-            hidden[name] = mask(hidden[name])
-    if "caller_name" in hidden:
-        hidden["caller_name"] = ""
-    return hidden
-
-
 @routes.add("GET", "/api/calls", roles=("supervisor", "admin", "integrator"),
             summary="Call records, newest first (an integrator of a unit: its unit's, confidential callers masked)",
             query={"caller": number_field("only calls from this number")} | paging(50),
@@ -361,8 +349,10 @@ async def calls(call: Call) -> list[dict[str, Any]]:
         caller_number=call.query.get("caller"), unit_id=unit_view(call),
         limit=call.query.get("limit", 50), offset=call.query.get("offset", 0))
     hidden = await _hidden(call, records)
+    if hidden and "caller" in call.query:  # a masked row found by its number would confirm the number
+        records = [r for r in records if r.linkedid not in hidden]
     zone = ctx(call).zone
-    return [_without_caller(r.to_json(zone), r.direction) if r.linkedid in hidden else r.to_json(zone)
+    return [without_caller(r.to_json(zone), r.direction) if r.linkedid in hidden else r.to_json(zone)
             for r in records]
 
 
@@ -388,8 +378,8 @@ async def call_record(call: Call) -> dict[str, Any]:
     data = record.to_json(zone) | {
         "timeline": [{"kind": e.kind, "at": iso_time(e.at, zone), **e.data()} for e in timeline]}
     if await _hidden(call, [record]):  # the timeline's offered event carries the caller too
-        data = _without_caller(data, record.direction) | {
-            "timeline": [_without_caller(e, record.direction) for e in data["timeline"]]}
+        data = without_caller(data, record.direction) | {
+            "timeline": [without_caller(e, record.direction) for e in data["timeline"]]}
     return data
 
 
@@ -410,7 +400,8 @@ async def recording(call: Call) -> web.FileResponse:
 @routes.add("GET", "/api/route/{number}", roles=("integrator", "supervisor", "admin"),
             summary="What the router decides for a call to a number", query={"at": Field(
                 max_length=64, format="date-time", description="ISO 8601 moment; default now")},
-            params={"number": Field(description="the number dialled", example="12315")}, response=ref("Decision"))
+            params={"number": Field(max_length=64, description="the number dialled", example="12315")},
+            response=ref("Decision"))
 async def route(call: Call) -> dict[str, Any]:
     configuration = ctx(call).configuration()
     zone = configuration.trunk_map.zone

@@ -18,7 +18,7 @@ from cti.desk.actions import DeskError
 from cti.web import case_api  # noqa: F401 - registers the case routes
 from cti.web.api import CONTEXT, TOKEN, WebContext, routes
 from cti.web.hub import Connection
-from cti.web.routes import PUBLIC, ApiError, Call, Route, validate
+from cti.web.routes import PUBLIC, ApiError, Call, Route, check_path, validate
 from cti.web.schemas import WEBSOCKET, ref
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def _endpoint(route: Route) -> Any:
             if user.role not in route.roles:
                 raise ApiError(403, "forbidden", f"{route.method} {route.path} is for {', '.join(route.roles)}, "
                                                  f"not {user.role}")
+        check_path(route.params, request.match_info)
         body: dict[str, Any] = {}
         if route.body:
             try:
@@ -128,6 +129,8 @@ async def websocket(call: Call) -> web.WebSocketResponse:
         first = await socket.receive(timeout=AUTH_TIMEOUT)
         token = json.loads(first.data).get("token", "") if first.type == WSMsgType.TEXT else ""
     except (TimeoutError, json.JSONDecodeError, AttributeError):
+        token = ""
+    if not isinstance(token, str) or not token.isprintable():  # 5, [], "\ud800": no token at all
         token = ""
     user = await context.database.users.user_for_token(token) if token else None
     if user is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -109,8 +109,10 @@ class Route:
             found.setdefault(401, []).append("unauthorized: no bearer token, or one unknown, expired or revoked")
             if set(self.roles) != set(ROLES):
                 found.setdefault(403, []).append(f"forbidden: for {', '.join(self.roles)} only")
-        if self.body or self.query:
-            where = " and ".join(w for w, fields in (("body", self.body), ("query", self.query)) if fields)
+        texts = {n: f for n, f in self.params.items() if f.type is str}
+        if self.body or self.query or texts:
+            where = " and ".join(w for w, fields in (("path", texts), ("body", self.body), ("query", self.query))
+                                 if fields)
             found.setdefault(422, []).append(f"invalid: the {where} has a field unknown, missing or wrong "
                                              "(details.fields names each, with what is wrong)")
         for status, when in self.errors.items():
@@ -267,6 +269,16 @@ def validate(fields: dict[str, Field], data: Any, where: str) -> dict[str, Any]:
     return values
 
 
+def check_path(fields: dict[str, Field], values: Mapping[str, str]) -> None:
+    """The path's text parameters, as the route table bounds them: one line, not too long (a NUL in a
+    Linkedid would reach PostgreSQL, which refuses it). Numbers and names are the handlers' to parse:
+    one that is no number or no name is not found."""
+    problems = {name: problem for name, spec in fields.items()
+                if spec.type is str and name in values and (problem := _out_of_bounds(spec, values[name]))}
+    if problems:
+        raise ApiError(422, "invalid", "invalid path", {"fields": problems})
+
+
 def _not_text(value: Any) -> str:
     raise TypeError(value)
 
@@ -280,6 +292,8 @@ def _out_of_bounds(spec: Field, value: Any) -> str:
         if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
             return "one line, without control characters" if spec.line else \
                 "no control characters but newlines and tabs"
+        if any("\ud800" <= c <= "\udfff" for c in value):  # JSON's "\ud800" alone: no UTF-8 for the database
+            return "not Unicode text: a lone surrogate"
         if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
             return spec.pattern_hint or f"must match {spec.pattern}"
     elif isinstance(value, int | float):
