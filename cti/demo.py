@@ -131,6 +131,10 @@ class Demo:
         password = new_password()
         await database.users.add("supervisor", "值班长 Supervisor", "supervisor", password)
         self.sign_ins.append(("supervisor", password, "supervisor"))
+        for supervisor in self.configuration.directory.supervisors[:1]:  # with a phone: listen, whisper, barge
+            password = new_password()
+            await database.users.add(supervisor.id, supervisor.name, "supervisor", password)
+            self.sign_ins.append((supervisor.id, password, "supervisor"))
 
     def _announce(self) -> None:
         assert self.service is not None

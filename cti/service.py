@@ -63,7 +63,8 @@ class Service:
         self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
                                  on_decision=self._decided, on_outcome=self._ivr_finished)
         self.agi_port = 0
-        self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, sleep=asyncio.sleep)
+        self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, sleep=asyncio.sleep,
+                         note=lambda event: self.pipeline.note("", event.linkedid, lambda _: event))
         self.resync = Resync(self.ami, self.pipeline, self.board, self.desk, self.route,
                              boot_timeout=settings.ami.boot_timeout, on_done=lambda: self.hub.on_link(up=True))
         self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,

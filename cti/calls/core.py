@@ -16,6 +16,7 @@ from cti.calls.events import (
     CallOffered,
     LegEnded,
     LegRinging,
+    ListenEnded,
     RouteDecided,
     TransferFailed,
 )
@@ -60,6 +61,7 @@ class CallCore:
         self._blind = True  # from a link loss (or the start) until a channel list is asked for
         self.unrouted: list[str] = []  # Linkedids of calls rebuilt without knowing what was dialled
         self._remembered: dict[str, LiveCall] = {}  # a previous cti's calls in progress, until the first list
+        self._spies: dict[str, str] = {}  # a ChanSpy channel's Uniqueid -> the Linkedid of the call it spies on
 
     def _emit(self, call: Call, event: CallEvent) -> None:
         call.timeline.append(event)
@@ -177,6 +179,10 @@ class CallCore:
             # is written now, and an abandon told after the Hangup (as the simulator tells it) found no call
             # and the wait was lost. It is the time since the citizen joined the queue, as HoldTime counts it.
             call.queue_wait = round(at - call.queued_at, 3)
+        for spyer, channel in call.spies.items():  # a supervisor still listening: the call's end ends it
+            self._spies.pop(spyer, None)
+            self._emit(call, ListenEnded(call.linkedid, at, device_of(channel), channel))
+        call.spies.clear()
         if call.shutdown:
             cause_text = f"{cause_text} (Asterisk shut down)" if cause_text else "Asterisk shut down"
         self._emit(call, CallEnded(call.linkedid, at, cause, cause_text, call.answered_at is not None,

@@ -101,6 +101,37 @@ class RecordingStarted(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisorListening(CallEvent):
+    """A supervisor asked to listen to, whisper to or barge into the agent's leg: cti rang their phone."""
+
+    kind: ClassVar[str] = "listen"
+    mode: str  # listen | whisper | barge
+    supervisor: str  # the supervisor's user id
+    name: str
+    device: str  # the supervisor's phone, originated into [cti-spy]
+    agent_channel: str  # the channel spied on: the agent's leg
+
+
+@dataclass(frozen=True, slots=True)
+class ListenStarted(CallEvent):
+    """ChanSpy began on the call's agent leg (ChanSpyStart): the supervisor's phone answered and hears it."""
+
+    kind: ClassVar[str] = "listen_started"
+    device: str  # the spying phone (PJSIP/supervisor9001)
+    channel: str  # its channel
+    agent_channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListenEnded(CallEvent):
+    """ChanSpy stopped (ChanSpyStop): the supervisor hung up, or the agent's leg ended."""
+
+    kind: ClassVar[str] = "listen_ended"
+    device: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
 class RouteDecided(CallEvent):
     """The FastAGI service decided how to treat the dialled (legacy) number."""
 
@@ -142,6 +173,7 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {
     for cls in (
         CallOffered, CallQueued, LegRinging, LegEnded, CallAnswered,
         CallTransferred, TransferFailed, RecordingStarted, RouteDecided, IvrFinished, CallEnded,
+        SupervisorListening, ListenStarted, ListenEnded,
     )
 }
 

@@ -124,6 +124,7 @@ class Call:
     handing_over: int | None = None  # index of a blind transfer or redirect whose Dial is still to tell
     handover_dial: str = ""  # uniqueid of the leg that Dial rings
     dialled_out: tuple[str, str] = ("", "")  # the last leg dialled after the answer: (device, number it is shown)
+    spies: dict[str, str] = field(default_factory=dict)  # ChanSpy channels on its legs: Uniqueid -> channel name
     timeline: list[CallEvent] = field(default_factory=list)
 
 

@@ -34,6 +34,8 @@ from cti.calls.events import (
     CallAnswered,
     CallEvent,
     CallQueued,
+    ListenEnded,
+    ListenStarted,
     RecordingStarted,
 )
 from cti.calls.rebuild import Rebuilding
@@ -81,6 +83,8 @@ class CallTracker(TransferTracking, Rebuilding):
             "AttendedTransfer": self._attended_transfer,
             "VarSet": self._varset,
             "MixMonitorStart": self._mixmonitor_start,
+            "ChanSpyStart": self._spy_start,
+            "ChanSpyStop": self._spy_stop,
             "SoftHangupRequest": self._soft_hangup,
             "Hangup": self._hangup,
             "QueueEntry": self._queue_entry,
@@ -275,6 +279,31 @@ class CallTracker(TransferTracking, Rebuilding):
             call.recording = call.requested_recording
             self._emit(call, RecordingStarted(call.linkedid, at, call.recording))
 
+    def _spy_start(self, message: AmiMessage, at: float) -> None:
+        """ChanSpy ([cti-spy]: a supervisor listening) began on a leg of a hotline call. The spying channel
+        is a call of its own (the supervisor's phone, originated); the spied-on leg says which call."""
+        f = message.fields
+        spied = self.channels.get(f.get("spyeeuniqueid", ""))
+        call = self.calls.get(spied.linkedid if spied is not None else f.get("spyeelinkedid", ""))
+        spyer = f.get("spyeruniqueid", "")
+        if call is None or not spyer:
+            return
+        channel = f.get("spyerchannel", "")
+        self._spies[spyer] = call.linkedid
+        call.spies[spyer] = channel
+        self._emit(call, ListenStarted(call.linkedid, at, device_of(channel), channel, f.get("spyeechannel", "")))
+
+    def _spy_stop(self, message: AmiMessage, at: float, spyer: str = "") -> None:
+        """ChanSpy ended: ChanSpyStop (the supervisor hung up first), or the Hangup of the spying channel
+        (``spyer``): app_chanspy.c publishes no ChanSpyStop once the leg spied on has hung up. (The call's
+        own end ends a spy still on it: core._end.)"""
+        f = message.fields
+        spyer = spyer or f.get("spyeruniqueid", "")
+        call = self.calls.get(self._spies.pop(spyer, ""))
+        if call is not None and call.spies.pop(spyer, None) is not None:
+            channel = f.get("channel", "") if spyer == f.get("uniqueid") else f.get("spyerchannel", "")
+            self._emit(call, ListenEnded(call.linkedid, at, device_of(channel), channel))
+
     def _varset(self, message: AmiMessage, at: float) -> None:
         """MIXMONITOR_FILENAME (feed skips every other variable)."""
         f = message.fields
@@ -286,6 +315,8 @@ class CallTracker(TransferTracking, Rebuilding):
     def _hangup(self, message: AmiMessage, at: float) -> None:
         f = message.fields
         uniqueid = f.get("uniqueid", "")
+        if uniqueid in self._spies:  # a spying channel gone with no ChanSpyStop (none comes once the leg
+            self._spy_stop(message, at, uniqueid)  # spied on is gone: app_chanspy.c finds no snapshot of it)
         channel = self.channels.pop(uniqueid, None)
         if channel is None:
             return

@@ -11,19 +11,25 @@ The forms follow what a real Asterisk 22 accepted (traces S3, S5, P5, P6):
 - hanging up is a Hangup of the agent's leg (write class call): the citizen's leg
   then ends where the dialplan's Queue() returns to Hangup(); in a three-way call
   the agent leaves the citizen and the third party talking, and during an attended
-  transfer it hands the citizen over, as the agent's phone hanging up would.
+  transfer it hands the citizen over, as the agent's phone hanging up would;
+- a supervisor listens, whispers or barges through their own phone: an Originate of it
+  (write class originate) into [cti-spy] at the mode's extension, the agent's leg in
+  CTI_SPY, where the dialplan runs ChanSpy on it (never an Originate Application).
 One-key emergency targets (110, 119, 120, 122, 12122) come from the trunk
 map; departments' remote seats from agents.yaml.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cti.agents.directory import Agent
+from cti.agents.directory import Agent, Supervisor
 from cti.ami.client import AmiActionError
+from cti.calls.events import CallEvent, SupervisorListening
 from cti.calls.record import LiveCall
 from cti.configuration import Configuration
 
@@ -37,6 +43,13 @@ CONFERENCE_CONTEXT = "conference"
 ATXFER_COMPLETE = "*2"  # features.conf defaults, as used in trace S5
 ATXFER_ABORT = "*1"
 _NOT_IN_NAMES = str.maketrans("", "", '"<>')
+SPY_CONTEXT = "cti-spy"  # asterisk-conf/extensions.conf: one extension per mode
+SPY_MODES = ("listen", "whisper", "barge")
+SPY_LABELS = {"listen": "监听", "whisper": "耳语", "barge": "强插"}  # shown on the supervisor's phone
+SPY_TIMEOUT_MS = 30000  # the supervisor's phone rings this long
+# What CTI_SPY may hold: one channel name as Asterisk makes them (PJSIP/agent1001-0000002a,
+# Local/1001@agents-00000003;1). ChanSpy(${CTI_SPY},…) takes its options after a comma.
+_CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_@.+:;-]{1,200}")
 
 
 class DeskError(Exception):
@@ -66,11 +79,14 @@ class Target:
 
 class Desk:
     def __init__(self, ami: Ami, live: Callable[[str], LiveCall | None], configuration: Callable[[], Configuration],
-                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 note: Callable[[CallEvent], None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.ami = ami
         self._live = live
         self._configuration = configuration
         self._sleep = sleep
+        self._note = note  # an event from the desk into its call's timeline
+        self._clock = clock
 
     # -- agent state --------------------------------------------------------------
 
@@ -189,3 +205,28 @@ class Desk:
             if self._sleep is not None:
                 await self._sleep(0.3)  # the digits are told apart like key presses (S5 waited 300 ms)
         return {"sent": sent}
+
+    # -- supervisors ------------------------------------------------------------------
+
+    async def listen(self, linkedid: str, mode: str, supervisor: Supervisor, user_id: str) -> dict[str, Any]:
+        """Ring the supervisor's phone into [cti-spy]: once answered, ChanSpy on the agent's leg as ``mode``
+        says (listen: hear both sides; whisper: the agent hears the supervisor; barge: both do). The agent's
+        channel is the tracker's; the request names only the call. Into the call's timeline once Asterisk
+        has taken the Originate."""
+        if mode not in SPY_MODES:
+            raise DeskError(422, "invalid", f"mode must be one of {', '.join(SPY_MODES)}")
+        call = self.call_for(linkedid, None)
+        if not _CHANNEL_NAME.fullmatch(call.agent_channel):
+            raise DeskError(409, "not_answered", f"call {linkedid} has no agent channel ChanSpy can be given")
+        person = self._configuration().directory.by_phone(call.answered_by)
+        agent = f"{person.name} {person.id}" if isinstance(person, Agent) else call.answered_by
+        name = f"{SPY_LABELS[mode]} {agent}".translate(_NOT_IN_NAMES)
+        number = person.id if isinstance(person, Agent) else ""
+        action = {"Action": "Originate", "Channel": supervisor.device, "Context": SPY_CONTEXT, "Exten": mode,
+                  "Priority": "1", "CallerID": f'"{name}" <{number}>' if number else f'"{name}"',
+                  "Variable": f"CTI_SPY={call.agent_channel}", "Async": "true", "Timeout": str(SPY_TIMEOUT_MS)}
+        await self.ami.send(action | {"ActionID": f"cti-spy-{linkedid}-{supervisor.id}"})
+        if self._note is not None:
+            self._note(SupervisorListening(linkedid, self._clock(), mode, user_id, supervisor.name, supervisor.device,
+                                           call.agent_channel))
+        return {"sent": [action]}

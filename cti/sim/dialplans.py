@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import wave
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from cti.sim.control import record
 from cti.sim.pbx import Channel, Pbx, Program
 from cti.sim.phones import Citizen
 from cti.sim.ringing import Queue, dial
+from cti.sim.snapshot import UP
 
 EMERGENCY = ("110", "119", "120", "122", "12122")
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # [globals] CTI_TIMEZONE
@@ -49,6 +51,52 @@ async def confbridge(pbx: Pbx, channel: Channel, room: str, *, late_joiner_wait:
     finally:
         if not bridge.channels and pbx.rooms.get(room) is bridge:
             del pbx.rooms[room]
+
+
+SPY_OPTIONS = {"listen": "qESu", "whisper": "qESuw", "barge": "qESuB"}  # [cti-spy], one extension per mode
+
+
+@dataclass(eq=False)
+class Spy:
+    """A ChanSpy session: who listens, to which channel, and who hears the spy (the simulator has no audio)."""
+
+    spyer: Channel
+    spyee: Channel
+    options: str
+
+    @property
+    def mode(self) -> str:
+        return "barge" if "B" in self.options else "whisper" if "w" in self.options else "listen"
+
+    def heard_by(self) -> list[Channel]:
+        """Whom the spy's voice reaches: nobody (listen), the channel spied on (w), or it and everyone bridged
+        with it (B: app_chanspy.c attach_barge whispers into the spied-on channel's bridged peer too)."""
+        if "B" in self.options:
+            bridge = self.spyee.bridge
+            return [self.spyee, *(c for c in (bridge.channels if bridge else []) if c is not self.spyee)]
+        return [self.spyee] if "w" in self.options else []
+
+
+async def chanspy(pbx: Pbx, channel: Channel, target: str, options: str) -> None:
+    """ChanSpy(target,options) with u (the target is one whole channel name): ChanSpyStart (the spyer's and
+    the spyee's snapshots, manager_channels.c), then spy until either side hangs up (E: leave when the
+    spyee does). ChanSpyStop only while the spyee is still there: once it has hung up, app_chanspy.c finds no
+    snapshot of it and publishes nothing."""
+    channel.app, channel.app_data = "ChanSpy", f"{target},{options}"
+    if "N" not in options and channel.state != UP:
+        await pbx.answer(channel)
+    spyee = pbx.find(target) if "u" in options else None
+    if spyee is None or spyee is channel:
+        return
+    spy = Spy(channel, spyee, options)
+    pbx.spies[channel.name] = spy
+    pbx.emit("ChanSpyStart", "call", channel.fields("Spyer") + spyee.fields("Spyee"))
+    try:
+        await pbx.wait_while_alive(channel, spyee.gone.wait())
+    finally:
+        pbx.spies.pop(channel.name, None)
+        if spyee.alive:
+            pbx.emit("ChanSpyStop", "call", channel.fields("Spyer") + spyee.fields("Spyee"))
 
 
 class ShippedDialplan:
@@ -87,6 +135,8 @@ class ShippedDialplan:
             return self.callback
         if context == "cti-survey" and exten.isdigit():
             return self.survey
+        if context == "cti-spy" and exten in SPY_OPTIONS:
+            return self.spy
         return None
 
     def seat_extension(self, exten: str) -> bool:
@@ -206,6 +256,14 @@ class ShippedDialplan:
         await self._agi(pbx, channel, "survey", channel.exten, channel.linkedid,
                         channel.variables.get("CTI_CASE", ""))
 
+    async def spy(self, pbx: Pbx, channel: Channel) -> None:
+        """[cti-spy] listen, whisper or barge: ChanSpy(${CTI_SPY},…) unless CTI_SPY is empty, then Hangup()."""
+        target = channel.variables.get("CTI_SPY", "")
+        if target:
+            channel.priority = 2
+            await chanspy(pbx, channel, target, SPY_OPTIONS[channel.exten])
+        channel.priority = 3
+
 
 class FirstShippedDialplan(ShippedDialplan):
     """``asterisk-conf/extensions.conf`` as it was before the recording and caller-ID fixes (9b8de56), on
@@ -260,4 +318,5 @@ def _wav_seconds(path: Path) -> float:
 
 
 ProgramFactory = Callable[[str, str], Callable[[Pbx, Channel], Awaitable[None]] | None]
-__all__ = ["FirstShippedDialplan", "LabDialplan", "ProgramFactory", "Queue", "ShippedDialplan", "confbridge"]
+__all__ = ["FirstShippedDialplan", "LabDialplan", "ProgramFactory", "Queue", "ShippedDialplan", "Spy", "chanspy",
+           "confbridge"]

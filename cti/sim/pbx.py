@@ -144,6 +144,7 @@ class Pbx:
         self.losers: dict[str, list[Channel]] = {}  # legs that lost a ringall, hung up after the bridge forms
         self.atxfers: dict[str, asyncio.Task[Any]] = {}  # transferer -> its consultation
         self.consults: dict[str, tuple[Channel, Channel, Channel, Bridge]] = {}
+        self.spies: dict[str, Any] = {}  # a ChanSpy channel's name -> its cti.sim.dialplans.Spy
         self._after: list[Callable[[], object]] | None = None
         self._racers: list[Callable[[], Awaitable[None]]] = []
         self._ids = itertools.count(1)
@@ -211,7 +212,7 @@ class Pbx:
         self.device_states = {}
         self.offline |= {device for device, phone in self.endpoints.items()
                          if getattr(phone, "context", "") == "phones"}
-        for table in (self.rooms, self.dtmf, self.queue_calls, self.losers, self.atxfers, self.consults):
+        for table in (self.rooms, self.dtmf, self.queue_calls, self.losers, self.atxfers, self.consults, self.spies):
             table.clear()
         for queue in self.queues.values():
             queue.restarted(self.persistent_members)

@@ -58,6 +58,9 @@ class World:
             if attended is not None:
                 phone.attended = functools.partial(attended, agent.id)
             self.pbx.endpoints[agent.device] = phone
+        for supervisor in directory.supervisors:  # rung to listen, whisper or barge ([cti-spy])
+            self.pbx.endpoints[supervisor.device] = Phone(supervisor.device, caller_number=supervisor.id,
+                                                          caller_name=f"Supervisor {supervisor.id}", ring_seconds=2)
         seats = [seat.device for seat in directory.seats]
         seats += [dial for unit in trunk_map.units for dial in unit.seats]
         for dial in seats:  # departments and utilities answer more slowly than 12345
