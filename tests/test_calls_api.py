@@ -59,8 +59,12 @@ async def test_an_integrator_reads_its_units_calls_only(tmp_path: Path, database
             ("a.2", "139****0002", "", "12369"), ("a.1", "13800000043", "Citizen", "12369")]
         assert [c["linkedid"] for c in await desk.request("GET", "/api/calls", market)] == ["b.1"]
         assert await desk.request("GET", "/api/calls?caller=13900000002", market) == []
-        assert [c["caller_number"] for c in await desk.request("GET", "/api/calls?caller=13900000002", eco)] == [
-            "139****0002"]
+        # a search by number finds no confidential caller (review: a masked row found by its number confirmed
+        # it, and the 10,000 middles of 139****0002 took 53 s to try); the plain caller is found
+        assert await desk.request("GET", "/api/calls?caller=13900000002", eco) == []
+        assert [c["linkedid"] for c in await desk.request("GET", "/api/calls?caller=13800000043", eco)] == ["a.1"]
+        assert [c["caller_number"] for c in await desk.request("GET", "/api/calls?caller=13900000002",
+                                                                supervisor)] == ["13900000002"]
 
         one = await desk.request("GET", "/api/calls/a.2", eco)
         assert (one["caller_number"], one["caller_name"]) == ("139****0002", "")

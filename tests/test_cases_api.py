@@ -49,6 +49,9 @@ async def test_from_the_desk_to_the_unit_and_back(tmp_path: Path) -> None:
         # the unit sees its case, without the confidential caller
         mine = await desk.request("GET", "/api/cases", unit)
         assert [(c["id"], c["caller_number"], c["caller_name"]) for c in mine] == [(case_id, "138****0043", "")]
+        assert await desk.request("GET", "/api/cases?caller=13800000043", unit) == []  # nor found by the number
+        assert [c["id"] for c in await desk.request("GET", "/api/cases?caller=13800000043", supervisor)] == [
+            case_id, earlier.id]
         assert await desk.request("GET", "/api/cases", other_unit) == []
         await desk.request("GET", f"/api/cases/{case_id}", other_unit, expect=404)
         refused = await desk.request("POST", f"/api/cases/{case_id}/actions/sign", other_unit, expect=404, json={})
