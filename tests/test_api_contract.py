@@ -188,6 +188,7 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
         c = contract
         agent = await signed_in(desk, c, "1001", "agent", "1001")
         supervisor = await signed_in(desk, c, "boss", "supervisor")
+        listener = await signed_in(desk, c, "9001", "supervisor")  # agents.yaml's supervisor with a phone
         admin = await signed_in(desk, c, "root", "admin")
         await desk.database.users.add("eco", "eco", "integrator", unit_id="ecology-environment")
         unit = await desk.database.users.issue_token("eco", "unit", None)
@@ -239,6 +240,12 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
             await checked(desk, c, "POST", f"/api/calls/{CALL}/transfer", agent, json={"kind": "sideways"}, expect=422)
             await checked(desk, c, "POST", "/api/calls/1.1/hangup", agent, expect=404)
             await checked(desk, c, "POST", f"/api/calls/{CALL}/transfer/complete", supervisor)
+            await checked(desk, c, "POST", f"/api/calls/{CALL}/listen", listener, json={"mode": "whisper"})
+            await checked(desk, c, "POST", f"/api/calls/{CALL}/listen", supervisor, json={"mode": "listen"},
+                          expect=409)  # no phone
+            await checked(desk, c, "POST", f"/api/calls/{CALL}/listen", agent, json={"mode": "listen"}, expect=403)
+            await checked(desk, c, "POST", "/api/calls/1.1/listen", listener, json={"mode": "barge"}, expect=404)
+            await checked(desk, c, "POST", f"/api/calls/{CALL}/listen", listener, json={"mode": "x"}, expect=422)
             await checked(desk, c, "POST", f"/api/calls/{CALL}/hangup", agent)
             # a handover that reached nobody (the tracker's event, through the real hub to the desk)
             desk.service.hub.on_events([TransferFailed(CALL, 1795281900.0, "blind", "110", "noanswer")])
@@ -315,7 +322,7 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
 
     operations = {(m.upper(), p) for p, ops in contract.document["paths"].items() for m in ops}
     answered = {(m, p) for m, p, _ in contract.checked}
-    assert operations - answered == set(), "every operation answered at least once"
+    assert operations - answered == set(), "call each operation at least once above: its answers are checked"
 
 
 async def test_pops_of_a_lost_link_and_a_refused_socket_match_the_document(tmp_path: Path) -> None:

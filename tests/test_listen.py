@@ -22,7 +22,10 @@ from cti.desk.actions import Desk, DeskError
 from cti.settings import Settings
 from cti.sim.dialplans import Spy
 from tests.conftest import REPO
+from tests.desk_harness import running_desk
+from tests.fakeami import until
 from tests.test_demo import citizen, desk_of_1001, records, running
+from tests.test_desk import AGENT_CHANNEL, CALL, p5_with_pause
 
 SUPERVISOR = Supervisor("9001", "张敏", "PJSIP/supervisor9001")
 SNAPSHOT = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
@@ -152,3 +155,50 @@ def test_a_spy_on_a_channel_of_no_hotline_call_is_no_ones_timeline() -> None:
     assert tracker.feed(AmiMessage.event("ChanSpyStop", **spy), 3.0) == []
     assert tracker.feed(AmiMessage.event("Hangup", Channel="PJSIP/supervisor9001-0000000a", Uniqueid="5.10",
                                          Cause="16"), 4.0) == []
+
+
+async def test_listen_is_an_originate_of_the_supervisors_phone_for_supervisors_only(tmp_path: Path) -> None:
+    """POST /api/calls/{linkedid}/listen on a fake Asterisk (P5, agent1001 talking): the Originate's bytes on
+    the wire for each mode, every header through the one AMI guard; agents, integrators and admins refused
+    (403), a supervisor with no phone 409, a call not in progress 404; the timeline names who listened how."""
+    session, start, talk = p5_with_pause()
+    async with running_desk(tmp_path, [session]) as desk:
+        agent = await desk.user("1001", "agent", "1001")
+        others = [await desk.user("crm", "integrator"), await desk.user("root", "admin")]
+        phoneless = await desk.user("sup", "supervisor")
+        supervisor = await desk.user("9001", "supervisor")
+        path = f"/api/calls/{CALL}/listen"
+        async with desk.socket(agent) as mine:
+            await desk.route("12369", CALL)
+            early = await desk.request("POST", path, supervisor, expect=404, json={"mode": "listen"})
+            assert early["error"]["code"] == "no_such_call"
+            start.set()
+            await mine.next("answered")
+            for token in [agent, *others]:
+                refused = await desk.request("POST", path, token, expect=403, json={"mode": "listen"})
+                assert refused["error"]["code"] == "forbidden"
+            no_phone = await desk.request("POST", path, phoneless, expect=409, json={"mode": "listen"})
+            assert no_phone["error"]["code"] == "no_phone"
+            bad = await desk.request("POST", path, supervisor, expect=422, json={"mode": "shout"})
+            assert bad["error"]["details"] == {"fields": {"mode": "one of listen, whisper, barge"}}
+            assert desk.server.actions("Originate") == []
+            for mode, label in (("listen", "监听"), ("whisper", "耳语"), ("barge", "强插")):
+                sent = await desk.request("POST", path, supervisor, json={"mode": mode})
+                assert sent == {"sent": [{
+                    "Action": "Originate", "Channel": "PJSIP/supervisor9001", "Context": "cti-spy", "Exten": mode,
+                    "Priority": "1", "CallerID": f'"{label} 王芳 1001" <1001>',
+                    "Variable": f"CTI_SPY={AGENT_CHANNEL}", "Async": "true", "Timeout": "30000"}]}
+                wire = (f"Action: Originate\r\nChannel: PJSIP/supervisor9001\r\nContext: cti-spy\r\nExten: {mode}\r\n"
+                        f'Priority: 1\r\nCallerID: "{label} 王芳 1001" <1001>\r\nVariable: CTI_SPY={AGENT_CHANNEL}\r\n'
+                        f"Async: true\r\nTimeout: 30000\r\nActionID: cti-spy-{CALL}-9001\r\n\r\n").encode()
+                await until(lambda wire=wire: wire in desk.server.bytes_received,  # type: ignore[misc]
+                            what=f"the {mode} Originate on the wire")
+            talk.set()
+            await mine.next("ended")
+        await until(lambda: desk.service.writer.written == 1, what="the record")
+        record = await desk.request("GET", f"/api/calls/{CALL}", supervisor)
+    asked = [e for e in record["timeline"] if e["kind"] == "listen"]
+    assert [{k: v for k, v in e.items() if k != "at"} for e in asked] == [
+        {"kind": "listen", "mode": mode, "supervisor": "9001", "name": "张敏", "device": "PJSIP/supervisor9001",
+         "agent_channel": AGENT_CHANNEL} for mode in ("listen", "whisper", "barge")]
+    assert all(e["at"].endswith("+08:00") for e in asked)

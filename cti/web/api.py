@@ -21,7 +21,7 @@ from cti.auth_throttle import SignInThrottle
 from cti.calls.record import CallRecord, LiveCall, iso_time
 from cti.cases.service import CaseService
 from cti.configuration import Configuration
-from cti.desk.actions import KINDS, Desk
+from cti.desk.actions import KINDS, SPY_MODES, Desk
 from cti.privacy import without_caller
 from cti.routing.router import decide, guidance_list
 from cti.store.database import Database
@@ -314,6 +314,22 @@ async def complete_transfer(call: Call) -> dict[str, Any]:
             response=ref("AmiActions"), errors=LIVE_ERRORS)
 async def cancel_transfer(call: Call) -> dict[str, Any]:
     return await ctx(call).desk.finish_attended(call.path("linkedid"), acting_agent(call), complete=False)
+
+
+@routes.add("POST", "/api/calls/{linkedid}/listen", roles=("supervisor",),
+            summary="Listen to (监听), whisper to (耳语) or barge into (强插) the agent's call from your own phone: "
+                    "AMI Originate of it into [cti-spy], where ChanSpy runs on the agent's leg; in the call's timeline",
+            body={"mode": Field(required=True, choices=SPY_MODES,
+                                description="listen: hear both sides; whisper: the agent hears you; barge: both do")},
+            params={"linkedid": LINKEDID_PARAM}, response=ref("AmiActions"),
+            errors={404: LIVE_ERRORS[404], 503: PBX_ERRORS[503], 504: PBX_ERRORS[504],
+                    409: "not_answered: the call has no agent on it; no_phone: your user has no phone in "
+                         "agents.yaml's supervisors; pbx_refused: Asterisk refused the action"})
+async def listen(call: Call) -> dict[str, Any]:
+    supervisor = ctx(call).configuration().directory.supervisor(call.user.id)
+    if supervisor is None:
+        raise ApiError(409, "no_phone", f"no phone for {call.user.id!r}: add it to agents.yaml's supervisors")
+    return await ctx(call).desk.listen(call.path("linkedid"), call.body["mode"], supervisor, call.user.id)
 
 
 # -- call records -------------------------------------------------------------------------
