@@ -24,9 +24,10 @@ from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
 from cti.cases.model import CATEGORIES, MOVES, OPEN, Case, CaseError, CaseEvent, Context, MissedCall, apply
 from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
-from cti.cases.stats import Row, period, statistics
+from cti.cases.stats import Row, period
 from cti.cases.workdays import WorkCalendar
 from cti.privacy import mask
+from cti.stats.cases import case_statistics
 from cti.store.cases import CaseStore
 from cti.store.outbox import Message, message
 
@@ -342,15 +343,13 @@ class CaseService:
 
     # -- lists ------------------------------------------------------------------------------
 
-    async def statistics(self, by: str, start: date | None, end: date | None, *, limit: int,
+    async def statistics(self, by: str, start: date | None, end: date | None, *, limit: int | None = None,
                          unit: str | None = None) -> list[Row]:
-        """Statistics of the cases opened from day ``start`` to day ``end``; a unit's own only when
-        ``unit`` is given (missed calls have no unit: they count only in everyone's)."""
+        """Statistics of the cases opened from day ``start`` to day ``end``, counted by the database
+        (cti.stats.cases); a unit's own only when ``unit`` is given (missed calls have no unit: they count only in
+        everyone's). ``limit`` is no longer used: nothing is loaded."""
         since, until = period(start, end, self.zone)
-        cases = await self.store.find(unit=unit, created_from=since, created_to=until, limit=limit)
-        missed = [] if unit else await self.store.missed(
-            states=("open", "called_back", "unreachable"), since=since, until=until, limit=limit)
-        return statistics(cases, missed, by, self.zone, self.clock())
+        return await case_statistics(self.store.engine, by, self.zone, self.clock(), since, until, unit=unit)
 
     async def tasks(self) -> dict[str, Any]:
         """The agents' work: missed calls to call back and callbacks left to a person."""

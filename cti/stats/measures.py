@@ -13,6 +13,14 @@ national practice does. Of the calls that remain (*offered*):
 - answered at all: the answer rate (接通率); over the 24 hours of a day, nights included, it is what
   GB/T 33358 calls the 24-hour connection rate;
 - unanswered: the abandon rate (放弃率).
+
+The waits are averaged over the offered calls (answered and abandoned alike: how long callers waited), the
+answered calls' alone give the average speed of answer, and the longest of the offered calls is the maximum
+wait. Talk is the answered calls' talk time (app_queue's TalkTime, or answer to hang-up), averaged over those
+whose talk is known. A call counts in the hour, day and month (local time) it arrived in. Seconds are counted
+to the millisecond: what SQLite keeps of a time, so that the SQL of cti/stats/calls.py on either database and
+these functions agree to the last call at the 5 s and 15 s limits (a float of epoch seconds is off in its
+seventh decimal).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ def wait_started(record: CallRecord) -> float:
 def wait_of(record: CallRecord) -> float:
     """Seconds from the queue (or the arrival) to the answer, or to the end when unanswered."""
     end = record.answered_at if record.answered_at is not None else record.ended_at
-    return max(0.0, end - wait_started(record))
+    return max(0.0, round(end - wait_started(record), 3))
 
 
 def is_short_abandon(record: CallRecord) -> bool:
@@ -52,3 +60,8 @@ def answered_in_time(record: CallRecord, target: float = ANSWER_TARGET) -> bool:
 
 def is_abandoned(record: CallRecord) -> bool:
     return is_offered(record) and record.answered_at is None
+
+
+def talk_of(record: CallRecord) -> float | None:
+    """An answered call's talk time, when known."""
+    return record.talk_time if record.answered_at is not None else None

@@ -23,6 +23,7 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Case))
 
 class CaseStore:
     def __init__(self, engine: AsyncEngine, outbox: OutboxStore | None = None) -> None:
+        self.engine = engine  # cti.stats counts cases in SQL on it
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.outbox = outbox or OutboxStore(engine)
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
-from cti.store.models import Base, CallRow, TokenRow
+from cti.store.models import Base, TokenRow
 from cti.store.outbox import OutboxStore
 from cti.store.users import UserStore
 
@@ -55,9 +55,11 @@ def add_missing_columns(connection: Connection) -> None:
 
 
 def add_missing_indexes(connection: Connection) -> None:
-    """create_all makes a table's indexes with the table only: those added since are made here."""
-    for index in Base.metadata.tables[CallRow.__tablename__].indexes:  # ix_calls_unit_arrived, for units
-        index.create(connection, checkfirst=True)
+    """create_all makes a table's indexes with the table only: those added since are made here
+    (ix_calls_unit_arrived, for units; ix_case_events_action and ix_missed_at, for the statistics)."""
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
 
 
 def private_sqlite_file(url: str) -> None:

@@ -190,6 +190,8 @@ class CaseEventRow(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]]
 
+    __table_args__ = (Index("ix_case_events_action", "action", "case_id"),)  # the cases returned (退单率)
+
 
 class CaseCallRow(Base):
     """A call that belongs to a case (the first, later ones from the same caller, its callbacks)."""
@@ -217,7 +219,7 @@ class MissedCallRow(Base):
     resolved_by: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[int | None]
 
-    __table_args__ = (Index("ix_missed_state_at", "state", "at"),)
+    __table_args__ = (Index("ix_missed_state_at", "state", "at"), Index("ix_missed_at", "at"))
 
 
 class WebhookOutboxRow(Base):
