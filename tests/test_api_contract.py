@@ -299,6 +299,15 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
             await checked(desk, c, "GET", f"/api/stats?by={by}", supervisor)
         await checked(desk, c, "GET", "/api/stats?by=unit&format=csv", unit)
         await checked(desk, c, "GET", "/api/stats?by=color", supervisor, expect=422)
+        await checked(desk, c, "GET", "/api/stats?by=month&format=xlsx", supervisor)
+        for by in ("total", "hour", "day", "queue", "unit", "agent"):
+            await checked(desk, c, "GET", f"/api/stats/calls?by={by}&from=2026-01-01&to=2099-12-31", supervisor)
+        await checked(desk, c, "GET", "/api/stats/calls", unit)
+        await checked(desk, c, "GET", "/api/stats/calls?by=day&format=csv", unit)
+        await checked(desk, c, "GET", "/api/stats/calls?by=agent&format=xlsx", supervisor)
+        await checked(desk, c, "GET", "/api/stats/calls", agent, expect=403)
+        await checked(desk, c, "GET", "/api/stats/calls", loose, expect=403)
+        await checked(desk, c, "GET", "/api/stats/calls?by=week", supervisor, expect=422)
 
         await checked(desk, c, "GET", "/api/calls", supervisor)
         await checked(desk, c, "GET", "/api/calls?caller=13800000043&limit=1", unit)

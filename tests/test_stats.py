@@ -8,6 +8,7 @@ import csv
 import io
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from cti.stats.export import BOM, to_xlsx
 from cti.stats.rows import CallStatsRow
 from cti.store.database import Database
 from cti.store.sql import offsets
+from tests.desk_harness import running_desk
 from tests.test_cases_service import Clock, service
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -293,3 +295,46 @@ async def test_exports_read_back(database: Database) -> None:
     assert read[0] == ["unit", *NAMES[1:]]
     assert read[1:] == [[getattr(r, n) for n in NAMES] for r in rows]
     assert isinstance(rows[-1], Row)
+
+
+# -- the routes ------------------------------------------------------------------------------------------------
+
+async def test_the_routes_scope_and_export(tmp_path: Path, database: Database) -> None:
+    """GET /api/stats/calls: supervisors and admins see every call, an integrator its unit's, an agent or an
+    integrator of no unit nothing; CSV and XLSX hold the JSON's figures."""
+    records = [call(1, DAY1 + timedelta(hours=9), answer=3.0, agent="PJSIP/agent1001", unit="u-a"),
+               call(2, DAY1 + timedelta(hours=9), wait=40.0, unit="u-a"),
+               call(3, DAY1 + timedelta(hours=10), answer=20.0, agent="PJSIP/agent1002", unit="u-b")]
+    await database.calls.save(records)
+    async with running_desk(tmp_path, [], database) as desk:
+        boss = await desk.user("boss", "supervisor")
+        root = await desk.user("root", "admin")
+        agent = await desk.user("1001", "agent", "1001")
+        await desk.database.users.add("ua", "ua", "integrator", unit_id="u-a")
+        own = await desk.database.users.issue_token("ua", "ua", None)
+        await desk.database.users.add("crm", "crm", "integrator")
+        loose = await desk.database.users.issue_token("crm", "crm", None)
+        days = "from=2026-11-09&to=2026-11-09"
+        for token in (boss, root):
+            rows = await desk.request("GET", f"/api/stats/calls?by=unit&{days}", token)
+            assert [(r["key"], r["offered"], r["answered"]) for r in rows] == [
+                ("u-a", 2, 1), ("u-b", 1, 1), ("total", 3, 2)]
+        mine = await desk.request("GET", f"/api/stats/calls?by=agent&{days}", own)
+        assert [(r["key"], r["offered"]) for r in mine] == [("PJSIP/agent1001", 1), ("—", 1), ("total", 2)]
+        await desk.request("GET", "/api/stats/calls", agent, expect=403)
+        await desk.request("GET", "/api/stats/calls", loose, expect=403)
+        await desk.request("GET", "/api/stats", agent, expect=403)
+        hours = await desk.request("GET", f"/api/stats/calls?by=hour&{days}", boss)
+        text = (await desk.request("GET", f"/api/stats/calls?by=hour&{days}&format=csv", boss)).decode("utf-8")
+        assert text.startswith(BOM)
+        table = list(csv.DictReader(io.StringIO(text.removeprefix(BOM))))
+        assert [(r["hour"], int(r["offered"]), r["answer_rate_15s"]) for r in table] == [
+            (r["key"], r["offered"], "" if r["answer_rate_15s"] is None else str(r["answer_rate_15s"])) for r in hours]
+        book = openpyxl.load_workbook(io.BytesIO(await desk.request(
+            "GET", f"/api/stats/calls?by=hour&{days}&format=xlsx", boss)))
+        sheet = book.active
+        assert sheet is not None
+        header, *cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+        assert header[0] == "hour"
+        read = [dict(zip(["key", *header[1:]], row, strict=True)) for row in cells]
+        assert [{**r, "name": r["name"] or ""} for r in read] == hours  # an empty cell reads back as None

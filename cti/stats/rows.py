@@ -3,7 +3,7 @@ figure. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from cti.cases.stats import rate
 
@@ -31,6 +31,9 @@ class CallStatsRow:
     avg_answer_wait: float | None = None  # seconds, over the answered calls (average speed of answer)
     max_wait: float | None = None  # seconds, the longest of the offered calls
     avg_talk: float | None = None  # seconds, over the answered calls whose talk is known
+
+
+CALL_NAMES = tuple(f.name for f in fields(CallStatsRow))
 
 
 @dataclass(frozen=True, slots=True)

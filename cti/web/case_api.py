@@ -10,6 +10,7 @@ integrator bound to no unit reads. A unit never sees a confidential caller.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -17,10 +18,13 @@ from aiohttp import web
 
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall, workflow_role
 from cti.cases.service import case_json, event_json
-from cti.cases.stats import GROUPS, period, to_csv
+from cti.cases.stats import GROUPS, NAMES, period
+from cti.stats import export
+from cti.stats.calls import call_statistics
+from cti.stats.rows import CALL_GROUPS, CALL_NAMES
 from cti.web.api import LINKEDID_PARAM, NO_UNIT, ctx, routes, unit_view
 from cti.web.routes import ANYONE, DAYS_HINT, FIRST_DAY, LAST_DAY, ApiError, Call, Field, number_field, paging
-from cti.web.schemas import PLAIN_TEXT, array, ref
+from cti.web.schemas import BINARY, PLAIN_TEXT, XLSX, array, ref
 
 READERS = ("agent", "supervisor", "admin", "integrator")
 # the bounds of the case fields: within their columns (cti.store.models), the long texts within reason
@@ -218,20 +222,49 @@ async def units(call: Call) -> list[dict[str, str]]:
 
 # -- statistics -------------------------------------------------------------------------------------
 
+STATS_FORMAT = Field(choices=("json", "csv", "xlsx"), description="json (default), csv (UTF-8 with a byte-order "
+                     "mark, for Excel) or xlsx")
+STATS_DAYS = {"from": Field(max_length=DAY, format="date", description="YYYY-MM-DD"),
+              "to": Field(max_length=DAY, format="date", description="YYYY-MM-DD (inclusive)")}
+
+
 @routes.add("GET", "/api/stats", roles=("supervisor", "admin", "integrator"),
-            summary="Case statistics per unit, category, legacy number, day or month (CSV with format=csv)",
-            query={"by": Field(required=True, choices=GROUPS),
-                   "from": Field(max_length=DAY, format="date", description="YYYY-MM-DD"),
-                   "to": Field(max_length=DAY, format="date", description="YYYY-MM-DD (inclusive)"),
-                   "format": Field(choices=("json", "csv"))},
-            response=array(ref("StatsRow")), also={"text/csv": PLAIN_TEXT}, errors={403: NO_UNIT})
+            summary="Case statistics per unit, category, legacy number, day or month of the cases opened from a day "
+                    "to a day (CSV or XLSX with format); an integrator: its unit's",
+            query={"by": Field(required=True, choices=GROUPS), **STATS_DAYS, "format": STATS_FORMAT},
+            response=array(ref("StatsRow")), also={"text/csv": PLAIN_TEXT, XLSX: BINARY}, errors={403: NO_UNIT})
 async def stats(call: Call) -> Any:
-    rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=unit_view(call), limit=1_000_000)
-    if call.query.get("format") == "csv":
-        name = f"cti-stats-{call.query['by']}.csv"
-        return web.Response(text=to_csv(rows, call.query["by"]), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    return [dataclasses.asdict(row) for row in rows]
+    rows = await ctx(call).cases.statistics(call.query["by"], *_days(call), unit=unit_view(call))
+    return _table(call, f"cases-{call.query['by']}", rows, NAMES)
+
+
+@routes.add("GET", "/api/stats/calls", roles=("supervisor", "admin", "integrator"),
+            summary="Call service levels (15-second answer rate, answer and abandon rates, waits, talk) of the calls "
+                    "that arrived from a day to a day, by hour of the day, day, queue, unit or agent, or in total "
+                    "(CSV or XLSX with format); an integrator: the calls to its unit's numbers",
+            query={"by": Field(choices=CALL_GROUPS, description="default total"), **STATS_DAYS,
+                   "format": STATS_FORMAT},
+            response=array(ref("CallStatsRow")), also={"text/csv": PLAIN_TEXT, XLSX: BINARY}, errors={403: NO_UNIT})
+async def call_stats(call: Call) -> Any:
+    by = call.query.get("by") or "total"
+    unit = unit_view(call)
+    zone = ctx(call).cases.zone
+    since, until = period(*_days(call), zone)
+    rows = await call_statistics(ctx(call).database.engine, by, zone, since, until, unit=unit)
+    return _table(call, f"calls-{by}", rows, CALL_NAMES)
+
+
+def _table(call: Call, name: str, rows: Sequence[Any], names: Sequence[str]) -> Any:
+    """Statistics rows as JSON, or as a CSV or XLSX file to save."""
+    form = call.query.get("format") or "json"
+    if form == "json":
+        return [dataclasses.asdict(row) for row in rows]
+    by = call.query.get("by") or "total"
+    headers = {"Content-Disposition": f'attachment; filename="cti-stats-{name}.{form}"'}
+    if form == "csv":
+        return web.Response(text=export.to_csv(names, rows, by), content_type="text/csv", charset="utf-8",
+                            headers=headers)
+    return web.Response(body=export.to_xlsx(names, rows, by, name), content_type=XLSX, headers=headers)
 
 
 def _days(call: Call) -> tuple[date | None, date | None]:

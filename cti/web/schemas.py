@@ -21,6 +21,7 @@ from cti.auth import ROLES
 from cti.calls.events import EVENT_TYPES, CallEvent
 from cti.cases.model import CATEGORIES, STATES
 from cti.cases.stats import Row
+from cti.stats.rows import CallStatsRow
 from cti.store.outbox import STATES as WEBHOOK_STATES
 
 Schema = dict[str, Any]
@@ -112,7 +113,14 @@ def _timeline_event(cls: type[CallEvent]) -> Schema:
 
 def _stats_row() -> Schema:
     return obj({f.name: _field_schema(f.type) for f in dataclasses.fields(Row)},
-               "One group's counts (key: the unit, category, legacy number, day or month grouped by)")
+               "One group's counts (key: the unit, category, legacy number, day or month grouped by; README: "
+               "Service levels)")
+
+
+def _call_stats_row() -> Schema:
+    return obj({f.name: _field_schema(f.type) for f in dataclasses.fields(CallStatsRow)},
+               "One group's call measures (key: the hour of the day, day, queue, unit or agent grouped by, or "
+               "total; rates are fractions, null when nothing was offered; seconds; README: Service levels)")
 
 
 # -- the data ----------------------------------------------------------------------------------
@@ -294,6 +302,7 @@ COMPONENTS: dict[str, Schema] = {
                   "callbacks": array(ref("Case"), "callbacks left to a person")}),
     "Unit": obj({"id": text(), "name": text()}, "A handling unit of the dispatch catalogue"),
     "StatsRow": _stats_row(),
+    "CallStatsRow": _call_stats_row(),
     "SignedOut": obj({"signed_out": {"type": "boolean", "const": True}}),
     "OpenApiDocument": {"type": "object", "description": "This document"},
 }
@@ -421,3 +430,5 @@ WEBHOOKS: dict[str, Schema] = {
 # the answers of routes that are not JSON
 BINARY = {"type": "string", "contentMediaType": "audio/wav", "description": "the WAV file"}
 PLAIN_TEXT = {"type": "string"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BINARY = {"type": "string", "format": "binary"}
