@@ -171,3 +171,50 @@ async def test_a_burst_of_calls_is_recorded_call_by_call(cti: Cti, lab: Lab) -> 
     await wait_for_async(all_written, 300, "every call's record")
     records = [r for r in await cti.api("GET", "/api/calls?limit=500") if r["caller_number"] in callers]
     assert sorted(r["caller_number"] for r in records) == callers  # each once
+
+
+async def test_a_supervisor_listens_whispers_and_barges_from_their_phone(cti: Cti, lab: Lab) -> None:
+    """Supervisor 9001 (agents.yaml) listens to, whispers to, then barges into agent 1001's call: cti
+    originates PJSIP/supervisor9001 into [cti-spy] as the cti user (write = call,originate,agent,reporting),
+    the handset answers, ChanSpy runs on the agent's leg (ChanSpyStart names it). Listen and whisper end when
+    the supervisor hangs up (ChanSpyStop), barge when the citizen does; the record's timeline tells it all.
+    Needs the lab's handset for the supervisor's phone (tests/live/README.md)."""
+    if "Contact:" not in await lab.cli("pjsip show aor supervisor9001"):
+        pytest.skip("the lab has no handset for PJSIP/supervisor9001 (tests/live/README.md)")
+    await lab.globals(SIM_RING_supervisor9001=1, SIM_TALK_supervisor9001=120)
+    cti.command("user", "add", "9001", "--role", "supervisor", "--password-stdin", stdin="live test password\n")
+    await cti.sign_in("9001")
+    caller = "13800000071"
+    call = await answered_call(cti, lab, caller, talk=40)
+    linkedid = call["linkedid"]
+    await cti.api("POST", f"/api/calls/{linkedid}/listen", "1001", {"mode": "listen"}, expect=403)
+    await cti.api("POST", f"/api/calls/{linkedid}/listen", "supervisor", {"mode": "listen"}, expect=409)
+    agent_channel = ""
+    for mode in ("listen", "whisper", "barge"):
+        seen = len([e for e in lab.events if e.name == "ChanSpyStart"])
+        sent = (await cti.api("POST", f"/api/calls/{linkedid}/listen", "9001", {"mode": mode}))["sent"]
+        agent_channel = sent[0]["Variable"].removeprefix("CTI_SPY=")
+        assert agent_channel.startswith("PJSIP/agent1001-")
+        await wait_for(lambda seen=seen: len([e for e in lab.events if e.name == "ChanSpyStart"]) > seen, 15,
+                       f"ChanSpy ({mode}) on the agent's leg")
+        start = [e for e in lab.events if e.name == "ChanSpyStart"][-1]
+        assert (start.get("spyeechannel"), start.get("spyerexten"), start.get("spyercontext")) == (
+            agent_channel, mode, "cti-spy")
+        assert start.get("spyerchannel").startswith("PJSIP/supervisor9001-")
+        if mode != "barge":
+            await asyncio.sleep(2)
+            await lab.cli(f"channel request hangup {start.get('spyerchannel')}")
+            await wait_for(lambda s=start: any(e.name == "ChanSpyStop" and e.get("spyerchannel") == s.get(
+                "spyerchannel") for e in lab.events), 10, f"the end of the {mode} session")
+    record = await cti.record(caller)
+    detail = await cti.api("GET", f"/api/calls/{record['linkedid']}", "9001")
+    kinds = [e["kind"] for e in detail["timeline"] if e["kind"].startswith("listen")]
+    assert kinds == ["listen", "listen_started", "listen_ended"] * 3
+    asked = [e for e in detail["timeline"] if e["kind"] == "listen"]
+    assert [(e["mode"], e["supervisor"], e["device"], e["agent_channel"]) for e in asked] == [
+        (mode, "9001", "PJSIP/supervisor9001", agent_channel) for mode in ("listen", "whisper", "barge")]
+    await wait_for_async(lambda: _gone(lab, "supervisor9001"), 20, "the supervisor's leg to end with the call (E)")
+
+
+async def _gone(lab: Lab, device: str) -> bool:
+    return not any(device in channel for channel in await lab.channels())
