@@ -180,6 +180,11 @@ class PopHub:
             message = {"type": "agent", "status": status.to_json()}
             self._deliver([*self._for_person(status.agent_id), *self._supervisors()], message)
 
+    def on_alert(self, message: dict[str, Any]) -> None:
+        """An alert raised or cleared ({"type": "alert", …}, schemas.WsAlert): to every supervisor's and admin's
+        desk."""
+        self._deliver(self._supervisors(), message)
+
     def on_link(self, up: bool) -> None:
         """The PBX link went down or came back: every desk shows it."""
         self._deliver(list(self.connections), {"type": "link", "state": "up" if up else "down"})

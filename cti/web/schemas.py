@@ -310,6 +310,9 @@ COMPONENTS: dict[str, Schema] = {
 
 # -- the WebSocket /api/ws ------------------------------------------------------------------------
 
+ALERT_STATES = ("raised", "cleared")
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
 def _pop(kind: str, description: str, fields: dict[str, Schema]) -> Schema:
     return obj({"type": const(kind), "linkedid": text("the call it is about"), **fields}, description)
 
@@ -356,6 +359,19 @@ WEBSOCKET_MESSAGES: dict[str, Schema] = {
                    "An agent's state changed: to the agent's own desks, and to every supervisor's and admin's"),
     "WsLink": obj({"type": const("link"), "state": choice(("up", "down"))},
                   "The PBX link went down or came back: to every desk"),
+    "WsAlert": obj({
+        "type": const("alert"),
+        "id": text("the alert's id: the same on its raising and its clearing"),
+        "state": choice(ALERT_STATES, "raised: it begins (sent once); cleared: it is over"),
+        "kind": text("what raised it: spike (a category in a place above its own baseline), burst (many callers "
+                     "about the same thing in one place within an hour), repeat_caller (one caller again and "
+                     "again), or another part's (the wallboard's service-level alerts)"),
+        "severity": choice(ALERT_SEVERITIES),
+        "title": text("for people (Chinese)"),
+        "details": {"type": "object", "description": "what the kind measured: place, category, topic words, "
+                                                     "counts, since when… (README: Hotspots and risk alerts)"},
+        "at": time("when it was raised (or cleared)"),
+    }, "A risk alert raised or cleared: to every supervisor's and admin's desk"),
 }
 _SERVER_MESSAGES = [name for name in WEBSOCKET_MESSAGES if name != "WsAuth"]
 WEBSOCKET_MESSAGES["WsServerMessage"] = {"oneOf": [ref(name) for name in _SERVER_MESSAGES],
@@ -366,7 +382,7 @@ WEBSOCKET: Schema = {
     "description": "Screen-pops and state changes. Connect, send WsAuth first (within 5 s), then receive JSON text "
                    "messages, one per frame: hello first, then as things happen. A pop reaches only the agent "
                    "whose phone rings; agent messages reach the agent and every supervisor and admin; link "
-                   "messages reach everyone. The service pings every 20 s. A desk that does not read falls "
+                   "messages reach everyone; alert messages reach every supervisor and admin. The service pings every 20 s. A desk that does not read falls "
                    "1,000 messages behind and is disconnected.",
     "client": ref("WsAuth"),
     "server": ref("WsServerMessage"),

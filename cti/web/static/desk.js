@@ -459,6 +459,8 @@ const handlers = {
     if (m.linkedid === current) clearPop(`通话结束（${why}）`, title, true);
     log(`通话结束：${why}`, { title });
   },
+  alert: (m) => log(`${m.state === "cleared" ? "预警解除" : "预警"}：${m.title}`,
+    { title: `${m.kind} ${m.id}`, error: m.state !== "cleared" }),
   error: (m) => log(`错误：${failure(0, m.error, "").message}`, { title: `${m.error.code}: ${m.error.message}`, error: true }),
 };
 
