@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cti.calls.channels import dial_string_problem
 from cti.cases.model import CATEGORIES, Policy
+from cti.hotspots.detect import BurstRules, RepeatRules, SpikeRules
 from cti.routing.model import TrunkMap
 from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
 
@@ -65,6 +66,18 @@ class CalendarOverrides:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertRules:
+    """Hotspots and risk alerts (cti.hotspots): the detectors' thresholds, and where alerts go."""
+
+    webhook: str = ""  # an http(s) URL the alerts are POSTed to (alert.raised, alert.cleared); empty: none
+    sweep_seconds: float = 60.0  # how often the detectors run
+    clear_after_minutes: float = 10.0  # an alert no longer found this long is cleared (no flapping at a threshold)
+    spike: SpikeRules = field(default_factory=SpikeRules)
+    burst: BurstRules = field(default_factory=BurstRules)
+    repeat: RepeatRules = field(default_factory=RepeatRules)
+
+
+@dataclass(frozen=True, slots=True)
 class CaseFile:
     deadlines: Deadlines = field(default_factory=Deadlines)
     return_within: int = 2
@@ -77,6 +90,7 @@ class CaseFile:
     units: tuple[UnitEntry, ...] = ()
     callback: CallbackRules = field(default_factory=CallbackRules)
     calendar: CalendarOverrides = field(default_factory=CalendarOverrides)
+    alerts: AlertRules = field(default_factory=AlertRules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,7 @@ class Catalogue:
     archive_after_days: int
     sweep_seconds: float
     source: str = ""
+    alerts: AlertRules = field(default_factory=AlertRules)
 
 
 def default_catalogue(trunk_map: TrunkMap) -> Catalogue:
@@ -132,6 +147,7 @@ def _check(file: CaseFile, doc: YamlDoc, trunk_map: TrunkMap, problems: list[Pro
         problems.append(doc.problem(("callback", "dial"), problem))
     if len(file.callback.hours) != 2 or not all(_HOUR.match(h) for h in file.callback.hours):
         problems.append(doc.problem(("callback", "hours"), 'two times of day, e.g. ["09:00", "20:00"]'))
+    _check_alerts(file.alerts, doc, problems)
     seen: dict[str, int] = {}
     for index, unit in enumerate(file.units):
         path = ("units", index)
@@ -151,6 +167,23 @@ def _check(file: CaseFile, doc: YamlDoc, trunk_map: TrunkMap, problems: list[Pro
                 problems.append(doc.problem(path + ("deadlines", category), "a deadline is a positive number"))
 
 
+def _check_alerts(alerts: AlertRules, doc: YamlDoc, problems: list[Problem]) -> None:
+    if alerts.webhook and not alerts.webhook.startswith(("http://", "https://")):
+        problems.append(doc.problem(("alerts", "webhook"), "a webhook is an http:// or https:// URL"))
+    positive = [(("sweep_seconds",), alerts.sweep_seconds), (("spike", "window_hours"), alerts.spike.window_hours),
+                (("spike", "weeks"), alerts.spike.weeks), (("spike", "min_count"), alerts.spike.min_count),
+                (("spike", "call_window_minutes"), alerts.spike.call_window_minutes),
+                (("burst", "minutes"), alerts.burst.minutes), (("burst", "callers"), alerts.burst.callers),
+                (("repeat", "hours"), alerts.repeat.hours), (("repeat", "calls"), alerts.repeat.calls)]
+    for path, value in positive:
+        if value <= 0:
+            problems.append(doc.problem(("alerts", *path), "must be positive"))
+    if alerts.clear_after_minutes < 0:
+        problems.append(doc.problem(("alerts", "clear_after_minutes"), "must not be negative"))
+    if not 0 < alerts.spike.p_value < 1:
+        problems.append(doc.problem(("alerts", "spike", "p_value"), "a probability between 0 and 1"))
+
+
 def _catalogue(file: CaseFile, trunk_map: TrunkMap, source: str) -> Catalogue:
     units = {u.id: HandlingUnit(u.id, u.name, u.webhook) for u in trunk_map.units if u.treatment not in NOT_HANDLING}
     for entry in file.units:
@@ -162,7 +195,8 @@ def _catalogue(file: CaseFile, trunk_map: TrunkMap, source: str) -> Catalogue:
                     return_within=file.return_within, remind_before=file.remind_before,
                     overdue_every=file.overdue_every, escalate_after=file.escalate_after,
                     max_extension=file.max_extension)
-    return Catalogue(units, policy, file.callback, file.calendar, file.archive_after_days, file.sweep_seconds, source)
+    return Catalogue(units, policy, file.callback, file.calendar, file.archive_after_days, file.sweep_seconds, source,
+                     file.alerts)
 
 
 def callback_dial_problem(dial: str) -> str | None:

@@ -421,7 +421,8 @@ _DELIVERY = ("Sent by HTTP POST from the webhook outbox, at least once, oldest f
              "signed: authenticate cti with credentials in the webhook URL (https://user:password@… is sent as "
              "HTTP Basic, or a token in the query), which cti never logs or lists.")
 _KEY = _header("Idempotency-Key", "The message's key, the same on every attempt, as a structured-field string "
-                                  "(quoted): \"call.ended:<linkedid>\" or \"case.<action>:<case id>:<version>\". A "
+                                  "(quoted): \"call.ended:<linkedid>\", \"case.<action>:<case id>:<version>\" or "
+                                  "\"alert.<raised|cleared>:<alert id>:<day raised>\". A "
                                   "receiver answers 2xx to a key it has seen and drops the message.")
 _JSON = _header("Content-Type", "application/json; charset=utf-8")
 _WEBHOOK_ANSWERS = {"2XX": {"description": "Delivered"},
@@ -435,12 +436,22 @@ def _webhook(summary: str, component: str, headers: list[Schema]) -> Schema:
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref(component)}}},
         "responses": _WEBHOOK_ANSWERS}}
 
+_ALERT_FIELDS = {k: v for k, v in WEBSOCKET_MESSAGES["WsAlert"]["properties"].items() if k != "type"}
+COMPONENTS["AlertWebhook"] = obj({
+    "event": choice(("alert.raised", "alert.cleared")),
+    "alert": obj(_ALERT_FIELDS, "The alert, as the supervisors' desks get it (a caller's number masked)")},
+    "A risk alert raised or cleared, to cases.yaml's alerts.webhook")
+
 
 WEBHOOKS: dict[str, Schema] = {
     "call.ended": _webhook("A call of an interconnected unit ended: its record", "CallEndedWebhook",
                            [_header("X-CTI-Linkedid", "the call's Linkedid")]),
     "case": _webhook("A case notice to the case's unit", "CaseNoticeWebhook",
                      [_header("X-CTI-Case", "the case's id"), _header("X-CTI-Event", "the event: case.dispatch…")]),
+    "alert": _webhook("A risk alert raised or cleared (hotspots: spike, burst, repeat caller), to cases.yaml's "
+                      "alerts.webhook", "AlertWebhook",
+                      [_header("X-CTI-Alert", "the alert's id"),
+                       _header("X-CTI-Event", "alert.raised or alert.cleared")]),
 }
 
 # the answers of routes that are not JSON
