@@ -31,6 +31,7 @@ from cti.resync import Resync
 from cti.routing.model import Decision
 from cti.routing.router import decide
 from cti.settings import Settings
+from cti.stats.live import Thresholds
 from cti.store.database import Database
 from cti.store.journal import CallJournal
 from cti.store.writer import RecordWriter
@@ -38,6 +39,7 @@ from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
 from cti.web.hub import PopHub
 from cti.web.metrics import Readings, registry
+from cti.web.wallboard import Wallboard
 from cti.webhooks import WebhookSender, call_ended
 from cti.yamlconfig import ConfigError
 
@@ -66,19 +68,26 @@ class Service:
         self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, sleep=asyncio.sleep,
                          note=lambda event: self.pipeline.note("", event.linkedid, lambda _: event))
         self.resync = Resync(self.ami, self.pipeline, self.board, self.desk, self.route,
-                             boot_timeout=settings.ami.boot_timeout, on_done=lambda: self.hub.on_link(up=True))
+                             boot_timeout=settings.ami.boot_timeout, on_done=self._linked)
         self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,
                                  originate=self.ami.send)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
                           lambda caller: self.database.cases.find(caller_number=caller, limit=10), zone=settings.zone)
         self.pipeline.subscribe(self.hub.on_events)
+        board = settings.wallboard
+        self.wallboard = Wallboard(
+            self.hub, self.board, self.tracker.live_calls, lambda: self.configuration.directory,
+            self.ami.connected.is_set, settings.zone,
+            Thresholds(board.alert_answer_rate, board.alert_wait, board.alert_min_calls),
+            window=board.alert_window * 60, interval=board.interval)
+        self.pipeline.subscribe(self.wallboard.on_events)
         self.web = make_app(WebContext(
             database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
             cases=self.cases, metrics=lambda: generate_latest(self._metrics),
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
-            softphone=softphone, forwarded_for=settings.web.forwarded_for))
+            softphone=softphone, forwarded_for=settings.web.forwarded_for, wallboard=self.wallboard))
         self.web_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = registry(self.readings)
@@ -102,6 +111,7 @@ class Service:
         changed = self.board.feed(message, self.pipeline.clock(message))
         if changed:
             self.hub.on_agent(changed)
+            self.wallboard.on_agent(changed)
 
     def _name_of(self, device: str) -> str:
         """The agent or remote seat behind a device, for records and cases (agents.yaml)."""
@@ -133,6 +143,7 @@ class Service:
         else:
             self.writer.put(record)
         self.cases.call_ended(record)
+        self.wallboard.finished(record)
 
     async def _share(self, record: CallRecord, url: str, unit_id: str) -> None:
         """The record, with the message its unit gets: the caller masked when the agent made the call's case
@@ -184,14 +195,21 @@ class Service:
         """After every login (cti/resync.py)."""
         await self.resync()
 
+    def _linked(self) -> None:
+        self.hub.on_link(up=True)
+        self.wallboard.on_link(up=True)
+
     def _lost(self) -> None:
         self.resync.on_lost()
         self.pipeline.on_link_lost(time.time())
         self.hub.on_link(up=False)
+        self.wallboard.on_link(up=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; an AMI login refusal ends it with AmiLoginError."""
         self.tracker.remember(await self.database.calls.in_progress())  # before the first channel list
+        await self.wallboard.initialise(self.database.engine)  # today's figures, before a call ends
+        self.wallboard.start()
         self.writer.start()
         self.journal.start()
         self.webhooks.start()
@@ -210,6 +228,7 @@ class Service:
             stopping.cancel()
             finished.set()
             await runner.cleanup()
+            await self.wallboard.close()
             await self.agi.close()
             await self.ami.close()
             if not link.done():

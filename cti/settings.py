@@ -93,6 +93,17 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WallboardSettings:
+    """The wallboard's alerts (README: The wallboard)."""
+
+    alert_answer_rate: float = 0.8  # the 15-second answer rate of the window below this: an alert
+    alert_wait: float = 60.0  # seconds: a caller waiting longer is an alert
+    alert_window: float = 30.0  # minutes the rate is taken over
+    alert_min_calls: int = 10  # the rate is judged once this many calls of the window are decided
+    interval: float = 0.2  # seconds between two updates of the board at most (changes are coalesced)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
@@ -101,6 +112,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
     paths: PathSettings = field(default_factory=PathSettings)
+    wallboard: WallboardSettings = field(default_factory=WallboardSettings)
     timezone: str = "Asia/Shanghai"  # how times are shown
     source: str = field(default="defaults", compare=False)
     # with no settings file: the folder the paths are relative to ("": the working directory)
@@ -223,5 +235,16 @@ def _check(settings: Settings) -> None:
     if hooks.keep_delivered_days < 0:
         problems.append(Problem(where, None, "webhooks.keep_delivered_days",
                                 f"expected 0 (keep) or more, got {hooks.keep_delivered_days}"))
+    board = settings.wallboard
+    if not 0 <= board.alert_answer_rate <= 1:
+        problems.append(Problem(where, None, "wallboard.alert_answer_rate",
+                                f"a fraction from 0 to 1 (0.8 is 80%), got {board.alert_answer_rate}"))
+    for key, value in (("alert_wait", board.alert_wait), ("alert_window", board.alert_window),
+                       ("interval", board.interval)):
+        if not value > 0:
+            problems.append(Problem(where, None, f"wallboard.{key}", f"expected more than 0, got {value}"))
+    if board.alert_min_calls < 1:
+        problems.append(Problem(where, None, "wallboard.alert_min_calls",
+                                f"expected 1 or more, got {board.alert_min_calls}"))
     if problems:
         raise ConfigError(problems)

@@ -35,7 +35,7 @@ from tests.desk_harness import PASSWORD, Desk, running_desk
 from tests.fakeami import Session, first_index, transcript, until
 from tests.test_desk import CALL, member_event, p5_with_pause, recording_of
 
-NOT_API = {"/", "/static"}  # the desk page and its files
+NOT_API = {"/", "/wallboard", "/static"}  # the desk page, the wallboard and their files
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -100,9 +100,11 @@ def test_the_websocket_and_the_webhooks_are_described() -> None:
     described = spec["paths"]["/api/ws"]["get"]["x-websocket"]
     assert described["client"] == {"$ref": "#/components/schemas/WsAuth"}
     # every type the hub sends and the desk handles (cti/web/static/desk.js's handlers)
-    desk_js = (Path(__file__).parent.parent / "cti" / "web" / "static" / "desk.js").read_text(encoding="utf-8")
-    handlers = desk_js[desk_js.index("const handlers = {"):desk_js.index("function connect()")]
-    handled = set(re.findall(r"^  (\w+): \(", handlers, re.MULTILINE))
+    handled = set()
+    for page in ("desk.js", "wallboard.js"):  # the agent's desk and the supervisors' wallboard
+        code = (Path(__file__).parent.parent / "cti" / "web" / "static" / page).read_text(encoding="utf-8")
+        handlers = code[code.index("const handlers = {"):code.index("function connect()")]
+        handled |= set(re.findall(r"^  (\w+): \(", handlers, re.MULTILINE))
     assert "ringing" in handled and "error" in handled
     assert set(described["messages"]) == {"auth"} | handled
     for name in WEBSOCKET_MESSAGES:

@@ -13,7 +13,7 @@ PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py",
         "calls/rebuild.py", "ami/action.py", "pipeline.py", "yamlconfig.py", "routing/model.py",
         "routing/router.py", "ivr/engine.py", "agi/protocol.py", "agents/board.py", "cases/model.py",
         "cases/schedule.py", "cases/stats.py", "sim/traffic.py", "auth_throttle.py", "stats/measures.py",
-        "stats/rows.py", "stats/export.py",
+        "stats/rows.py", "stats/export.py", "stats/live.py",
         "hotspots/text.py", "hotspots/detect.py"]
 IO = {"asyncio", "aiohttp", "sqlalchemy", "panoramisk", "asyncpg", "aiosqlite", "socket",
       "cti.store", "cti.ami.client", "cti.service", "cti.cli"}

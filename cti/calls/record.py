@@ -127,6 +127,8 @@ class LiveCall:
     citizen_channel: str  # what a Redirect moves
     agent_channel: str  # the answering leg, what a BlindTransfer or Atxfer is sent on ("" once gone)
     recording: str = ""  # the file the dialplan records it into, once known
+    queued_at: float | None = None  # when it joined the queue (its wait starts there: cti.stats.measures)
+    rung: bool = False  # a phone rang for it (a parallel ring waits from the arrival)
 
     def to_json(self, zone: ZoneInfo | None = None) -> dict[str, Any]:
         return {

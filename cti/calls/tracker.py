@@ -144,6 +144,7 @@ class CallTracker(TransferTracking, Rebuilding):
             treatment=call.treatment, arrived_at=call.arrived_at, queue=call.queue, answered_at=call.answered_at,
             answered_by=call.answered_by, citizen_channel=citizen.name if citizen else "",
             agent_channel=agent.name if agent else "", recording=call.recording or call.requested_recording,
+            queued_at=call.queued_at, rung=bool(call.legs),
         )
 
     def live_calls(self) -> list[LiveCall]:

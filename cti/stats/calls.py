@@ -48,12 +48,21 @@ async def call_statistics(engine: AsyncEngine, by: str, zone: ZoneInfo, since: d
                           until: datetime | None = None, *, unit: str | None = None) -> list[CallStatsRow]:
     """One row per group, sorted by key, and a last row "total", of the calls that arrived from ``since``
     (included) to ``until`` (excluded); with ``unit``, only the calls to that unit's numbers."""
+    groups = await call_sums(engine, by, zone, since, until, unit=unit)
+    rows = [] if by == "total" else [g.row() for g in groups]
+    return [*rows, total(groups).row()]
+
+
+async def call_sums(engine: AsyncEngine, by: str, zone: ZoneInfo, since: datetime | None = None,
+                    until: datetime | None = None, *, unit: str | None = None) -> list[CallSums]:
+    """What call_statistics makes its rows of: the database's sums per group, sorted by key (the wallboard
+    starts its day's figures from the total of these)."""
     if by not in CALL_GROUPS:
         raise ValueError(f"group by one of {', '.join(CALL_GROUPS)}")
     dialect = engine.dialect.name
     period = await bounds(engine, C.arrived_at, since, until)
     if period is None:
-        return [total([]).row()]
+        return []
     key: ColumnElement[Any]
     if by in ("hour", "day"):
         key = local_text(dialect, C.arrived_at, zone, by, *period)
@@ -88,5 +97,4 @@ async def call_statistics(engine: AsyncEngine, by: str, zone: ZoneInfo, since: d
                        int(row[10] or 0))
               for row in result if row[2]]
     groups.sort(key=lambda g: g.key)
-    rows = [] if by == "total" else [g.row() for g in groups]
-    return [*rows, total(groups).row()]
+    return groups

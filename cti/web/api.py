@@ -43,6 +43,7 @@ from cti.web.routes import (
     paging,
 )
 from cti.web.schemas import BINARY, PLAIN_TEXT, array, ref
+from cti.web.wallboard import Wallboard
 from cti.webhooks import shown_url
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -84,6 +85,7 @@ class WebContext:
     # a flood's answers do not all fall due together): a client waiting for its answers guesses at most once a
     # second per connection, and a held answer costs a sleeping coroutine, no CPU
     refusal_hold: float = 1.0
+    wallboard: Wallboard | None = None  # the supervisors' board: a snapshot for each of their sockets as it opens
 
 
 CONTEXT = web.AppKey("cti", WebContext)

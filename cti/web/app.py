@@ -33,6 +33,7 @@ def make_app(context: WebContext) -> web.Application:
     for route in routes.table:
         app.router.add_route(route.method, route.path, _endpoint(route))
     app.router.add_get("/", desk_page)
+    app.router.add_get("/wallboard", wallboard_page)
     app.router.add_static("/static/", STATIC)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -115,6 +116,11 @@ async def desk_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "desk.html")
 
 
+async def wallboard_page(request: web.Request) -> web.FileResponse:
+    """The supervisors' wallboard (its data comes over the WebSocket, to supervisors and admins only)."""
+    return web.FileResponse(STATIC / "wallboard.html")
+
+
 @routes.add("GET", "/api/ws", roles=PUBLIC, status=101, extensions={"x-websocket": WEBSOCKET},
             summary="The screen-pop WebSocket: send {\"type\": \"auth\", \"token\": …} first (x-websocket has "
                     "every message)",
@@ -139,12 +145,17 @@ async def websocket(call: Call) -> web.WebSocketResponse:
         return socket
     connection = Connection(user, socket.send_str, lambda: socket.close(code=4401, message=b"unauthorized"),
                             token=token)
+    # a supervisor's or admin's socket gets the wallboard whole after hello, then its updates: the snapshot is
+    # taken before the socket joins, with nothing awaited between, so no update falls between the two
+    board = context.wallboard.snapshot_text() if context.wallboard and user.role in ("supervisor", "admin") else ""
     context.hub.attach(connection)
     watch = asyncio.create_task(_watch_token(context, connection), name=f"token-{user.id}")
     status = context.board.status(user.agent_id or "")
     connection.queue.put_nowait(json.dumps({
         "type": "hello", "user": user.to_json(), "agent": status.to_json() if status else None,
         "pbx": "up" if context.link_up() else "down"}, ensure_ascii=False))
+    if board:
+        connection.queue.put_nowait(board)
     try:
         async for message in socket:
             if message.type == WSMsgType.ERROR:

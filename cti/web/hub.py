@@ -71,6 +71,7 @@ class PopHub:
         self._pops: dict[str, set[str]] = {}  # Linkedid -> the people with a pop of it on their desk
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
+        self.alerts: dict[str, dict[str, Any]] = {}  # id -> the alert raised (WsAlert), until it is cleared
 
     # -- connections ----------------------------------------------------------------
 
@@ -182,8 +183,21 @@ class PopHub:
 
     def on_alert(self, message: dict[str, Any]) -> None:
         """An alert raised or cleared ({"type": "alert", …}, schemas.WsAlert): to every supervisor's and admin's
-        desk."""
+        desk. The alerts raised and not cleared are kept, for the wallboard's snapshot."""
+        if message.get("state") == "cleared":
+            self.alerts.pop(message["id"], None)
+        else:
+            self.alerts[message["id"]] = message
         self._deliver(self._supervisors(), message)
+
+    def to_supervisors(self, message: dict[str, Any]) -> None:
+        """A message for every supervisor's and admin's socket (the wallboard's updates)."""
+        self._deliver(self._supervisors(), message)
+
+    @property
+    def supervising(self) -> int:
+        """Supervisors' and admins' sockets open."""
+        return len(self._supervising)
 
     def on_link(self, up: bool) -> None:
         """The PBX link went down or came back: every desk shows it."""

@@ -328,6 +328,34 @@ _CASE_SUMMARY = obj({
     "content": text("the first 80 characters"), "due_at": nullable(time()), "satisfaction": _CASE["satisfaction"]},
     "An earlier case of the caller")
 
+_EPOCH = "seconds since the epoch (for the board's timers)"
+_BOARD_CALL: dict[str, Schema] = {
+    "linkedid": text(), "caller": text("the caller's number masked (139****5678): a wall screen is public"),
+    "dialled_number": text(), "unit": text("the unit owning the number dialled"), "unit_id": text(),
+    "arrived_at": number(_EPOCH), "answered_at": nullable(number(_EPOCH))}
+_BOARD: dict[str, Schema] = {
+    "now": number("the service's clock, seconds since the epoch: the board's timers count from it"),
+    "agents": array(obj({**_AGENT_STATUS["properties"], "call": nullable(obj(_BOARD_CALL, "the call the agent "
+                                                                                          "is on"))}),
+                    "every agent of agents.yaml, their state (since: when it began) and call"),
+    "seats": array(obj({"id": text(), "name": text(), "unit": text("its unit's id"), "device": text(),
+                        "call": nullable(obj(_BOARD_CALL))}), "the remote seats (远端座席) and their calls"),
+    "queue": obj({"waiting": integer("callers waiting for a person (in the queue or ringing phones)", minimum=0),
+                  "longest_since": nullable(number("when the longest wait began (" + _EPOCH + ")")),
+                  "calls": array(obj({**_BOARD_CALL, "since": number("when its wait began (" + _EPOCH + ")"),
+                                      "queue": text()}), "the longest waits, longest first (at most 12)")}),
+    "today": ref("CallStatsRow"),
+    "window": obj({"minutes": integer("settings wallboard.alert_window"),
+                   "offered": integer("calls of the window whose 15-second outcome is known", minimum=0),
+                   "answered_in_15s": integer(minimum=0),
+                   "undecided": integer("waiting, under 15 s yet", minimum=0),
+                   "rate": nullable(number("the 15-second answer rate of the window"))},
+                  "the calls that arrived in the last minutes (the alert's)"),
+    "units": array(obj({"unit_id": text(), "name": text(), "waiting": integer(minimum=0),
+                        "talking": integer(minimum=0)}), "the units whose numbers have live calls"),
+    "pbx": choice(("up", "down"), "the AMI link"),
+}
+
 WEBSOCKET_MESSAGES: dict[str, Schema] = {
     "WsAuth": obj({"type": const("auth"), "token": text("a bearer token (POST /api/session, cti token)")},
                   "The client's first message, within 5 s (browsers cannot set an Authorization header)"),
@@ -372,6 +400,18 @@ WEBSOCKET_MESSAGES: dict[str, Schema] = {
                                                      "counts, since when… (README: Hotspots and risk alerts)"},
         "at": time("when it was raised (or cleared)"),
     }, "A risk alert raised or cleared: to every supervisor's and admin's desk"),
+    "WsWallboard": obj({
+        "type": const("wallboard"), **_BOARD,
+        "alerts": array(ref("WsAlert"), "the alerts raised and not cleared yet"),
+        "thresholds": obj({"answer_rate": number("settings wallboard.alert_answer_rate (a fraction)"),
+                           "wait": number("settings wallboard.alert_wait (seconds)"),
+                           "min_calls": integer("settings wallboard.alert_min_calls")})},
+        "The wallboard whole: to a supervisor's or admin's socket right after hello (again after every "
+        "reconnect); wallboard_update messages follow"),
+    "WsWallboardUpdate": obj({"type": const("wallboard_update"), **_BOARD},
+                             "What changed on the wallboard (coalesced, at most every settings wallboard.interval "
+                             "seconds): the agents and seats that changed (replace them by agent_id, id), the "
+                             "other parts whole; to every supervisor's and admin's socket"),
 }
 _SERVER_MESSAGES = [name for name in WEBSOCKET_MESSAGES if name != "WsAuth"]
 WEBSOCKET_MESSAGES["WsServerMessage"] = {"oneOf": [ref(name) for name in _SERVER_MESSAGES],
@@ -382,8 +422,10 @@ WEBSOCKET: Schema = {
     "description": "Screen-pops and state changes. Connect, send WsAuth first (within 5 s), then receive JSON text "
                    "messages, one per frame: hello first, then as things happen. A pop reaches only the agent "
                    "whose phone rings; agent messages reach the agent and every supervisor and admin; link "
-                   "messages reach everyone; alert messages reach every supervisor and admin. The service pings every 20 s. A desk that does not read falls "
-                   "1,000 messages behind and is disconnected.",
+                   "messages reach everyone; alert messages reach every supervisor and admin. A supervisor's or "
+                   "admin's socket gets the wallboard whole after hello, then wallboard_update messages. The "
+                   "service pings every 20 s. A desk that does not read falls 1,000 messages behind and is "
+                   "disconnected.",
     "client": ref("WsAuth"),
     "server": ref("WsServerMessage"),
     "messages": {m["properties"]["type"]["const"]: ref(name)

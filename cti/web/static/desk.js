@@ -482,6 +482,12 @@ function connect() {
 async function startDesk() {
   const who = await api("GET", "/api/me");
   me = who.user;
+  if (me.role === "supervisor" || me.role === "admin") { location.replace("/wallboard"); return; } // their board
+  if (me.role === "integrator") {
+    signOut();
+    $("signin-error").textContent = "单位接口账号不能登录坐席台";
+    return;
+  }
   zone = who.timezone || zone;
   $("clock").title = `服务时区 ${zone}`;
   $("signin").hidden = true;
