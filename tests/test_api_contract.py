@@ -4,7 +4,6 @@ a desk scenario and the webhooks a unit receives match the schemas it declares."
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -32,10 +31,10 @@ from cti.webhooks import WebhookSender, call_ended
 from tests.conftest import REPO_PATHS
 from tests.contract import Contract, document
 from tests.desk_harness import PASSWORD, Desk, running_desk
-from tests.fakeami import Session, first_index, transcript, until
-from tests.test_desk import CALL, member_event, p5_with_pause, recording_of
+from tests.fakeami import Session, until
+from tests.test_desk import CALL, member_event, p5_with_pause, recording_of, ringing_then_lost
 
-NOT_API = {"/", "/wallboard", "/static"}  # the desk page, the wallboard and their files
+NOT_API = {"/", "/wallboard", "/stats", "/static"}  # the desk page, the wallboard, the statistics page, their files
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -339,10 +338,8 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
 async def test_pops_of_a_lost_link_and_a_refused_socket_match_the_document(tmp_path: Path) -> None:
     """The stale pop after a reconnect (link down, cleared, link up) and a socket's refused token."""
     contract = Contract()
-    ringing = transcript("P5_sip_agent_blind_110")
-    answer = first_index(ringing, b"Event: DialEnd", b"DialStatus: ANSWER", b"DestChannel: PJSIP/agent1001")
-    ringing.script = ringing.script[:answer]  # cut while agent1001's phone rings
-    ringing.gate = asyncio.Event()
+    ringing = ringing_then_lost()
+    assert ringing.gate is not None
     async with running_desk(tmp_path, [ringing, Session(close_at_end=False)]) as desk:
         agent = await desk.user("1001", "agent", "1001")
         async with desk.socket(agent) as mine:

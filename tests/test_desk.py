@@ -286,12 +286,19 @@ async def test_recording_is_played_only_to_whom_may_hear_it(tmp_path: Path) -> N
         assert all(e["at"].endswith("+08:00") for e in detail["timeline"])  # the service's zone, as every time
 
 
-async def test_a_stale_pop_is_cleared_after_a_reconnect(tmp_path: Path) -> None:
-    """The link drops while agent1001's phone rings; after the reconnect the call is gone."""
+def ringing_then_lost() -> Session:
+    """P5 cut while agent1001's phone rings; the link drops when the session's gate opens."""
     ringing = transcript("P5_sip_agent_blind_110")
     answer = first_index(ringing, b"Event: DialEnd", b"DialStatus: ANSWER", b"DestChannel: PJSIP/agent1001")
-    ringing.script = ringing.script[:answer]  # cut while agent1001's phone rings
+    ringing.script = ringing.script[:answer]
     ringing.gate = asyncio.Event()
+    return ringing
+
+
+async def test_a_stale_pop_is_cleared_after_a_reconnect(tmp_path: Path) -> None:
+    """The link drops while agent1001's phone rings; after the reconnect the call is gone."""
+    ringing = ringing_then_lost()
+    assert ringing.gate is not None
     async with running_desk(tmp_path, [ringing, Session(close_at_end=False)]) as desk:
         agent = await desk.user("1001", "agent", "1001")
         async with desk.socket(agent) as mine:
