@@ -25,6 +25,7 @@ from cti.calls.tracker import CallTracker
 from cti.cases.service import CaseService
 from cti.configuration import Configuration, load_configuration
 from cti.desk.actions import Desk
+from cti.hotspots.service import HotspotService
 from cti.ivr.engine import Outcome
 from cti.pipeline import CallPipeline
 from cti.resync import Resync
@@ -37,6 +38,7 @@ from cti.store.journal import CallJournal
 from cti.store.writer import RecordWriter
 from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
+from cti.web.hotspot_api import HOTSPOTS
 from cti.web.hub import PopHub
 from cti.web.metrics import Readings, registry
 from cti.web.wallboard import Wallboard
@@ -88,6 +90,9 @@ class Service:
             cases=self.cases, metrics=lambda: generate_latest(self._metrics),
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
             softphone=softphone, forwarded_for=settings.web.forwarded_for, wallboard=self.wallboard))
+        self.hotspots = HotspotService(database.engine, database.outbox, lambda: self.configuration.catalogue.alerts,
+                                       settings.zone, notify=self.hub.on_alert)
+        self.web[HOTSPOTS] = self.hotspots
         self.web_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = registry(self.readings)
@@ -219,6 +224,7 @@ class Service:
         finished = asyncio.Event()
         sweeping = asyncio.create_task(self.cases.run(finished), name="case-sweep")
         intake = asyncio.create_task(self.cases.intake(finished), name="case-intake")
+        detecting = asyncio.create_task(self.hotspots.run(finished), name="hotspot-sweep")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait([link, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -235,9 +241,10 @@ class Service:
                 await asyncio.wait([link], timeout=2)
                 link.cancel()
             # a sweep or a case being opened finishes its database work before the database closes
-            await asyncio.wait([sweeping, intake, *self._tasks], timeout=5)
+            await asyncio.wait([sweeping, intake, detecting, *self._tasks], timeout=5)
             sweeping.cancel()
             intake.cancel()
+            detecting.cancel()
             await self.journal.close()
             await self.writer.close()
             await self.webhooks.close()

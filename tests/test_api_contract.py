@@ -41,7 +41,7 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     spec = document()
     validate_spec(spec)
     assert spec["openapi"] == "3.1.0"
-    assert set(spec["webhooks"]) == {"call.ended", "case"}
+    assert set(spec["webhooks"]) == {"call.ended", "case", "alert"}
     ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids)), "operationIds are unique"
 
@@ -309,6 +309,13 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
         await checked(desk, c, "GET", "/api/stats/calls", agent, expect=403)
         await checked(desk, c, "GET", "/api/stats/calls", loose, expect=403)
         await checked(desk, c, "GET", "/api/stats/calls?by=week", supervisor, expect=422)
+        await checked(desk, c, "GET", "/api/hotspots", supervisor)
+        await checked(desk, c, "GET", "/api/hotspots", unit)
+        await checked(desk, c, "GET", "/api/alerts", supervisor)
+        await checked(desk, c, "GET", "/api/alerts", unit, expect=403)
+        await checked(desk, c, "GET", "/api/stats/heat?from=2026-01-01&to=2099-12-31", supervisor)
+        await checked(desk, c, "GET", "/api/stats/heat", unit)
+        await checked(desk, c, "GET", "/api/stats/heat", loose, expect=403)
 
         await checked(desk, c, "GET", "/api/calls", supervisor)
         await checked(desk, c, "GET", "/api/calls?caller=13800000043&limit=1", unit)

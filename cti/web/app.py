@@ -15,7 +15,10 @@ from cti.ami.action import UnsafeAction
 from cti.ami.client import AmiActionError, AmiDisconnected, AmiTimeout
 from cti.cases.model import CaseError
 from cti.desk.actions import DeskError
-from cti.web import case_api  # noqa: F401 - registers the case routes
+from cti.web import (
+    case_api,  # noqa: F401 - registers the case routes
+    hotspot_api,  # noqa: F401 - registers the hotspot routes
+)
 from cti.web.api import CONTEXT, TOKEN, WebContext, routes
 from cti.web.hub import Connection
 from cti.web.routes import PUBLIC, ApiError, Call, Route, check_path, validate
@@ -34,6 +37,7 @@ def make_app(context: WebContext) -> web.Application:
         app.router.add_route(route.method, route.path, _endpoint(route))
     app.router.add_get("/", desk_page)
     app.router.add_get("/wallboard", wallboard_page)
+    app.router.add_get("/stats", stats_page)
     app.router.add_static("/static/", STATIC)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -114,6 +118,11 @@ async def openapi(call: Call) -> dict[str, Any]:
 
 async def desk_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "desk.html")
+
+
+async def stats_page(request: web.Request) -> web.FileResponse:
+    """The statistics page: trends, the category × district table, hotspots and alerts (its data: the API)."""
+    return web.FileResponse(STATIC / "stats.html")
 
 
 async def wallboard_page(request: web.Request) -> web.FileResponse:
