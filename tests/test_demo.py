@@ -48,8 +48,8 @@ def workspace(tmp_path: Path) -> Settings:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path) -> AsyncIterator[Demo]:
-    demo = Demo(workspace(tmp_path), DemoOptions(rate=0, scale=SCALE, seed=7, workdir=tmp_path / "demo",
+async def running(tmp_path: Path, scale: float = SCALE) -> AsyncIterator[Demo]:
+    demo = Demo(workspace(tmp_path), DemoOptions(rate=0, scale=scale, seed=7, workdir=tmp_path / "demo",
                                                  transfer_share=0))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(demo.run(stop, ready=ready))

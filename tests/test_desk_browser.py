@@ -354,3 +354,88 @@ async def test_on_the_demo_the_case_form_saves_and_tasks_are_worked_off(tmp_path
         assert [m.linkedid for m in await demo.service.database.cases.missed(states=("called_back",))] == ["8.1"]
         assert timedelta(0) <= datetime.now(UTC) - case.created_at < timedelta(minutes=5)
         await page.close()
+
+
+# -- the wallboard ---------------------------------------------------------------------------------
+
+BOARD_SCREENS = {"1920x1080": {"width": 1920, "height": 1080}, "1366x768": SCREEN}
+
+
+async def overlapping(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """The board's boxes (tiles, cards, agents) that overlap one another, or stick out of the window."""
+    return list(await page.evaluate("""() => {
+        const found = [];
+        const boxes = (selector) => [...document.querySelectorAll(selector)].map((e) => [e, e.getBoundingClientRect()]);
+        const apart = (a, b) => a.right <= b.left + 0.5 || b.right <= a.left + 0.5 || a.bottom <= b.top + 0.5
+            || b.bottom <= a.top + 0.5;
+        for (const selector of [".tile", ".main > .card, .side > .card", "#agents .agent"]) {
+            const list = boxes(selector);
+            const name = (e) => e.id || e.className;
+            list.forEach(([e, r], i) => {
+                if (r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) found.push(`${name(e)} out`);
+                list.slice(i + 1).forEach(([f, s]) => { if (!apart(r, s)) found.push(`${name(e)} ${name(f)}`); });
+            });
+        }
+        return found;
+    }"""))
+
+
+async def test_on_the_demo_the_wallboard_is_live(tmp_path: Path, browser) -> None:
+    """A supervisor signing in at the desk lands on the wallboard: both agents on calls (callers masked), two
+    callers waiting, every word Chinese, nothing overlapping or scrolling at 1920×1080 and 1366×768; a new
+    caller appears without a reload, a reload (a reconnect) shows the board again, 监听 rings the
+    supervisor's phone; an agent signing in at /wallboard lands on the desk."""
+    async with running(tmp_path, scale=1.0) as demo:  # in real time: the board's timers run from the PBX's times
+        assert demo.service is not None
+        base = f"http://127.0.0.1:{demo.service.web_port}"
+        supervisor = next((u, p) for u, p, role in demo.sign_ins if role == "supervisor" and u != "supervisor")
+        for n in range(4):  # 1001 and 1002 answer two; two wait
+            demo.world.call("12345", Citizen(f"1390000{n:04d}", "市民", talk_seconds=6000, patience=6000))
+            await asyncio.sleep(0.3)
+        shots, waiting = {}, 2
+        for name, screen in BOARD_SCREENS.items():
+            context = await browser.new_context(viewport=screen, timezone_id=BROWSER_ZONE)
+            page = await context.new_page()
+            await page.goto(base + "/")
+            await page.fill("#user", supervisor[0])
+            await page.fill("#password", supervisor[1])
+            await page.click("#signin-button")
+            await page.wait_for_url(base + "/wallboard")
+            await page.wait_for_selector("#board:not([hidden])")
+            await page.wait_for_function("document.querySelectorAll('#agents .agent .call').length === 2",
+                                         timeout=15000)
+            await page.wait_for_function(f"document.querySelectorAll('#queue li[data-linkedid]').length === {waiting}",
+                                         timeout=15000)
+            await asyncio.sleep(1.2)  # a timer's tick
+            assert await page.inner_text("#pbx") == "已连接"
+            assert re.fullmatch(r"139\*+000[0-3] → 12345\s+\d\d:\d\d",
+                                (await page.inner_text("#agents .agent .call")).strip()), \
+                await page.inner_text("#agents .agent .call")
+            assert await page.inner_text("#t-waiting b") == str(waiting)
+            assert await visible_english(page) == []
+            scroll_height, height, scroll_width, width = await fits(page)
+            assert scroll_height <= height and scroll_width <= width
+            assert await overlapping(page) == []
+            shots[name] = tmp_path / f"wallboard-{name}.png"
+            await page.screenshot(path=str(shots[name]))
+            if name == "1920x1080":
+                demo.world.call("12345", Citizen("13900000099", "市民", talk_seconds=6000, patience=6000))
+                await page.wait_for_function("document.querySelector('#t-waiting b').textContent === '3'",
+                                             timeout=10000)
+                await page.reload()  # a reconnect: the board whole again
+                await page.wait_for_function("document.querySelector('#t-waiting b').textContent === '3'",
+                                             timeout=10000)
+                await page.click("#agents .agent .spy button[data-mode=listen]")
+                await page.wait_for_selector("#status:has-text('请接听您的话机')", timeout=10000)
+                waiting = 3
+            await context.close()
+        agent, password, _ = demo.sign_ins[0]
+        context = await browser.new_context(viewport=SCREEN, timezone_id=BROWSER_ZONE)
+        page = await context.new_page()
+        await page.goto(base + "/wallboard")
+        await page.fill("#user", agent)
+        await page.fill("#password", password)
+        await page.click("#signin-button")
+        await page.wait_for_url(base + "/")
+        await page.wait_for_selector("#desk:not([hidden])")
+        await context.close()

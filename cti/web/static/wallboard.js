@@ -117,11 +117,12 @@ function drawAgents() {
     card.append(line);
     if (a.call) {
       const call = el("div", "call");
-      call.append(`${callText(a.call)} · 通话 `);
+      const who = el("span", "", callText(a.call));
       const talk = el("span", "timer", elapsed(a.call.answered_at));
       talk.dataset.since = a.call.answered_at || "";
-      call.append(talk);
-      call.title = call.textContent;
+      talk.title = "通话时长";
+      call.append(who, talk);
+      call.title = `${callText(a.call)} · 通话`;
       card.append(call);
       if (me && me.role === "supervisor") {
         const spy = el("div", "spy");
@@ -201,7 +202,8 @@ function drawFigures() {
       longest && now() / 1000 - longest > thresholds.wait ? "bad" : "");
   }
   if (today) {
-    tile("t-calls", String(today.asked), `接通 ${today.answered} · 放弃 ${today.abandoned} · 5秒内挂机 ${today.short_abandons}`);
+    tile("t-calls", String(today.asked), `接通 ${today.answered} · 放弃 ${today.abandoned}`);
+    $("t-calls").title = `5秒内挂机 ${today.short_abandons}（不计入各率的分母）`;
     tile("t-rate15", percent(today.answer_rate_15s), `${today.answered_in_15s} / ${today.offered}`,
       today.answer_rate_15s === null ? "" : today.answer_rate_15s < thresholds.answer_rate ? "bad" : "good");
     tile("t-abandon", percent(today.abandon_rate), `接通率 ${percent(today.answer_rate)}`);
