@@ -144,6 +144,7 @@ class Demo:
         lines = [
             "", f"cti demo: a simulated Asterisk 22 and cti, {calling}", "",
             f"  desk            {web}",
+            f"  wallboard       {web}wallboard   (sign in as a supervisor)",
             f"  API document    {web}api/openapi.json",
             f"  AMI (simulated) 127.0.0.1:{self.settings.ami.port}  user cti, secret {self.secret}",
             f"  FastAGI         127.0.0.1:{self.service.agi_port}",
@@ -151,7 +152,8 @@ class Demo:
             "  sign-ins:"]
         lines += [f"    {user:<11} {password}   ({role})" for user, password, role in self.sign_ins]
         lines += ["", "  Sign in as an agent: that agent's calls now ring on your desk; press 接听 to answer,",
-                  "  110 to hand the citizen over. Records: cti calls --db " + self.settings.database.url,
+                  "  110 to hand the citizen over. A supervisor lands on the wallboard (监听, 耳语, 强插 through",
+                  "  9001's phone). Records: cti calls --db " + self.settings.database.url,
                   "  Ctrl-C stops.", ""]
         print("\n".join(lines), flush=True)
 
