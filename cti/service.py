@@ -254,7 +254,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """``cti serve``: refuses to start on a bad configuration (ConfigError); SIGHUP reloads it."""
     configuration = load_configuration(settings)
     log.info("configuration: %s (files: %s)", configuration.summary(), settings.files)
-    database = await Database.open(settings.database.url)
+    database = await Database.open(settings.database.url, zone=settings.zone)  # the tallies' local hours
     try:
         service = Service(settings, database, configuration)
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.reload)

@@ -1,5 +1,7 @@
 """The call measures of cti.stats.measures over a period, counted by the database: one GROUP BY over the calls
-that arrived in it (by hour of the day, day, queue, unit or agent), the averages made from its sums."""
+that arrived in it (by hour of the day, day, queue, unit or agent), the averages made from its sums; or, for a
+period of whole local hours or days, over the running tallies of cti.stats.tallies (a year: some 35,000 to
+110,000 rows instead of a million calls)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti.stats.measures import ANSWER_TARGET, SHORT_ABANDON
 from cti.stats.rows import CALL_GROUPS, NONE, CallStatsRow, CallSums, total
-from cti.store.models import CallRow
+from cti.stats.tallies import READS, SPANS, aligned
+from cti.store.models import CallRow, CallTallyRow
 from cti.store.sql import local_text, seconds_between
+from cti.store.tallies import tally_zone
 
 C = CallRow.__table__.c
+T = CallTallyRow.__table__.c
 
 
 def asked_for_a_person() -> ColumnElement[bool]:
@@ -54,11 +59,51 @@ async def call_statistics(engine: AsyncEngine, by: str, zone: ZoneInfo, since: d
 
 
 async def call_sums(engine: AsyncEngine, by: str, zone: ZoneInfo, since: datetime | None = None,
-                    until: datetime | None = None, *, unit: str | None = None) -> list[CallSums]:
+                    until: datetime | None = None, *, unit: str | None = None,
+                    use_tallies: bool = True) -> list[CallSums]:
     """What call_statistics makes its rows of: the database's sums per group, sorted by key (the wallboard
-    starts its day's figures from the total of these)."""
+    starts its day's figures from the total of these). Read from the tallies when they can give them (the
+    tallies' zone, a period of whole local hours, or days by unit or agent, everyone's calls), else counted
+    from the calls: the same figures."""
     if by not in CALL_GROUPS:
         raise ValueError(f"group by one of {', '.join(CALL_GROUPS)}")
+    if use_tallies and unit is None:
+        async with engine.connect() as connection:
+            tallied = await tally_zone(connection)
+        span = SPANS[READS[by]]
+        if tallied is not None and tallied.key == zone.key and aligned(since, zone, span) \
+                and aligned(until, zone, span):
+            return await tally_sums(engine, by, since, until)
+    return await counted_sums(engine, by, zone, since, until, unit=unit)
+
+
+async def tally_sums(engine: AsyncEngine, by: str, since: datetime | None, until: datetime | None) -> list[CallSums]:
+    """call_sums from the tallies (cti.stats.tallies), for a period on their zone's hours or days."""
+    grouping = READS[by]
+    key: ColumnElement[Any] = {"hour": T.hour, "day": T.day, "total": literal("total")}.get(by, T.key)
+    filters = [T.grouping == grouping]
+    if since is not None:
+        filters.append(T.starts_at >= since)
+    if until is not None:
+        filters.append(T.starts_at < until)
+    query = select(key, func.max(T.name), *(func.sum(T[name]) for name in (
+        "asked", "short_abandons", "answered", "answered_in_15s", "wait_ms")), func.max(T.max_wait_ms),
+        *(func.sum(T[name]) for name in ("answer_wait_ms", "talk_sum", "talked"))).where(*filters).group_by(key)
+    async with engine.connect() as connection:
+        result = list(await connection.execute(query))
+    groups = [CallSums(NONE.get(by, "") if not row[0] else str(row[0]), row[1] or "", int(row[2]),
+                       int(row[3] or 0), int(row[4] or 0), int(row[5] or 0),
+                       int(row[6] or 0) / 1000, None if row[7] is None else int(row[7]) / 1000,
+                       int(row[8] or 0) / 1000, float(row[9] or 0), int(row[10] or 0))
+              for row in result if row[2]]
+    groups.sort(key=lambda g: g.key)
+    return groups
+
+
+async def counted_sums(engine: AsyncEngine, by: str, zone: ZoneInfo, since: datetime | None = None,
+                       until: datetime | None = None, *, unit: str | None = None) -> list[CallSums]:
+    """call_sums counted from the calls themselves: one GROUP BY over those of the period (a unit's through
+    ix_calls_unit_arrived)."""
     dialect = engine.dialect.name
     period = await bounds(engine, C.arrived_at, since, until)
     if period is None:

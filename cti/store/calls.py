@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from cti.calls.events import CallEvent, event_from_data
 from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
+from cti.store import tallies as call_tallies
 from cti.store.models import CallEventRow, CallInProgressRow, CallRow
 from cti.store.outbox import Message, OutboxStore
 from cti.store.sql import insert_new, upsert
@@ -56,6 +57,7 @@ class CallStore:
         """Write finished calls in one transaction, with the webhook ``messages`` that report
         them (a stored call always has its message); a Linkedid already stored is left as it
         is, so writing the same call twice is harmless (so is its message, under its key).
+        The new calls are added to the statistics' tallies (cti.store.tallies) in the same transaction.
         Returns how many calls were new."""
         if not records:
             return 0
@@ -67,6 +69,7 @@ class CallStore:
             rows = [row for linkedid in inserted for row in _event_rows(by_id[linkedid])]
             if rows:
                 await session.execute(insert_new(self._dialect, CallEventRow), rows)
+            await call_tallies.add(session, self._dialect, [by_id[linkedid] for linkedid in inserted])  # new only
             queued = await self.outbox.stage(session, messages, datetime.now(UTC))
             await session.execute(delete(CallInProgressRow).where(CallInProgressRow.linkedid.in_(list(by_id))))
         if queued:

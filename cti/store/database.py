@@ -7,10 +7,12 @@ import os
 import stat
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from cti.store import tallies as call_tallies
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
 from cti.store.models import Base, TokenRow
@@ -29,15 +31,18 @@ class Database:
         self.cases = CaseStore(engine, self.outbox)
 
     @classmethod
-    async def open(cls, url: str, **engine_options: Any) -> Database:
+    async def open(cls, url: str, *, zone: ZoneInfo | None = None, **engine_options: Any) -> Database:
         """Connect and create the tables that are missing. ``engine_options`` go to
-        SQLAlchemy's create_async_engine (pool sizes, connect_args)."""
+        SQLAlchemy's create_async_engine (pool sizes, connect_args). ``zone``: the service's,
+        the statistics' tallies are made again in it when they are in another (cti.store.tallies;
+        without it they stay in theirs, made in Asia/Shanghai when there are none yet)."""
         private_sqlite_file(url)
         engine = make_engine(url, **engine_options)
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
             await connection.run_sync(add_missing_columns)
             await connection.run_sync(add_missing_indexes)
+        await call_tallies.ensure(engine, zone)
         return cls(engine)
 
     async def close(self) -> None:

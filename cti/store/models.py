@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,6 +74,41 @@ class CallRow(Base):
         Index("ix_calls_arrived", "arrived_at"),
         Index("ix_calls_unit_arrived", "unit_id", "arrived_at"),  # a unit's integrator reads its own calls
     )
+
+
+class CallTallyRow(Base):
+    """Running tallies of the call measures (cti.stats.tallies): per local hour and queue ("queue"), per local
+    day and unit ("unit"), per local day and agent ("agent"), in the zone of CallTallyZoneRow, added to in the
+    transaction that writes the calls (CallStore.save), rebuilt from the calls when the zone changes. Waits are
+    kept in whole milliseconds (what cti.stats.measures.wait_of counts), so that their sums are exact."""
+
+    __tablename__ = "call_tallies"
+
+    grouping: Mapped[str] = mapped_column(String(8), primary_key=True)  # queue | unit | agent
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)  # the local hour's (queue) or day's start
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)  # the queue, unit_id or answered_by
+    day: Mapped[str] = mapped_column(String(10))  # local YYYY-MM-DD
+    hour: Mapped[str] = mapped_column(String(2))  # local 00-23 ("" for a day's row)
+    name: Mapped[str] = mapped_column(String(128))  # the unit's or agent's name (the greatest seen)
+    asked: Mapped[int]
+    short_abandons: Mapped[int]
+    answered: Mapped[int]
+    answered_in_15s: Mapped[int]
+    wait_ms: Mapped[int] = mapped_column(BigInteger)  # the offered calls' waits
+    max_wait_ms: Mapped[int | None]
+    answer_wait_ms: Mapped[int] = mapped_column(BigInteger)
+    talk_sum: Mapped[float]
+    talked: Mapped[int]
+
+
+class CallTallyZoneRow(Base):
+    """The zone call_tallies' local hours and days are in (one row; none: no tallies, the calls are read)."""
+
+    __tablename__ = "call_tally_zone"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    zone: Mapped[str] = mapped_column(String(64))
+    built_at: Mapped[datetime]
 
 
 class CallEventRow(Base):

@@ -11,6 +11,11 @@ from sqlalchemy import ColumnElement, Insert, Numeric, case, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """``dialect``'s own ``insert`` of ``table``: the one with ``on_conflict_do_…`` and ``excluded``."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
 def insert_new(dialect: str, table: Any, keys: Sequence[str] | None = None) -> Insert:
     """``INSERT … ON CONFLICT DO NOTHING`` on ``dialect`` ("sqlite" or "postgresql"): a row whose
     ``keys`` (any unique constraint when None) are taken already is left as it is, silently. Both
