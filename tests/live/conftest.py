@@ -270,8 +270,8 @@ async def cti(workdir: Path, lab: Lab) -> AsyncIterator[Cti]:
     service.write_settings()
     for user, role in (("1001", "agent"), ("1002", "agent"), ("supervisor", "supervisor")):
         service.command("user", "add", user, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
-    await service.start()
     try:
+        await service.start()  # a cti that does not come up is stopped too (one was left running for an hour)
         for user in ("1001", "1002", "supervisor"):
             await service.sign_in(user)
         await service.api("POST", "/api/agents/1002/logout", "1002")
