@@ -61,6 +61,18 @@ def workspace(folder: Path, agents: int) -> Path:
     return settings
 
 
+async def wait_for_web(session: aiohttp.ClientSession, base: str) -> None:
+    """Until cti's web answers (20 s at most)."""
+    for _ in range(200):
+        try:
+            async with session.get(base + "/api/openapi.json") as reply:
+                if reply.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+
+
 async def tokens(url: str, agent_ids: list[str]) -> dict[str, str]:
     database = await Database.open(url)
     issued = {}
@@ -168,14 +180,7 @@ async def main() -> None:
     base = f"http://127.0.0.1:{web_port}"
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # one socket a desk
-            for _ in range(200):
-                try:
-                    async with session.get(base + "/api/openapi.json") as reply:
-                        if reply.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_for_web(session, base)
             desks = [asyncio.create_task(desk(base, issued[a], a, sent, latencies, pings, measuring, session))
                      for a in desk_ids]
             await asyncio.sleep(2)

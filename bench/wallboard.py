@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.agi import free_port, percentile  # noqa: E402
 from bench.machine import describe  # noqa: E402
-from bench.pops import workspace  # noqa: E402
+from bench.pops import wait_for_web, workspace  # noqa: E402
 from cti.configuration import load_configuration  # noqa: E402
 from cti.settings import load_settings  # noqa: E402
 from cti.sim.traffic import TrafficMix, arrivals  # noqa: E402
@@ -110,14 +110,7 @@ async def main() -> None:
                                   cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             async with aiohttp.ClientSession() as session:
-                for _ in range(200):
-                    try:
-                        async with session.get(base + "/api/openapi.json") as reply:
-                            if reply.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_for_web(session, base)
                 watching = asyncio.create_task(board(base, token, answered, latencies, sizes, measuring, session))
                 mix = TrafficMix(rate=args.rate, hotline_share=1.0, talk=(args.talk * 0.9, args.talk * 1.1),
                                  patience=(600.0, 600.0))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cti.cases.model import CATEGORIES
 from cti.hotspots.detect import RecentCase, RepeatCaller
 from cti.hotspots.text import district, topic_words
+from cti.stats.calls import in_period
 from cti.store.models import CallRow, CaseCallRow, CaseRow
 
 K = CaseRow.__table__.c
@@ -108,11 +109,7 @@ async def heat(engine: AsyncEngine, since: datetime | None, until: datetime | No
                unit: str | None = None) -> dict[str, Any]:
     """The category × district table of the cases opened from ``since`` to ``until``: the districts, most cases
     first, each with its count per category."""
-    filters = [K.state != "merged"]
-    if since is not None:
-        filters.append(K.created_at >= since)
-    if until is not None:
-        filters.append(K.created_at < until)
+    filters = [K.state != "merged", *in_period(K.created_at, since, until)]
     if unit is not None:
         filters.append(K.unit == unit)
     query = select(K.category, K.location, func.count()).where(*filters).group_by(K.category, K.location)

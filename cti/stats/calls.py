@@ -36,6 +36,11 @@ def wait(dialect: str) -> ColumnElement[Any]:
     return case((seconds < 0, 0.0), else_=seconds)
 
 
+def in_period(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """``column`` from ``since`` (included) to ``until`` (excluded); an open end is no condition."""
+    return [*([column >= since] if since is not None else []), *([column < until] if until is not None else [])]
+
+
 async def bounds(engine: AsyncEngine, column: Any, since: datetime | None,
                  until: datetime | None) -> tuple[datetime, datetime] | None:
     """The part of the period that holds times in ``column`` (its first to just after its last, an index's two
@@ -114,11 +119,7 @@ async def counted_sums(engine: AsyncEngine, by: str, zone: ZoneInfo, since: date
     else:
         key = {"queue": C.queue, "unit": C.unit_id, "agent": C.answered_by}.get(by, literal("total"))
     named = {"unit": C.unit, "agent": C.answered_by_name}.get(by, literal(""))
-    filters = [asked_for_a_person()]
-    if since is not None:
-        filters.append(C.arrived_at >= since)
-    if until is not None:
-        filters.append(C.arrived_at < until)
+    filters = [asked_for_a_person(), *in_period(C.arrived_at, since, until)]
     if unit is not None:
         filters.append(C.unit_id == unit)
     calls = select(key.label("key"), named.label("name"), wait(dialect).label("wait"), C.answered_at,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti.cases.model import CATEGORIES, WITH_UNIT
 from cti.cases.stats import GROUPS, Row, rate
-from cti.stats.calls import bounds
+from cti.stats.calls import bounds, in_period
 from cti.store.models import CaseEventRow, CaseRow, MissedCallRow
 from cti.store.sql import local_text
 
@@ -39,11 +39,7 @@ async def case_statistics(engine: AsyncEngine, by: str, zone: ZoneInfo, now: dat
     closed = K.state.in_(("closed", "archived"))
     key: ColumnElement[Any] = {"unit": K.unit, "category": K.category, "legacy_number": K.legacy_number}.get(
         by, literal(""))
-    filters = [K.state != "merged"]  # a duplicate counts in the case it joined
-    if since is not None:
-        filters.append(K.created_at >= since)
-    if until is not None:
-        filters.append(K.created_at < until)
+    filters = [K.state != "merged", *in_period(K.created_at, since, until)]  # a duplicate counts in the case it joined
     if unit is not None:
         filters.append(K.unit == unit)
     period = await bounds(engine, K.created_at, since, until) if by in ("day", "month") else None
