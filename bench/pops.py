@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.agi import free_port, percentile  # noqa: E402
 from bench.machine import describe  # noqa: E402
-from cti.configuration import load_configuration  # noqa: E402
+from cti.configuration import Configuration, load_configuration  # noqa: E402
 from cti.settings import load_settings  # noqa: E402
 from cti.sim.traffic import TrafficMix, arrivals  # noqa: E402
 from cti.sim.world import World  # noqa: E402
@@ -59,6 +59,22 @@ def workspace(folder: Path, agents: int) -> Path:
     settings.write_text(f"database: {{url: 'sqlite:///{folder}/pops.db'}}\n"
                         f"recordings: {{directory: '{folder}/monitor'}}\n", encoding="utf-8")
     return settings
+
+
+def robot_pbx(configuration: Configuration, agi_port: int, secret: str) -> World:
+    """The simulated PBX with every agent of ``configuration`` a robot member of q12345 who answers after 1 s."""
+    world = World(configuration, agi_url=f"agi://127.0.0.1:{agi_port}", secret=secret, seed=3)
+    queue = world.pbx.queues["q12345"]
+    for agent in configuration.directory.agents:
+        world.pbx.endpoints[agent.device].ring_seconds = 1.0
+        queue.add(agent.device, agent.name)
+    return world
+
+
+async def citizens(world: World, configuration: Configuration, rate: float, talk: float) -> None:
+    """Citizens calling 12345 at ``rate`` a second, each talking about ``talk`` seconds, never giving up."""
+    mix = TrafficMix(rate=rate, hotline_share=1.0, talk=(talk * 0.9, talk * 1.1), patience=(600.0, 600.0))
+    await world.traffic(arrivals(configuration.trunk_map, mix, random.Random(4)))
 
 
 async def wait_for_web(session: aiohttp.ClientSession, base: str) -> None:
@@ -151,11 +167,7 @@ async def main() -> None:
 
     agi_port, web_port = free_port(), free_port()
     secret = secrets.token_hex(8)  # the simulated PBX's AMI password, for this run only
-    world = World(configuration, agi_url=f"agi://127.0.0.1:{agi_port}", secret=secret, seed=3)
-    queue = world.pbx.queues["q12345"]
-    for agent in configuration.directory.agents:
-        world.pbx.endpoints[agent.device].ring_seconds = 1.0
-        queue.add(agent.device, agent.name)
+    world = robot_pbx(configuration, agi_port, secret)
     sent: dict[tuple[str, str], float] = {}
     desk_set = set(desk_ids)
     measuring = asyncio.Event()
@@ -184,9 +196,7 @@ async def main() -> None:
             desks = [asyncio.create_task(desk(base, issued[a], a, sent, latencies, pings, measuring, session))
                      for a in desk_ids]
             await asyncio.sleep(2)
-            mix = TrafficMix(rate=args.rate, hotline_share=1.0, talk=(args.talk * 0.9, args.talk * 1.1),
-                             patience=(600.0, 600.0))
-            traffic = asyncio.create_task(world.traffic(arrivals(configuration.trunk_map, mix, random.Random(4))))
+            traffic = asyncio.create_task(citizens(world, configuration, args.rate, args.talk))
             await asyncio.sleep(args.warmup)
             live_at_start = len(world.citizens)
             measuring.set()

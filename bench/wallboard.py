@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import secrets
 import shutil
 import statistics
@@ -34,11 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.agi import free_port, percentile  # noqa: E402
 from bench.machine import describe  # noqa: E402
-from bench.pops import wait_for_web, workspace  # noqa: E402
+from bench.pops import citizens, robot_pbx, wait_for_web, workspace  # noqa: E402
 from cti.configuration import load_configuration  # noqa: E402
 from cti.settings import load_settings  # noqa: E402
-from cti.sim.traffic import TrafficMix, arrivals  # noqa: E402
-from cti.sim.world import World  # noqa: E402
 from cti.store.database import Database  # noqa: E402
 
 
@@ -84,11 +81,7 @@ async def main() -> None:
     token = await supervisor_token(settings.database.url)
     agi_port, web_port = free_port(), free_port()
     secret = secrets.token_hex(8)
-    world = World(configuration, agi_url=f"agi://127.0.0.1:{agi_port}", secret=secret, seed=3)
-    queue = world.pbx.queues["q12345"]
-    for agent in configuration.directory.agents:
-        world.pbx.endpoints[agent.device].ring_seconds = 1.0
-        queue.add(agent.device, agent.name)
+    world = robot_pbx(configuration, agi_port, secret)
     answered: dict[str, float] = {}
     measuring = asyncio.Event()
     counted = {"answers": 0}
@@ -112,9 +105,7 @@ async def main() -> None:
             async with aiohttp.ClientSession() as session:
                 await wait_for_web(session, base)
                 watching = asyncio.create_task(board(base, token, answered, latencies, sizes, measuring, session))
-                mix = TrafficMix(rate=args.rate, hotline_share=1.0, talk=(args.talk * 0.9, args.talk * 1.1),
-                                 patience=(600.0, 600.0))
-                traffic = asyncio.create_task(world.traffic(arrivals(configuration.trunk_map, mix, random.Random(4))))
+                traffic = asyncio.create_task(citizens(world, configuration, args.rate, args.talk))
                 await asyncio.sleep(args.warmup)
                 live_at_start = len(world.citizens)
                 measuring.set()
