@@ -75,6 +75,7 @@ const FIELDS = {
   target: "转接目标", kind: "转接方式",
 };
 
+import { signInWith, signOutOf } from "/static/session.js";
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("cti-token");
 let me = null;
@@ -562,26 +563,14 @@ function callAction(path, done, what) {
 }
 
 function signOut() {
-  if (token) api("DELETE", "/api/session").catch(() => {});
+  signOutOf(api, token, "desk");
   token = null;
-  sessionStorage.removeItem("cti-token");
   if (socket) socket.close();
-  $("desk").hidden = true;
-  $("signin").hidden = false;
 }
 
-$("signin-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("signin-error").textContent = "";
-  try {
-    const session = await api("POST", "/api/session", { user: $("user").value, password: $("password").value });
-    token = session.token;
-    sessionStorage.setItem("cti-token", token);
-    await startDesk();
-  } catch (error) {
-    $("signin-error").textContent = error.message;
-    $("signin-error").title = error.raw || "";
-  }
+signInWith(api, (signedIn) => {
+  token = signedIn;
+  return startDesk();
 });
 $("login").onclick = agentAction("login");
 $("logout").onclick = agentAction("logout");

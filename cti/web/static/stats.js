@@ -1,6 +1,7 @@
 "use strict";
 // The statistics page (/stats): trends of calls and cases by day, the category × district table, the hotspots
 // found now and the alerts in force. Supervisors and admins see everything; an integrator its unit's (no alerts).
+import { signInWith, signOutOf } from "/static/session.js";
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("cti-token");
 let me = null;
@@ -149,24 +150,13 @@ async function start() {
 }
 
 function signOut() {
-  if (token) api("DELETE", "/api/session").catch(() => {});
+  signOutOf(api, token, "page");
   token = null;
-  sessionStorage.removeItem("cti-token");
-  $("page").hidden = true;
-  $("signin").hidden = false;
 }
 
-$("signin-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("signin-error").textContent = "";
-  try {
-    const session = await api("POST", "/api/session", { user: $("user").value, password: $("password").value });
-    token = session.token;
-    sessionStorage.setItem("cti-token", token);
-    await start();
-  } catch (error) {
-    $("signin-error").textContent = error.message;
-  }
+signInWith(api, (signedIn) => {
+  token = signedIn;
+  return start();
 });
 $("period").addEventListener("submit", (event) => { event.preventDefault(); load(); });
 $("signout").addEventListener("click", signOut);

@@ -16,6 +16,7 @@ const ERRORS = {
   pbx_unavailable: "交换机未连接", pbx_timeout: "交换机无响应", too_many_attempts: "登录失败次数过多，请稍后再试",
 };
 
+import { signInWith, signOutOf } from "/static/session.js";
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("cti-token");
 let me = null;
@@ -330,26 +331,14 @@ async function start() {
 }
 
 function signOut() {
-  if (token) api("DELETE", "/api/session").catch(() => {});
+  signOutOf(api, token, "board");
   token = null;
-  sessionStorage.removeItem("cti-token");
   if (socket) socket.close();
-  $("board").hidden = true;
-  $("signin").hidden = false;
 }
 
-$("signin-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("signin-error").textContent = "";
-  try {
-    const session = await api("POST", "/api/session", { user: $("user").value, password: $("password").value });
-    token = session.token;
-    sessionStorage.setItem("cti-token", token);
-    await start();
-  } catch (error) {
-    $("signin-error").textContent = error.message;
-    $("signin-error").title = error.raw || "";
-  }
+signInWith(api, (signedIn) => {
+  token = signedIn;
+  return start();
 });
 $("signout").onclick = signOut;
 setInterval(tickTimers, 1000);
