@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
+from cti.store import case_tallies
 from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow
 from cti.store.outbox import Message, OutboxStore
 
@@ -38,7 +39,9 @@ class CaseStore:
             session.add(_event_row(dataclasses.replace(event, case_id=row.id)))
             if linkedid:
                 session.add(CaseCallRow(linkedid=linkedid, case_id=row.id, linked_at=case.created_at))
-        return dataclasses.replace(case, id=row.id)
+            created = dataclasses.replace(case, id=row.id)
+            await case_tallies.move(session, self.engine.dialect.name, [(created, False, 1)])
+        return created
 
     async def open_for_calls(self, cases: Sequence[tuple[Case, CaseEvent, str]], missed: Sequence[MissedCall]) -> int:
         """In one transaction: a case for each call that has none yet, and the missed calls not yet
@@ -61,6 +64,7 @@ class CaseStore:
                 await session.execute(insert(CaseCallRow), [
                     {"linkedid": linkedid, "case_id": case_id, "linked_at": case.created_at}
                     for case_id, (case, _, linkedid) in zip(ids, fresh, strict=True)])
+                await case_tallies.move(session, self.engine.dialect.name, [(case, False, 1) for case, _, _ in fresh])
             ids_missed = [m.linkedid for m in missed]
             listed = set(await session.scalars(
                 select(MissedCallRow.linkedid).where(MissedCallRow.linkedid.in_(ids_missed))))
@@ -78,7 +82,10 @@ class CaseStore:
                 update(CaseRow).where(CaseRow.id == before.id, CaseRow.version == before.version).values(**columns))
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise CaseError("conflict", f"case {before.id} was changed by someone else meanwhile; reload it")
+            returned = await case_tallies.was_returned(session, before.id)  # before this event joins them
             session.add(_event_row(event))
+            await case_tallies.move(session, self.engine.dialect.name, [(before, returned, -1),
+                                              (after, returned or event.action == "return", 1)])
             queued = await self.outbox.stage(session, messages, datetime.now(UTC))
         if queued:
             self.outbox.changed()

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from cti.store import case_tallies
 from cti.store import tallies as call_tallies
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
@@ -43,6 +44,7 @@ class Database:
             await connection.run_sync(add_missing_columns)
             await connection.run_sync(add_missing_indexes)
         await call_tallies.ensure(engine, zone)
+        await case_tallies.ensure(engine, zone)
         return cls(engine)
 
     async def close(self) -> None:

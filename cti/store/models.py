@@ -78,7 +78,7 @@ class CallRow(Base):
 
 class CallTallyRow(Base):
     """Running tallies of the call measures (cti.stats.tallies): per local hour and queue ("queue"), per local
-    day and unit ("unit"), per local day and agent ("agent"), in the zone of CallTallyZoneRow, added to in the
+    day and unit ("unit"), per local day and agent ("agent"), in the zone of TallyZoneRow CALL_TALLIES, added to in the
     transaction that writes the calls (CallStore.save), rebuilt from the calls when the zone changes. Waits are
     kept in whole milliseconds (what cti.stats.measures.wait_of counts), so that their sums are exact."""
 
@@ -101,14 +101,46 @@ class CallTallyRow(Base):
     talked: Mapped[int]
 
 
-class CallTallyZoneRow(Base):
-    """The zone call_tallies' local hours and days are in (one row; none: no tallies, the calls are read)."""
+class TallyZoneRow(Base):
+    """The zone the tallies' local hours and days are in: one row for the call tallies (CALL_TALLIES), one for
+    the case tallies (CASE_TALLIES); none: no tallies yet, they are made from the calls or cases. (The table's
+    name is from when it held the call tallies' zone alone.)"""
 
     __tablename__ = "call_tally_zone"
 
-    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    id: Mapped[int] = mapped_column(primary_key=True)  # CALL_TALLIES or CASE_TALLIES
     zone: Mapped[str] = mapped_column(String(64))
     built_at: Mapped[datetime]
+
+
+CALL_TALLIES, CASE_TALLIES = 1, 2
+
+
+class CaseTallyRow(Base):
+    """Running tallies of the case measures (cti.stats.case_tallies): per local day of opening and unit
+    ("unit"), category ("category") or legacy number ("legacy_number"), in the zone of TallyZoneRow
+    CASE_TALLIES, moved in the transaction that writes each case (CaseStore), rebuilt from the cases when the
+    zone changes."""
+
+    __tablename__ = "case_tallies"
+
+    grouping: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # local YYYY-MM-DD the cases were opened
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the unit, category or legacy number
+    cases: Mapped[int]
+    closed: Mapped[int]
+    replied: Mapped[int]
+    on_time: Mapped[int]
+    late: Mapped[int]  # replied late and out of the unit's hands: overdue for good
+    satisfied: Mapped[int]
+    basically_satisfied: Mapped[int]
+    unsatisfied: Mapped[int]
+    unreachable: Mapped[int]
+    first_call_resolved: Mapped[int]
+    dispatched: Mapped[int]
+    returned: Mapped[int]
+    rehandled: Mapped[int]
+    escalated: Mapped[int]
 
 
 class CallEventRow(Base):

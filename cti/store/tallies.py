@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cti.calls.record import CallRecord, Leg
 from cti.stats.tallies import SUMS, tallies
-from cti.store.models import CallRow, CallTallyRow, CallTallyZoneRow
+from cti.store.models import CALL_TALLIES, CallRow, CallTallyRow, TallyZoneRow
 from cti.store.sql import dialect_insert
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,39 @@ DEFAULT_ZONE = "Asia/Shanghai"  # cti.settings' default timezone: a database ope
 _RANG = Leg("", "", "", 0.0, "")  # a call's legs matter to the measures only in whether there are any
 
 
-async def tally_zone(connection: AsyncConnection | AsyncSession, *, share: bool = False) -> ZoneInfo | None:
-    """The zone the tallies are in; None when there are none. With ``share`` (a writer of calls), a rebuild
-    waits for this transaction, and this one for a rebuild (PostgreSQL; SQLite has one writer at a time)."""
-    query = select(CallTallyZoneRow.zone).where(CallTallyZoneRow.id == 1)
+async def tally_zone(connection: AsyncConnection | AsyncSession, *, share: bool = False,
+                     which: int = CALL_TALLIES) -> ZoneInfo | None:
+    """The zone the call (or, ``which`` CASE_TALLIES, case) tallies are in; None when there are none. With
+    ``share`` (a writer of calls or cases), a rebuild waits for this transaction, and this one for a rebuild
+    (PostgreSQL; SQLite has one writer at a time)."""
+    query = select(TallyZoneRow.zone).where(TallyZoneRow.id == which)
     name = (await connection.execute(query.with_for_update(read=True) if share else query)).scalar()
     return ZoneInfo(name) if name else None
+
+
+async def lock_zones(connection: AsyncConnection, which: int) -> None:
+    """A rebuild's start: writers wait for it (PostgreSQL), and the tallies have no zone until it is done."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text(f"LOCK TABLE {TallyZoneRow.__tablename__} IN EXCLUSIVE MODE"))
+    await connection.execute(delete(TallyZoneRow).where(TallyZoneRow.id == which))  # on SQLite, takes the lock
+
+
+async def set_zone(connection: AsyncConnection, which: int, zone: ZoneInfo) -> None:
+    await connection.execute(dialect_insert(connection.dialect.name, TallyZoneRow.__table__),
+                             [{"id": which, "zone": zone.key, "built_at": datetime.now(UTC)}])
+
+
+async def stale(engine: AsyncEngine, zone: ZoneInfo | None, which: int, kind: str) -> ZoneInfo | None:
+    """The zone to make the tallies in at start, or None when they are fine as they are: ``zone`` when they are
+    in another, the default zone when there are none yet and no zone is given."""
+    async with engine.connect() as connection:
+        current = await tally_zone(connection, which=which)
+    if current is not None and (zone is None or zone.key == current.key):
+        return None
+    if current is not None and zone is not None:
+        log.warning("the %s tallies are in %s, the service's zone is %s: making them again", kind, current.key,
+                    zone.key)
+    return zone or ZoneInfo(DEFAULT_ZONE)
 
 
 async def add(session: AsyncSession, dialect: str, records: Sequence[CallRecord]) -> None:
@@ -59,9 +86,7 @@ async def rebuild(engine: AsyncEngine, zone: ZoneInfo) -> int:
                C.ended_at, C.talk_time, C.unit, C.unit_id, C.answered_by, C.answered_by_name)
     counted = 0
     async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"LOCK TABLE {CallTallyZoneRow.__tablename__} IN EXCLUSIVE MODE"))
-        await connection.execute(delete(CallTallyZoneRow))  # on SQLite, the first write takes the lock
+        await lock_zones(connection, CALL_TALLIES)
         await connection.execute(delete(CallTallyRow))
         found: dict[tuple[str, datetime, str], dict[str, Any]] = {}
         result = await connection.stream(select(*columns).execution_options(yield_per=20_000))
@@ -74,8 +99,7 @@ async def rebuild(engine: AsyncEngine, zone: ZoneInfo) -> int:
         insert = dialect_insert(connection.dialect.name, T)
         for at in range(0, len(rows), 5_000):
             await connection.execute(insert, rows[at:at + 5_000])
-        await connection.execute(dialect_insert(connection.dialect.name, CallTallyZoneRow.__table__),
-                                 [{"id": 1, "zone": zone.key, "built_at": datetime.now(UTC)}])
+        await set_zone(connection, CALL_TALLIES, zone)
     log.info("call tallies made in %s from %d calls (%d rows) in %.1f s", zone.key, counted, len(rows),
              time.monotonic() - started)
     return counted
@@ -84,13 +108,9 @@ async def rebuild(engine: AsyncEngine, zone: ZoneInfo) -> int:
 async def ensure(engine: AsyncEngine, zone: ZoneInfo | None) -> None:
     """At start: tallies in ``zone`` (when given and they are in another, they are made again), or in the zone
     they are in, or, none yet, made in ``zone`` or the default zone from the calls there are."""
-    async with engine.connect() as connection:
-        current = await tally_zone(connection)
-    if current is None or (zone is not None and zone.key != current.key):
-        if current is not None:
-            log.warning("the call tallies are in %s, the service's zone is %s: making them again", current.key,
-                        zone.key if zone else "")
-        await rebuild(engine, zone or ZoneInfo(DEFAULT_ZONE))
+    fresh = await stale(engine, zone, CALL_TALLIES, "call")
+    if fresh is not None:
+        await rebuild(engine, fresh)
 
 
 def _merge(found: dict[tuple[str, datetime, str], dict[str, Any]], row: dict[str, Any]) -> None:
