@@ -23,6 +23,9 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 TREATMENTS = ("merged", "remote_seat", "interconnected", "emergency", "excluded")
+# each treatment's 整合方式, as the integration documents (运政发〔2019〕25号) and trunk_map.yaml name it
+TREATMENT_NAMES = {"merged": "直接合并", "remote_seat": "设置远端座席", "interconnected": "对接联通",
+                   "emergency": "话务转接", "excluded": "暂不纳入"}
 AFTER_WINDOW = ("retired_notice", "notice_then_queue", "queue")
 
 # Actions, what the dialplan is asked to do with the call:
@@ -45,7 +48,11 @@ class Window:
         return self.start <= moment.astimezone(zone).date() <= self.end
 
     def ended(self, moment: datetime, zone: ZoneInfo) -> bool:
-        return moment.astimezone(zone).date() > self.end
+        return self.ended_on(moment.astimezone(zone).date())
+
+    def ended_on(self, day: date) -> bool:
+        """Whether the transition is over on ``day`` (a local date): the router's test and the ledger's."""
+        return day > self.end
 
     def end_instant(self, zone: ZoneInfo) -> datetime:
         """The first moment after the window."""
