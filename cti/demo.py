@@ -145,6 +145,7 @@ class Demo:
             "", f"cti demo: a simulated Asterisk 22 and cti, {calling}", "",
             f"  desk            {web}",
             f"  wallboard       {web}wallboard   (sign in as a supervisor)",
+            f"  number ledger   {web}ledger      (public: no sign-in)",
             f"  API document    {web}api/openapi.json",
             f"  AMI (simulated) 127.0.0.1:{self.settings.ami.port}  user cti, secret {self.secret}",
             f"  FastAGI         127.0.0.1:{self.service.agi_port}",

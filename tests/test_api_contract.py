@@ -34,7 +34,8 @@ from tests.desk_harness import PASSWORD, Desk, running_desk
 from tests.fakeami import Session, until
 from tests.test_desk import CALL, member_event, p5_with_pause, recording_of, ringing_then_lost
 
-NOT_API = {"/", "/wallboard", "/stats", "/static"}  # the desk page, the wallboard, the statistics page, their files
+NOT_API = {"/", "/wallboard", "/stats", "/ledger", "/static"}  # the desk, the wallboard, the statistics page, the
+# number ledger, their files
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -92,6 +93,15 @@ def test_x_roles_is_always_a_list() -> None:
     assert spec["paths"]["/api/ws"]["get"]["x-roles"] == []
     assert spec["paths"]["/api/agents"]["get"]["x-roles"] == ["supervisor", "admin"]
     assert spec["paths"]["/api/me"]["get"]["x-roles"] == list(ROLES)
+
+
+def test_the_public_operations_are_those_meant_to_be() -> None:
+    """A route is public only by name here: an empty roles= that slipped in would open it to anyone."""
+    spec = document()
+    public = {(method.upper(), path) for path, ops in spec["paths"].items() for method, op in ops.items()
+              if not op["x-roles"]}
+    assert public == {("POST", "/api/session"), ("GET", "/api/openapi.json"), ("GET", "/api/ws"),
+                      ("GET", "/api/ledger")}
 
 
 def test_the_websocket_and_the_webhooks_are_described() -> None:
@@ -334,6 +344,9 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
         await checked(desk, c, "POST", "/api/admin/reload", supervisor, expect=403)
         await checked(desk, c, "GET", "/api/agents", supervisor)
         await checked(desk, c, "POST", "/api/agents/1001/logout", supervisor)
+        await checked(desk, c, "GET", "/api/ledger?at=2020-07-01")  # public: no token
+        await checked(desk, c, "GET", "/api/ledger?format=csv")
+        await checked(desk, c, "GET", "/api/ledger?at=2020-02-30", expect=422)
         await checked(desk, c, "DELETE", "/api/session", agent)
         await checked(desk, c, "GET", "/api/me", agent, expect=401)
 

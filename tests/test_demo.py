@@ -207,6 +207,7 @@ def test_cti_demo_at_rate_0_runs_with_no_traffic(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "cti demo: a simulated Asterisk 22 and cti, and no citizens calling (--rate 0)" in done.stdout
     assert "desk            http://127.0.0.1:" in done.stdout
+    assert "number ledger   http://127.0.0.1:" in done.stdout
     listed = subprocess.run([sys.executable, "-m", "cti.cli", "calls", "--db", f"sqlite:///{workdir / 'demo.db'}"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert listed.stdout.strip() == "no calls"

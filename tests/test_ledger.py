@@ -1,9 +1,11 @@
 """The number ledger (号码台账): its rows on known days of Yuncheng's map (6-month transition) and Jinan's
 (1 month), the same status as the router's decision on every day around the windows, nothing private in
-it."""
+it; GET /api/ledger as JSON and CSV without a sign-in, against the document."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -15,6 +17,10 @@ from cti.routing.model import NOTICE_THEN_QUEUE, PARALLEL_RING, QUEUE, RETIRED_N
 from cti.routing.router import decide
 from cti.routing.trunkmap import load_trunk_map
 from tests.conftest import REPO
+from tests.contract import Contract
+from tests.desk_harness import running_desk
+from tests.fakeami import Session
+from tests.test_api_contract import checked
 
 YUNCHENG = load_trunk_map(REPO / "trunk_map.yaml")
 JINAN = load_trunk_map(REPO / "examples" / "jinan" / "trunk_map.yaml")
@@ -116,3 +122,48 @@ def test_nothing_internal_is_in_the_ledger() -> None:
     internal |= {YUNCHENG.hotline.queue, "PJSIP", "@carrier", "guidance-", "chuangjian", "market-regulation"}
     assert len(internal) > 40
     assert [s for s in internal if s in document] == []
+
+
+# -- the API -------------------------------------------------------------------------------------
+
+async def test_the_api_without_a_sign_in(tmp_path: Path) -> None:
+    contract = Contract()
+    async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
+        inside = await checked(desk, contract, "GET", "/api/ledger?at=2020-03-01")
+        assert inside == ledger_json(YUNCHENG, date(2020, 3, 1))
+        assert inside["at"] == "2020-03-01" and inside["hotline"] == "12345" and len(inside["numbers"]) == 58
+        assert inside["numbers"][2] == {
+            "number": "12312", "unit": "市商务局", "mode": "merged", "mode_name": "直接合并",
+            "window_start": "2019-12-31", "window_end": "2020-06-30", "status": "transition", "status_name": "过渡期",
+            "call_instead": "12345", "guidance": ""}
+        after = await checked(desk, contract, "GET", "/api/ledger?at=2020-07-01&format=json")
+        assert after["numbers"][2]["status"] == "retired"
+        today = await checked(desk, contract, "GET", "/api/ledger")
+        assert today["at"] == datetime.now(YUNCHENG.zone).date().isoformat()
+
+        async with desk.http.get(desk.base + "/api/ledger?at=2020-07-01&format=csv") as reply:
+            assert reply.status == 200 and reply.content_type == "text/csv" and reply.charset == "utf-8"
+            assert 'filename="ledger-2020-07-01.csv"' in reply.headers["Content-Disposition"]
+            raw = await reply.read()
+        contract.answer("GET", "/api/ledger", 200, "text/csv", raw)
+        assert raw.startswith("\ufeff".encode())  # Excel reads the Chinese as UTF-8
+        table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+        assert table[0] == list(FIELDS) and len(table) == 59
+        assert table[3] == ["12312", "市商务局", "merged", "直接合并", "2019-12-31", "2020-06-30", "retired", "已停用",
+                            "12345", ""]
+        assert table[-1][:2] == ["12310", "市委编办"] and table[-1][4:6] == ["", ""]
+
+        for at, why in (("2020-02-30", "not a day: day is out of range for month"),
+                        ("yesterday", "a day YYYY-MM-DD"), ("2020-3-1", "a day YYYY-MM-DD")):
+            refused = await checked(desk, contract, "GET", f"/api/ledger?at={at}", expect=422)
+            assert refused["error"]["code"] == "invalid" and refused["error"]["details"] == {"fields": {"at": why}}
+        refused = await checked(desk, contract, "GET", "/api/ledger?at=2020-02-30", expect=422)
+        assert refused["error"]["message"] == "invalid query: at '2020-02-30': day is out of range for month"
+        refused = await checked(desk, contract, "GET", "/api/ledger?format=xlsx", expect=422)
+        assert refused["error"]["details"] == {"fields": {"format": "one of json, csv"}}
+
+        async with desk.http.get(desk.base + "/ledger") as reply:
+            assert reply.status == 200 and "号码台账" in await reply.text()
+        for asset in ("ledger.js", "ledger.css"):
+            async with desk.http.get(desk.base + "/static/" + asset) as reply:
+                assert reply.status == 200, asset

@@ -39,7 +39,8 @@ pytestmark = pytest.mark.wheel
 
 # what setup.py copies into the wheel as cti/sample/ (the same layout as the repository's root)
 SAMPLE = ("trunk_map.yaml", "cases.yaml", "agents", "ivr_flows", "recordings/prompts/zh", "asterisk-conf")
-STATIC = ("desk.html", "desk.css", "desk.js", "stats.html", "stats.css", "stats.js", "vendor/echarts.min.js",
+STATIC = ("desk.html", "desk.css", "desk.js", "stats.html", "stats.css", "stats.js", "ledger.html",
+          "ledger.css", "ledger.js", "vendor/echarts.min.js",
           "vendor/ECHARTS-LICENSE.txt", "vendor/ECHARTS-NOTICE.txt", "vendor/README.md")
 # not part of what a wheel is built from
 LEFT_OUT = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", "tests", "bench",

@@ -18,6 +18,7 @@ from cti.desk.actions import DeskError
 from cti.web import (
     case_api,  # noqa: F401 - registers the case routes
     hotspot_api,  # noqa: F401 - registers the hotspot routes
+    ledger_api,  # noqa: F401 - registers the number ledger's route
 )
 from cti.web.api import CONTEXT, TOKEN, WebContext, routes
 from cti.web.hub import Connection
@@ -38,6 +39,7 @@ def make_app(context: WebContext) -> web.Application:
     app.router.add_get("/", desk_page)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/stats", stats_page)
+    app.router.add_get("/ledger", ledger_page)
     app.router.add_static("/static/", STATIC)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -123,6 +125,11 @@ async def desk_page(request: web.Request) -> web.FileResponse:
 async def stats_page(request: web.Request) -> web.FileResponse:
     """The statistics page: trends, the category × district table, hotspots and alerts (its data: the API)."""
     return web.FileResponse(STATIC / "stats.html")
+
+
+async def ledger_page(request: web.Request) -> web.FileResponse:
+    """The public number ledger (号码台账): no sign-in, its data from GET /api/ledger."""
+    return web.FileResponse(STATIC / "ledger.html")
 
 
 async def wallboard_page(request: web.Request) -> web.FileResponse:
