@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,10 +26,12 @@ from cti.configuration import calendar_warning, load_configuration
 from cti.console import cell, command, seconds
 from cti.demo import Demo, DemoOptions
 from cti.replay import TranscriptError, replay
+from cti.routing.ledger import FIELDS, LedgerRow, ledger, ledger_json
 from cti.routing.model import Decision
 from cti.routing.router import decide, guidance_list
 from cti.service import serve
 from cti.settings import Settings, load_settings
+from cti.stats.export import to_csv
 from cti.store.database import Database
 from cti.store.users import UserError
 from cti.yamlconfig import ConfigError
@@ -138,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     guide = command(commands, "guidance", "the lines outside the integration and what agents tell callers (暂不纳入)")
     guide.add_argument("--json", action="store_true")
     guide.set_defaults(command=_guidance)
+
+    book = command(commands, "ledger", "the public number ledger (号码台账): every number of trunk_map.yaml, its "
+                                       "unit, mode, transition window, status on a day and the number to call")
+    book.add_argument("--at", help="YYYY-MM-DD in the trunk map's time zone (default: today)")
+    book.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                      help="table (default), json (as GET /api/ledger) or csv")
+    book.set_defaults(command=_ledger)
 
     user = command(commands, "user", "add a user (agent, supervisor, admin, integrator) or set a password")
     user_commands = user.add_subparsers(required=True, metavar="ACTION")
@@ -289,6 +298,35 @@ async def _guidance(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(entry, ensure_ascii=False) if args.json else
               f"{cell(entry['numbers'], 14)} {entry['unit']}: {entry['guidance']}")
     return 0
+
+
+async def _ledger(args: argparse.Namespace, settings: Settings) -> int:
+    trunk_map = load_configuration(settings).trunk_map
+    day = datetime.now(trunk_map.zone).date() if args.at is None else _day(args.at)
+    if args.format == "json":
+        print(json.dumps(ledger_json(trunk_map, day), ensure_ascii=False, indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(FIELDS, ledger(trunk_map, day), FIELDS[0], bom=False))  # a pipe's: no BOM
+    else:
+        _print_ledger(ledger(trunk_map, day), day, trunk_map.zone.key)
+    return 0
+
+
+def _day(text: str) -> date:
+    """``--at``'s YYYY-MM-DD; a day that does not exist is named."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise UsageError(f'--at "{text}": expected YYYY-MM-DD ({exc})') from None
+
+
+def _print_ledger(rows: Sequence[LedgerRow], day: date, zone: str) -> None:
+    print(f"{len(rows)} numbers on {day} ({zone})")
+    print(f"{'number':9} {'unit':26} {'mode':12} {'window':24} {'status':10} call instead")
+    for row in rows:
+        window = f"{row.window_start} to {row.window_end}" if row.window_start else "—"
+        print(f"{cell(row.number, 9)} {cell(row.unit, 26)} {cell(row.mode_name, 12)} {cell(window, 24)} "
+              f"{cell(row.status_name, 10)} {row.call_instead}")
 
 
 @asynccontextmanager

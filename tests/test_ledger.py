@@ -1,6 +1,6 @@
 """The number ledger (号码台账): its rows on known days of Yuncheng's map (6-month transition) and Jinan's
 (1 month), the same status as the router's decision on every day around the windows, nothing private in
-it; GET /api/ledger as JSON and CSV without a sign-in, against the document."""
+it; GET /api/ledger as JSON and CSV without a sign-in, against the document; cti ledger."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tests.contract import Contract
 from tests.desk_harness import running_desk
 from tests.fakeami import Session
 from tests.test_api_contract import checked
+from tests.test_cli import cti, repo_settings
 
 YUNCHENG = load_trunk_map(REPO / "trunk_map.yaml")
 JINAN = load_trunk_map(REPO / "examples" / "jinan" / "trunk_map.yaml")
@@ -167,3 +168,29 @@ async def test_the_api_without_a_sign_in(tmp_path: Path) -> None:
         for asset in ("ledger.js", "ledger.css"):
             async with desk.http.get(desk.base + "/static/" + asset) as reply:
                 assert reply.status == 200, asset
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def test_cti_ledger(tmp_path: Path) -> None:
+    settings = str(repo_settings(tmp_path))
+    table = cti("--settings", settings, "ledger", "--at", "2020-07-01", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "58 numbers on 2020-07-01 (Asia/Shanghai)" and len(lines) == 60
+    assert lines[4] == "12312     市商务局                   直接合并     2019-12-31 to 2020-06-30 已停用     12345"
+    assert lines[-1].split() == ["12310", "市委编办", "暂不纳入", "—", "暂不纳入", "12310"]
+    inside = cti("--settings", settings, "ledger", "--at", "2020-03-01", "--format", "json", cwd=tmp_path)
+    assert json.loads(inside.stdout) == ledger_json(YUNCHENG, date(2020, 3, 1))
+    listed = cti("--settings", settings, "ledger", "--at", "2020-03-01", "--format", "csv", cwd=tmp_path)
+    rows = list(csv.reader(io.StringIO(listed.stdout)))
+    assert rows[0] == list(FIELDS) and rows[3][6] == "transition" and len(rows) == 59
+    today = cti("--settings", settings, "ledger", "--format", "json", cwd=tmp_path)
+    assert json.loads(today.stdout)["at"] == datetime.now(YUNCHENG.zone).date().isoformat()
+    for bad in ("2020-02-30", "tomorrow"):
+        refused = cti("--settings", settings, "ledger", "--at", bad, cwd=tmp_path)
+        assert refused.returncode == 2 and refused.stderr.startswith(f'cti: --at "{bad}": expected YYYY-MM-DD')
+    jinan = cti("--settings", str(REPO / "examples" / "jinan" / "cti.yaml"), "ledger", "--at", "2018-06-15",
+                cwd=tmp_path)
+    assert jinan.returncode == 0, jinan.stderr
+    assert jinan.stdout.count("过渡期") == 7 and "已停用" not in jinan.stdout
