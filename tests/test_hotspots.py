@@ -233,13 +233,16 @@ async def test_the_detectors_on_the_database(database: Database) -> None:
     events = sorted(m.event for m in await database.outbox.messages(state="pending"))
     assert events == ["alert.cleared"] + ["alert.raised"] * 3
 
-    # a restart the same day: the book is empty, the alerts are raised on the desks again, but the webhook's
-    # keys are in the outbox already
+    # a restart: the alerts in force are read back, none is raised again on the desks or the webhook, and the
+    # desks' list holds them as before
+    again_seen: list[dict[str, Any]] = []
     again = HotspotService(database.engine, database.outbox, lambda: AlertRules(webhook=outbox_url), ZONE,
-                           clock=lambda: clock[0])
-    raised, _ = await again.sweep()
-    assert sorted(a.detection.kind for a in raised) == ["repeat_caller", "spike"]
+                           notify=again_seen.append, clock=lambda: clock[0])
+    assert await again.sweep() == ([], []) and again_seen == []
     assert len(await database.outbox.messages(state="pending")) == 4
+    assert sorted(a["kind"] for a in again.current()) == ["repeat_caller", "spike"]
+    assert {a["id"]: a["details"]["raised_at"] for a in again.current()} == {
+        a["id"]: a["details"]["raised_at"] for a in service.current()}
 
     # a unit's view: its own cases only (none of these are dispatched)
     assert await service.detect(clock[0], unit="yuncheng-water") == []
@@ -265,3 +268,22 @@ def test_an_alert_is_raised_once_and_cleared_once() -> None:
     assert len(book.update([first], NOW)[0]) == 1
     assert book.update([later], NOW + timedelta(minutes=1)) == ([], [])
     assert [a.id for a in book.current()] == [first.id] and book.current()[0].detection is later
+
+
+async def test_an_alert_cleared_then_found_again_is_raised_anew(database: Database) -> None:
+    """The store keeps one row per alert: cleared, then raised again, it is in force again from its new raising
+    (and its webhook key, which holds that moment, is news)."""
+    from cti.hotspots.detect import Alert, Detection
+    from cti.store.alerts import AlertStore
+
+    store = AlertStore(database.engine, database.outbox)
+    detection = Detection("burst", "burst|盐湖区|停水", "warning", "停水", {"place": "盐湖区", "callers": 3}, NOW)
+    first = Alert(detection.id, detection, NOW, NOW)
+    await store.save([first], [], [], [], NOW)
+    assert [(a.id, a.raised_at, a.detection.details["callers"]) for a in await store.in_force()] == [
+        (detection.id, NOW, 3)]
+    await store.save([], [], [first], [], NOW + timedelta(minutes=20))
+    assert await store.in_force() == []
+    later = NOW + timedelta(hours=2)
+    await store.save([Alert(detection.id, detection, later, later)], [], [], [], later)
+    assert [(a.id, a.raised_at) for a in await store.in_force()] == [(detection.id, later)]

@@ -1,7 +1,8 @@
 """The detectors at work: a sweep every ``alerts.sweep_seconds`` (cases.yaml) counts in the database, reads the
 last hour's cases for their words, and keeps the alerts: a new one goes once to every supervisor's and admin's
 desk (the WebSocket's alert message) and to ``alerts.webhook`` through the durable outbox (alert.raised); one
-over goes the same ways as cleared (alert.cleared)."""
+over goes the same ways as cleared (alert.cleared). The alerts are kept in the database with their webhook
+messages (cti.store.alerts): a restart reads back those in force and raises none of them again."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from cti.hotspots import queries
 from cti.hotspots.detect import Alert, AlertBook, Detection, bursts, repeats, spikes
 from cti.hotspots.text import warm_up
 from cti.privacy import mask
+from cti.store.alerts import AlertStore
 from cti.store.outbox import Message, OutboxStore, message
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class HotspotService:
         self.notify = notify  # the hub's on_alert
         self.clock = clock
         self.book = AlertBook()
+        self.store = AlertStore(engine, outbox)
+        self._loaded = False  # the alerts in force read back from the database (a restart raises none again)
         self.last_sweep: datetime | None = None
 
     @property
@@ -71,11 +75,15 @@ class HotspotService:
         rules = self.rules
         self.book.clear_after = timedelta(minutes=rules.clear_after_minutes)
         detections = await self.detect(now)
+        if not self._loaded:
+            self.book.alerts = {a.id: a for a in await self.store.in_force()}
+            self._loaded = True
         raised, cleared = self.book.update(detections, now)
+        kept = [a for a in self.book.current() if a not in raised]
         messages = [(a, a.message("raised", now, self.zone)) for a in raised] + [
             (a, a.message("cleared", now, self.zone)) for a in cleared]
-        if rules.webhook and messages:
-            await self.outbox.add([self._webhook(rules.webhook, a, m) for a, m in messages], now)
+        webhooks = [self._webhook(rules.webhook, a, m) for a, m in messages] if rules.webhook else []
+        await self.store.save(raised, kept, cleared, webhooks, now)
         for _, body in messages:
             if self.notify is not None:
                 self.notify(body)
@@ -87,10 +95,10 @@ class HotspotService:
     def _webhook(self, url: str, alert: Alert, body: dict[str, Any]) -> Message:
         event = f"alert.{body['state']}"
         fields = {k: v for k, v in body.items() if k != "type"}
-        # raised once and cleared once: the key holds the day it was raised, so a restart the same day (the book
-        # is in memory) finds the same key in the outbox and sends nothing again
-        day = alert.raised_at.astimezone(self.zone).date().isoformat()
-        return message(url, UNIT, event, f"{event}:{alert.id}:{day}", {"event": event, "alert": fields},
+        # raised once and cleared once: the key holds when it was raised (kept with the alert), so a sweep retried
+        # after a failed commit sends nothing twice, and an alert raised again after it cleared is news
+        key = f"{event}:{alert.id}:{alert.raised_at.isoformat()}"
+        return message(url, UNIT, event, key, {"event": event, "alert": fields},
                        {"X-CTI-Event": event, "X-CTI-Alert": alert.id})
 
     def current(self) -> list[dict[str, Any]]:

@@ -116,6 +116,27 @@ class TallyZoneRow(Base):
 CALL_TALLIES, CASE_TALLIES = 1, 2
 
 
+class AlertRow(Base):
+    """A risk alert (cti.hotspots): raised once, kept while found again, cleared once; those not cleared are the
+    alerts in force, read back at start so that a restart raises none of them again. One row per alert (the same
+    thing found again after it cleared is raised anew in its row)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Detection.id
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    since: Mapped[datetime]
+    raised_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_alerts_cleared", "cleared_at", "raised_at"),)
+
+
 class CaseTallyRow(Base):
     """Running tallies of the case measures (cti.stats.case_tallies): per local day of opening and unit
     ("unit"), category ("category") or legacy number ("legacy_number"), in the zone of TallyZoneRow
