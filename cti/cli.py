@@ -32,7 +32,9 @@ from cti.routing.router import decide, guidance_list
 from cti.service import serve
 from cti.settings import Settings, load_settings
 from cti.stats.export import to_csv
-from cti.store.database import Database
+from cti.store import migrations
+from cti.store.calls import make_engine
+from cti.store.database import Database, private_sqlite_file
 from cti.store.users import UserError
 from cti.yamlconfig import ConfigError
 
@@ -76,7 +78,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(problem, file=sys.stderr)
         print(f"cti: {len(exc.problems)} problem(s) in the configuration", file=sys.stderr)
         return EXIT_USAGE
-    except (TranscriptError, AmiLoginError, UsageError, UserError) as exc:
+    except (TranscriptError, AmiLoginError, UsageError, UserError, migrations.SchemaError) as exc:
         print(f"cti: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CaseError as exc:  # the workflow refused: the case is unchanged
@@ -184,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--db", help="database URL (default: the settings' database.url)")
     calls.set_defaults(command=_calls)
     add_case_commands(commands)
+
+    schema = command(commands, "db", "the database's schema: `cti db upgrade` brings it to this cti's revision "
+                                     "(cti serve does at start), `cti db current` prints its revision")
+    schema.add_argument("action", choices=["upgrade", "current"])
+    schema.add_argument("--db", help="database URL (default: the settings' database.url)")
+    schema.set_defaults(command=_schema)
     return parser
 
 
@@ -327,6 +335,23 @@ def _print_ledger(rows: Sequence[LedgerRow], day: date, zone: str) -> None:
         window = f"{row.window_start} to {row.window_end}" if row.window_start else "—"
         print(f"{cell(row.number, 9)} {cell(row.unit, 26)} {cell(row.mode_name, 12)} {cell(window, 24)} "
               f"{cell(row.status_name, 10)} {row.call_instead}")
+
+
+async def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    private_sqlite_file(settings.database.url)
+    engine = make_engine(settings.database.url)
+    try:
+        async with engine.begin() as connection:
+            before = await connection.run_sync(migrations.current)
+            after = await connection.run_sync(migrations.migrate) if args.action == "upgrade" else before
+    finally:
+        await engine.dispose()
+    newest = migrations.script().get_current_head()
+    if args.action == "current":
+        print(f"{before or 'none (an empty database, or one of release 0.1.0)'} (this cti: {newest})")
+    else:
+        print(f"at revision {after}" + (f" (was {before})" if before != after else " (nothing to do)"))
+    return 0
 
 
 @asynccontextmanager

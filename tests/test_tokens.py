@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cti.store.database import Database, add_missing_columns
+from cti.store import migrations
+from cti.store.database import Database
 from tests.desk_harness import running_desk
 from tests.fakeami import Session
 
@@ -37,22 +38,15 @@ async def test_a_tokens_last_use_is_noted_at_most_once_a_minute(tmp_path: Path) 
         assert [t.label for t in await users.tokens()] == ["crm bridge"]
 
 
-# api_tokens as releases before last_used_at created it
-OLD_TOKENS = """CREATE TABLE api_tokens (
-    digest VARCHAR(64) NOT NULL, user_id VARCHAR(64) NOT NULL, label VARCHAR(128) NOT NULL,
-    created_at DATETIME NOT NULL, expires_at DATETIME, revoked BOOLEAN NOT NULL,
-    PRIMARY KEY (digest), FOREIGN KEY(user_id) REFERENCES users (id) ON DELETE CASCADE)"""
-
-
 async def test_opening_an_older_database_adds_the_last_use_column(tmp_path: Path) -> None:
+    """A database of the development versions before 0.1.0: 0.1.0's tables, no schema revision, and api_tokens
+    without last_used_at (they added it at start; cti.store.migrations still does, before taking it for 0.1.0)."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     async with engine.begin() as connection:
-        await connection.execute(text("CREATE TABLE users (id VARCHAR(64) NOT NULL PRIMARY KEY, "
-                                      "name VARCHAR(128) NOT NULL, role VARCHAR(16) NOT NULL, "
-                                      "password_hash VARCHAR(256), agent_id VARCHAR(64), unit_id VARCHAR(64), "
-                                      "created_at DATETIME NOT NULL, disabled BOOLEAN NOT NULL)"))
-        await connection.execute(text(OLD_TOKENS))
+        await connection.run_sync(lambda sync: migrations._run(sync, migrations.script(), migrations.BASELINE))
+        await connection.execute(text("DROP TABLE alembic_version"))
+        await connection.execute(text("ALTER TABLE api_tokens DROP COLUMN last_used_at"))
         await connection.execute(text("INSERT INTO users VALUES ('crm', 'CRM', 'integrator', NULL, NULL, NULL, "
                                       "'2026-01-01 00:00:00', 0)"))
         await connection.execute(text(  # a token issued by that release (only its digest is kept)
@@ -79,7 +73,7 @@ async def test_opening_an_older_database_adds_the_last_use_column(tmp_path: Path
 async def test_the_missing_column_is_added_on_each_backend(database: Database) -> None:
     async with database.engine.begin() as connection:
         await connection.execute(text("ALTER TABLE api_tokens DROP COLUMN last_used_at"))
-        await connection.run_sync(add_missing_columns)
+        await connection.run_sync(migrations._before_baseline)
         columns = await connection.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("api_tokens")})
     assert "last_used_at" in columns
     await database.users.add("crm", "CRM", "integrator")

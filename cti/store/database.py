@@ -1,4 +1,5 @@
-"""The database: one engine, the tables created at start, and its stores."""
+"""The database: one engine, its schema brought to this code's revision at start (cti.store.migrations), and its
+stores."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import make_url
 
 from cti.store import case_tallies
 from cti.store import tallies as call_tallies
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
-from cti.store.models import Base, TokenRow
+from cti.store.migrations import migrate
 from cti.store.outbox import OutboxStore
 from cti.store.users import UserStore
 
@@ -33,40 +33,21 @@ class Database:
 
     @classmethod
     async def open(cls, url: str, *, zone: ZoneInfo | None = None, **engine_options: Any) -> Database:
-        """Connect and create the tables that are missing. ``engine_options`` go to
+        """Connect, and make the tables or upgrade them to this code's revision (a database a newer cti upgraded is
+        refused: cti.store.migrations.SchemaError). ``engine_options`` go to
         SQLAlchemy's create_async_engine (pool sizes, connect_args). ``zone``: the service's,
         the statistics' tallies are made again in it when they are in another (cti.store.tallies;
         without it they stay in theirs, made in Asia/Shanghai when there are none yet)."""
         private_sqlite_file(url)
         engine = make_engine(url, **engine_options)
         async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-            await connection.run_sync(add_missing_columns)
-            await connection.run_sync(add_missing_indexes)
+            await connection.run_sync(migrate)  # cti.store.migrations: the schema's revisions
         await call_tallies.ensure(engine, zone)
         await case_tallies.ensure(engine, zone)
         return cls(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-def add_missing_columns(connection: Connection) -> None:
-    """create_all makes missing tables but never adds a column to a table that exists. Until
-    the Alembic migrations planned in issue 15, each column added since a release is added
-    here by an explicit check of its own (SQLite and PostgreSQL alike)."""
-    table = TokenRow.__tablename__
-    if "last_used_at" not in {c["name"] for c in inspect(connection).get_columns(table)}:
-        kind = TokenRow.__table__.c.last_used_at.type.compile(dialect=connection.dialect)
-        connection.execute(text(f"ALTER TABLE {table} ADD COLUMN last_used_at {kind}"))
-
-
-def add_missing_indexes(connection: Connection) -> None:
-    """create_all makes a table's indexes with the table only: those added since are made here
-    (ix_calls_unit_arrived, for units; ix_case_events_action and ix_missed_at, for the statistics)."""
-    for table in Base.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(connection, checkfirst=True)
 
 
 def private_sqlite_file(url: str) -> None:
