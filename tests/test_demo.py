@@ -49,19 +49,25 @@ def workspace(tmp_path: Path) -> Settings:
 
 @asynccontextmanager
 async def running(tmp_path: Path, scale: float = SCALE) -> AsyncIterator[Demo]:
-    demo = Demo(workspace(tmp_path), DemoOptions(rate=0, scale=scale, seed=7, workdir=tmp_path / "demo",
-                                                 transfer_share=0))
+    async with started(Demo(workspace(tmp_path), DemoOptions(rate=0, scale=scale, seed=7, workdir=tmp_path / "demo",
+                                                             transfer_share=0))) as demo:
+        yield demo
+
+
+@asynccontextmanager
+async def started(demo: Demo, timeout: float = 20) -> AsyncIterator[Demo]:
+    """``demo`` running on this loop until the block ends (a failure to start raised as it is)."""
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(demo.run(stop, ready=ready))
     waiting = asyncio.create_task(ready.wait())
-    await asyncio.wait([task, waiting], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([task, waiting], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()
     try:
         yield demo
     finally:
         stop.set()
-        await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(task, timeout)
 
 
 async def records(demo: Demo, count: int) -> list[CallRecord]:

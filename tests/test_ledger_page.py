@@ -4,7 +4,6 @@ screen; another day shows the statuses of that day, the search narrows the list 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import pytest
 from cti.demo import Demo, DemoOptions
 from cti.settings import Settings, WebSettings
 from tests.conftest import REPO_PATHS
+from tests.test_demo import started
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -28,19 +28,9 @@ SCREEN = {"width": 1366, "height": 768}
 @asynccontextmanager
 async def demo_of_the_shipped_map(tmp_path: Path) -> AsyncIterator[Demo]:
     """``cti demo --rate 0`` on the project's own configuration (Yuncheng's 58 numbers)."""
-    demo = Demo(Settings(web=WebSettings(port=0), paths=REPO_PATHS),
-                DemoOptions(rate=0, seed=7, workdir=tmp_path / "demo", transfer_share=0))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(demo.run(stop, ready=ready))
-    waiting = asyncio.create_task(ready.wait())
-    await asyncio.wait([task, waiting], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
+    async with started(Demo(Settings(web=WebSettings(port=0), paths=REPO_PATHS),
+                            DemoOptions(rate=0, seed=7, workdir=tmp_path / "demo", transfer_share=0)), 30) as demo:
         yield demo
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup does)")

@@ -16,7 +16,7 @@ from cti.cases.model import Case
 from cti.stats.case_tallies import SUMS, changes
 from cti.store.models import CASE_TALLIES, CaseEventRow, CaseRow, CaseTallyRow
 from cti.store.sql import dialect_insert
-from cti.store.tallies import lock_zones, set_zone, stale, tally_zone
+from cti.store.tallies import lock_zones, made_from, stale, tally_zone
 
 log = logging.getLogger(__name__)
 T = CaseTallyRow.__table__
@@ -50,24 +50,15 @@ async def rebuild(engine: AsyncEngine, zone: ZoneInfo) -> int:
     """The tallies made again from every case, in ``zone``, in one transaction (cases written meanwhile wait for
     it, then move them). Returns the cases counted."""
     started = time.monotonic()
-    counted = 0
-    found: dict[tuple[str, str, str], dict[str, Any]] = {}
     async with engine.begin() as connection:
         await lock_zones(connection, CASE_TALLIES)
         await connection.execute(delete(CaseTallyRow))
         returned = set((await connection.execute(
             select(CaseEventRow.case_id).where(CaseEventRow.action == "return"))).scalars())
-        result = await connection.stream(select(*(K[name] for name in COUNTED)).execution_options(yield_per=20_000))
-        async for part in result.partitions(20_000):
-            counted += len(part)
-            for row in changes(((_case(row), row.id in returned, 1) for row in part), zone):
-                _merge(found, row)
-        rows = list(found.values())
-        insert = dialect_insert(connection.dialect.name, T)
-        for at in range(0, len(rows), 5_000):
-            await connection.execute(insert, rows[at:at + 5_000])
-        await set_zone(connection, CASE_TALLIES, zone)
-    log.info("case tallies made in %s from %d cases (%d rows) in %.1f s", zone.key, counted, len(rows),
+        counted, made = await made_from(
+            connection, CASE_TALLIES, zone, T, select(*(K[name] for name in COUNTED)),
+            lambda part: changes(((_case(row), row.id in returned, 1) for row in part), zone), _merge)
+    log.info("case tallies made in %s from %d cases (%d rows) in %.1f s", zone.key, counted, made,
              time.monotonic() - started)
     return counted
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +47,26 @@ async def set_zone(connection: AsyncConnection, which: int, zone: ZoneInfo) -> N
                              [{"id": which, "zone": zone.key, "built_at": datetime.now(UTC)}])
 
 
+async def made_from(connection: AsyncConnection, which: int, zone: ZoneInfo, table: Any, query: Any,
+                    tally: Callable[[Sequence[Any]], Iterable[dict[str, Any]]],
+                    merge: Callable[[dict[Any, dict[str, Any]], dict[str, Any]], None]) -> tuple[int, int]:
+    """A rebuild's work, once its tallies are locked and emptied: ``query``'s rows read in parts, each part's
+    tally rows merged per key, all written, and the zone recorded. Returns (rows read, tally rows written)."""
+    found: dict[Any, dict[str, Any]] = {}
+    counted = 0
+    result = await connection.stream(query.execution_options(yield_per=20_000))
+    async for part in result.partitions(20_000):
+        counted += len(part)
+        for row in tally(part):
+            merge(found, row)
+    rows = list(found.values())
+    insert = dialect_insert(connection.dialect.name, table)
+    for at in range(0, len(rows), 5_000):
+        await connection.execute(insert, rows[at:at + 5_000])
+    await set_zone(connection, which, zone)
+    return counted, len(rows)
+
+
 async def stale(engine: AsyncEngine, zone: ZoneInfo | None, which: int, kind: str) -> ZoneInfo | None:
     """The zone to make the tallies in at start, or None when they are fine as they are: ``zone`` when they are
     in another, the default zone when there are none yet and no zone is given."""
@@ -84,23 +104,12 @@ async def rebuild(engine: AsyncEngine, zone: ZoneInfo) -> int:
     started = time.monotonic()
     columns = (C.direction, C.queue, func.json_array_length(C.legs), C.arrived_at, C.queued_at, C.answered_at,
                C.ended_at, C.talk_time, C.unit, C.unit_id, C.answered_by, C.answered_by_name)
-    counted = 0
     async with engine.begin() as connection:
         await lock_zones(connection, CALL_TALLIES)
         await connection.execute(delete(CallTallyRow))
-        found: dict[tuple[str, datetime, str], dict[str, Any]] = {}
-        result = await connection.stream(select(*columns).execution_options(yield_per=20_000))
-        async for part in result.partitions(20_000):
-            records = [_record(row) for row in part]
-            counted += len(records)
-            for row in tallies(records, zone):
-                _merge(found, row)
-        rows = list(found.values())
-        insert = dialect_insert(connection.dialect.name, T)
-        for at in range(0, len(rows), 5_000):
-            await connection.execute(insert, rows[at:at + 5_000])
-        await set_zone(connection, CALL_TALLIES, zone)
-    log.info("call tallies made in %s from %d calls (%d rows) in %.1f s", zone.key, counted, len(rows),
+        counted, made = await made_from(connection, CALL_TALLIES, zone, T, select(*columns),
+                                        lambda part: tallies([_record(row) for row in part], zone), _merge)
+    log.info("call tallies made in %s from %d calls (%d rows) in %.1f s", zone.key, counted, made,
              time.monotonic() - started)
     return counted
 
