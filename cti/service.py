@@ -81,7 +81,7 @@ class Service:
         self.wallboard = Wallboard(
             self.hub, self.board, self.tracker.live_calls, lambda: self.configuration.directory,
             self.ami.connected.is_set, settings.zone,
-            Thresholds(board.alert_answer_rate, board.alert_wait, board.alert_min_calls),
+            Thresholds(board.alert_answer_rate, board.alert_wait, board.alert_min_calls), self.tracker.live,
             window=board.alert_window * 60, interval=board.interval)
         self.pipeline.subscribe(self.wallboard.on_events)
         self.web = make_app(WebContext(

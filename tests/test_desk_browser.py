@@ -439,3 +439,58 @@ async def test_on_the_demo_the_wallboard_is_live(tmp_path: Path, browser) -> Non
         await page.wait_for_url(base + "/")
         await page.wait_for_selector("#desk:not([hidden])")
         await context.close()
+
+
+DROPPING = """() => {  // a socket that loses the next window.drop wallboard updates, counting the sockets opened
+    window.sockets = 0;
+    window.drop = 0;
+    const Native = WebSocket;
+    window.WebSocket = class extends Native {
+        constructor(...args) {
+            super(...args);
+            window.sockets += 1;
+            let handler = null;
+            Object.defineProperty(this, "onmessage", { set(f) { handler = f; }, get() { return handler; } });
+            this.addEventListener("message", (event) => {
+                if (window.drop > 0 && JSON.parse(event.data).type === "wallboard_update") { window.drop -= 1; return; }
+                if (handler) handler(event);
+            });
+        }
+    };
+}"""
+
+
+async def test_the_wallboard_applies_updates_and_refetches_on_a_gap(tmp_path: Path, browser) -> None:
+    """The board open with no call: an agent's new call shows from the updates alone (no new socket); an update
+    lost on the way (the next one's number skips) makes the board reconnect for a snapshot, and the second
+    agent's call shows; the page then is what the page reloaded shows."""
+    async with running(tmp_path, scale=1.0) as demo:
+        assert demo.service is not None
+        base = f"http://127.0.0.1:{demo.service.web_port}"
+        supervisor = next((u, p) for u, p, role in demo.sign_ins if role == "supervisor" and u != "supervisor")
+        context = await browser.new_context(viewport=SCREEN, timezone_id=BROWSER_ZONE)
+        page = await context.new_page()
+        await page.add_init_script(f"({DROPPING})()")
+        await page.goto(base + "/wallboard")
+        await page.fill("#user", supervisor[0])
+        await page.fill("#password", supervisor[1])
+        await page.click("#signin-button")
+        await page.wait_for_selector("#board:not([hidden])")
+        await page.wait_for_function("document.querySelectorAll('#agents .agent').length === 2")
+        assert await page.evaluate("document.querySelectorAll('#agents .agent .call').length") == 0
+        demo.world.call("12345", Citizen("13900000001", "市民", talk_seconds=6000, patience=6000))
+        await page.wait_for_function("document.querySelectorAll('#agents .agent .call').length === 1", timeout=15000)
+        assert await page.evaluate("window.sockets") == 1
+        await page.evaluate("window.drop = 1")
+        demo.world.call("12345", Citizen("13900000002", "市民", talk_seconds=6000, patience=6000))
+        await page.wait_for_function("document.querySelectorAll('#agents .agent .call').length === 2", timeout=15000)
+        await page.wait_for_function("window.drop === 0 && window.sockets === 2", timeout=10000)
+        calls = sorted(await page.eval_on_selector_all("#agents .agent .call", "(es) => es.map((e) => e.title)"))
+        assert [re.fullmatch(r"139\*+000[12] → 12345 · 通话", c) is not None for c in calls] == [True, True], calls
+        await asyncio.sleep(1.5)  # whatever updates follow
+        shown = await page.inner_text("#agents")
+        await page.reload()  # the board whole from a snapshot
+        await page.wait_for_function("document.querySelectorAll('#agents .agent .call').length === 2",
+                                     timeout=15000)
+        assert re.sub(r"\d\d:\d\d", "", await page.inner_text("#agents")) == re.sub(r"\d\d:\d\d", "", shown)
+        await context.close()

@@ -5,17 +5,21 @@ updates on a running service, for supervisors and admins only, against the docum
 from __future__ import annotations
 
 import dataclasses
+import random
 from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
 
+from cti.agents.board import AgentStatus
+from cti.agents.directory import Agent, Directory, Seat
 from cti.calls.record import CallRecord, LiveCall
 from cti.cases.stats import period
 from cti.stats.calls import call_sums
 from cti.stats.live import Alerts, LiveFigures, Thresholds, day_bounds
 from cti.stats.rows import total
 from cti.store.database import Database
+from cti.web.wallboard import BoardView, parts
 from tests.contract import Contract
 from tests.desk_harness import running_desk
 from tests.fakeami import Session
@@ -165,10 +169,16 @@ async def test_the_board_over_the_websocket(tmp_path: Path) -> None:
         assert "wallboard_update" not in [m["type"] for m in mine.seen]
         strict_pops(contract, board.seen)
         strict_pops(contract, other.seen)
-        # a new socket (a reconnect) gets the board again, the call ended and counted
+        # numbered on from the snapshot, one by one; an update holds only the parts that changed
+        board_seen = [m for m in board.seen if m["type"] in ("wallboard", "wallboard_update")]
+        numbers = [m["seq"] for m in board_seen]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        assert any("today" not in m for m in board_seen[1:])
+        # a new socket (a reconnect) gets the board again, the call ended and counted, numbered as the last update
         async with desk.socket(supervisor) as again:
             fresh = await again.next("wallboard")
             assert fresh["today"]["asked"] == 1 and all(a["call"] is None for a in fresh["agents"])
+            assert fresh["seq"] >= numbers[-1]
             strict_pops(contract, again.seen)
 
 
@@ -179,3 +189,105 @@ async def test_the_page_is_served_to_anyone_and_the_data_only_to_supervisors(tmp
         integrator = await desk.user("crm", "integrator")
         async with desk.socket(integrator) as socket:
             assert "wallboard" not in await socket.drain()
+
+
+# -- the incremental view ---------------------------------------------------------------------------
+
+PEOPLE = Directory(tuple(Agent(f"10{n:02d}", f"坐席{n}", f"PJSIP/agent10{n:02d}", ("q12345",)) for n in range(8)),
+                   (Seat("seat-12369", "远端座席", "PJSIP/seat-12369", "ecology"),))
+PHONES = [p.device for p in (*PEOPLE.agents, *PEOPLE.seats)]
+
+
+class Sources:
+    """What the tracker and the agent board would say, moved by hand."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, LiveCall] = {}
+        self.statuses = {a.id: AgentStatus(a.id, a.name, a.device, a.queues, False, "", "idle", 0.0)
+                         for a in PEOPLE.agents}
+
+    def view(self) -> BoardView:
+        return BoardView(lambda: list(self.statuses.values()), self.statuses.get, self.calls.get,
+                         lambda: list(self.calls.values()), lambda: PEOPLE)
+
+    def step(self, rng: random.Random, at: float) -> tuple[list[str], list[str], bool]:
+        """One random happening: the calls and people it marks changed, and whether no event said it."""
+        busy = {c.answered_by for c in self.calls.values() if c.agent_channel}
+        waiting = [c for c in self.calls.values() if c.answered_at is None]
+        talking = [c for c in self.calls.values() if c.answered_at is not None]
+        kind = rng.choice(["arrive", "arrive", "answer", "answer", "end", "pause", "silent"])
+        if kind == "answer" and waiting and (free := [p for p in PHONES if p not in busy]):
+            call, phone = rng.choice(waiting), rng.choice(free)
+            self.calls[call.linkedid] = dataclasses.replace(call, answered_at=at, answered_by=phone,
+                                                            agent_channel=phone + "-1")
+            person = PEOPLE.by_phone(phone)
+            assert person is not None
+            if person.id in self.statuses:
+                self.statuses[person.id] = dataclasses.replace(self.statuses[person.id], phone="in_use", since=at)
+            return [call.linkedid], [person.id], False
+        if kind == "end" and self.calls:
+            call = self.calls.pop(rng.choice(sorted(self.calls)))
+            person = PEOPLE.by_phone(call.answered_by)
+            if person is not None and person.id in self.statuses:
+                self.statuses[person.id] = dataclasses.replace(self.statuses[person.id], phone="idle", since=at)
+                return [call.linkedid], [person.id], False
+            return [call.linkedid], [], False
+        if kind == "pause":
+            agent = rng.choice(sorted(self.statuses))
+            status = self.statuses[agent]
+            self.statuses[agent] = dataclasses.replace(status, paused=not status.paused, reason="培训", since=at)
+            return [], [agent], False
+        if kind == "silent" and talking:  # what the tracker changes with no event: the agent's leg goes
+            call = rng.choice(talking)
+            self.calls[call.linkedid] = dataclasses.replace(call, agent_channel="", caller_number="13900009999")
+            return [], [], True
+        n = len(self.calls) + int(at)
+        linkedid = f"{at}.{n}"
+        unit, unit_id = rng.choice([("生态环境局", "ecology"), ("市场监管局", "market")])
+        self.calls[linkedid] = LiveCall(linkedid, "inbound", f"1390000{n % 10000:04d}", "", "12345", unit,
+                                        unit_id, "hotline", at, "q12345", None, "", "PJSIP/c", "",
+                                        queued_at=at + 0.5)
+        return [linkedid], [], False
+
+
+def test_deltas_applied_are_a_fresh_snapshot() -> None:
+    """A board kept from what was marked changed, its changes applied to a copy as a client does, equals a
+    view built whole from the same sources, after each of 400 random happenings (calls arriving, answered by
+    an agent or the seat, ending; pauses; a change no event says, found by the tick's comparison)."""
+    for seed in range(5):
+        rng, sources = random.Random(seed), Sources()
+        view = sources.view()
+        view.rebuild()
+        client = {"agents": dict(view.agents), "seats": dict(view.seats)}
+        for n in range(400):
+            calls, people, silent = sources.step(rng, MORNING + n)
+            for linkedid in calls:
+                view.call_changed(linkedid)
+            for person in people:
+                view.person_changed(person)
+            if silent:
+                view.reconcile()
+            if rng.random() < 0.6:  # coalesced: several happenings in one update
+                continue
+            agents, seats = view.changes()
+            client["agents"].update((a["agent_id"], a) for a in agents)
+            client["seats"].update((s["id"], s) for s in seats)
+            fresh = sources.view()
+            fresh.rebuild()
+            assert client == {"agents": fresh.agents, "seats": fresh.seats}, (seed, n)
+            assert parts(list(view.calls.values())) == parts(list(sources.calls.values()))
+        assert any(a["call"] for a in client["agents"].values())
+
+
+def test_a_view_not_built_follows_nothing() -> None:
+    """Nobody looks: nothing is marked; the first look builds it whole (every agent and seat is new)."""
+    sources = Sources()
+    view = sources.view()
+    view.call_changed("x")
+    view.person_changed("1000")
+    assert not view.built
+    agents, seats = view.changes()
+    assert view.built and [a["agent_id"] for a in agents] == [a.id for a in PEOPLE.agents] and len(seats) == 1
+    assert view.changes() == ([], [])
+    view.forget()
+    assert not view.built and view.calls == {}

@@ -356,6 +356,10 @@ _BOARD: dict[str, Schema] = {
     "pbx": choice(("up", "down"), "the AMI link"),
 }
 
+_BOARD_PARTS = ("queue", "today", "window", "units", "pbx")  # sent in an update only when they changed
+_SEQ = ("the wallboard's sequence number: each wallboard_update has the next one; a snapshot has the last "
+        "update's it already shows (0: none yet)")
+
 WEBSOCKET_MESSAGES: dict[str, Schema] = {
     "WsAuth": obj({"type": const("auth"), "token": text("a bearer token (POST /api/session, cti token)")},
                   "The client's first message, within 5 s (browsers cannot set an Authorization header)"),
@@ -401,17 +405,22 @@ WEBSOCKET_MESSAGES: dict[str, Schema] = {
         "at": time("when it was raised (or cleared)"),
     }, "A risk alert raised or cleared: to every supervisor's and admin's desk"),
     "WsWallboard": obj({
-        "type": const("wallboard"), **_BOARD,
+        "type": const("wallboard"), "seq": integer(_SEQ, minimum=0), **_BOARD,
         "alerts": array(ref("WsAlert"), "the alerts raised and not cleared yet"),
         "thresholds": obj({"answer_rate": number("settings wallboard.alert_answer_rate (a fraction)"),
                            "wait": number("settings wallboard.alert_wait (seconds)"),
                            "min_calls": integer("settings wallboard.alert_min_calls")})},
         "The wallboard whole: to a supervisor's or admin's socket right after hello (again after every "
-        "reconnect); wallboard_update messages follow"),
-    "WsWallboardUpdate": obj({"type": const("wallboard_update"), **_BOARD},
-                             "What changed on the wallboard (coalesced, at most every settings wallboard.interval "
-                             "seconds): the agents and seats that changed (replace them by agent_id, id), the "
-                             "other parts whole; to every supervisor's and admin's socket"),
+        "reconnect); wallboard_update messages follow, numbered from seq + 1"),
+    "WsWallboardUpdate": obj(
+        {"type": const("wallboard_update"), "seq": integer(_SEQ, minimum=1), **_BOARD}, optional=_BOARD_PARTS,
+        description="What changed on the wallboard since the update before (coalesced, at most every settings "
+                    "wallboard.interval seconds): the agents and seats that changed (replace them by agent_id, "
+                    "id; the others are as they were), and of queue, today, window, units and pbx only those "
+                    "that changed, each whole (one absent is as it was). Apply an update only on the board of "
+                    "seq - 1: one of another number (a message missed) means the board is stale, and the client "
+                    "asks for it whole again by reconnecting (a new socket gets a wallboard snapshot). To "
+                    "every supervisor's and admin's socket"),
 }
 _SERVER_MESSAGES = [name for name in WEBSOCKET_MESSAGES if name != "WsAuth"]
 WEBSOCKET_MESSAGES["WsServerMessage"] = {"oneOf": [ref(name) for name in _SERVER_MESSAGES],
@@ -423,7 +432,8 @@ WEBSOCKET: Schema = {
                    "messages, one per frame: hello first, then as things happen. A pop reaches only the agent "
                    "whose phone rings; agent messages reach the agent and every supervisor and admin; link "
                    "messages reach everyone; alert messages reach every supervisor and admin. A supervisor's or "
-                   "admin's socket gets the wallboard whole after hello, then wallboard_update messages. The "
+                   "admin's socket gets the wallboard whole after hello, then numbered wallboard_update messages "
+                   "holding only what changed (a gap in the numbers: reconnect for the board whole). The "
                    "service pings every 20 s. A desk that does not read falls 1,000 messages behind and is "
                    "disconnected.",
     "client": ref("WsAuth"),

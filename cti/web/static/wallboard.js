@@ -1,6 +1,8 @@
 // The 12345 wallboard: agents, the queue, today's service levels, remote seats and units, the PBX link and
 // the alerts, live over the WebSocket: the service sends the board whole after hello (again after every
-// reconnect) and then what changed; nothing is polled. Timers run from the service's clock ("now" in each
+// reconnect) and then numbered updates of what changed (the agents, seats and parts that changed, nothing
+// else: schemas WsWallboardUpdate), drawn in place; nothing is polled. An update whose number does not follow
+// the last means one was missed: the board reconnects at once for a fresh snapshot. Timers run from the service's clock ("now" in each
 // message), so a wall PC's skew does not show. Callers come masked from the service (a public screen).
 // Supervisors listen, whisper or barge from here (POST /api/calls/{linkedid}/listen).
 
@@ -24,7 +26,10 @@ let zone = "Asia/Shanghai";
 let skew = 0; // the service's clock less this PC's, in ms
 let socket = null;
 let retry = 500;
+let seq = null; // the last update the board shows (null: no snapshot yet)
+let resync = false; // the socket is closed for a fresh snapshot (a missed update), not lost
 const agents = new Map(); // agent_id -> the agent as the board shows it
+const cards = new Map(); // agent_id -> its card on the page
 const seats = new Map();
 const alerts = new Map(); // id -> alert message
 let parts = {}; // queue, today, window, units, pbx
@@ -93,52 +98,68 @@ function callText(call) {
   return `${call.caller || "未显示号码"} → ${call.dialled_number}${call.unit ? ` ${call.unit}` : ""}`;
 }
 
-function drawAgents() {
-  const box = $("agents");
-  const list = [...agents.values()];
+function countAgents() {
   const counts = {};
-  for (const a of list) counts[a.state] = (counts[a.state] || 0) + 1;
+  for (const a of agents.values()) counts[a.state] = (counts[a.state] || 0) + 1;
   $("agent-counts").textContent = ["ready", "in_use", "ringing", "paused", "logged_out"]
     .filter((s) => counts[s]).map((s) => `${AGENT_STATES[s]} ${counts[s]}`).join(" · ");
-  box.replaceChildren(...list.map((a) => {
-    const card = el("div", `agent ${a.state}`);
-    card.dataset.agent = a.agent_id;
-    const top = el("div", "top");
-    top.append(el("span", "name", `${a.name} ${a.agent_id}`));
-    const state = el("span", "state", AGENT_STATES[a.state] || a.state);
-    state.title = a.state;
-    top.append(state);
-    card.append(top);
-    const line = el("div", "top");
-    line.append(el("span", "muted", a.paused && a.reason ? `原因：${a.reason}` : (a.queues.join(" ") || "—")));
-    const since = el("span", "since", a.since ? elapsed(a.since) : "—");
-    since.dataset.since = a.since || "";
-    since.title = "处于此状态的时长";
-    line.append(since);
-    card.append(line);
-    if (a.call) {
-      const call = el("div", "call");
-      const who = el("span", "", callText(a.call));
-      const talk = el("span", "timer", elapsed(a.call.answered_at));
-      talk.dataset.since = a.call.answered_at || "";
-      talk.title = "通话时长";
-      call.append(who, talk);
-      call.title = `${callText(a.call)} · 通话`;
-      card.append(call);
-      if (me && me.role === "supervisor") {
-        const spy = el("div", "spy");
-        for (const [mode, label] of Object.entries(MODES)) {
-          const button = el("button", "", label);
-          button.dataset.mode = mode;
-          button.title = `${label} ${a.name}`;
-          button.onclick = () => listen(a.call.linkedid, mode, a.name);
-          spy.append(button);
-        }
-        card.append(spy);
+}
+
+function drawAgents() { // the whole grid: after a snapshot
+  cards.clear();
+  for (const a of agents.values()) cards.set(a.agent_id, agentCard(a));
+  $("agents").replaceChildren(...cards.values());
+  countAgents();
+}
+
+function redrawAgents(changed) { // only the cards of the agents an update holds (1,500 on the grid)
+  for (const a of changed) {
+    const card = agentCard(a);
+    const old = cards.get(a.agent_id);
+    if (old) old.replaceWith(card); else $("agents").append(card);
+    cards.set(a.agent_id, card);
+  }
+  countAgents();
+}
+
+function agentCard(a) {
+  const card = el("div", `agent ${a.state}`);
+  card.dataset.agent = a.agent_id;
+  const top = el("div", "top");
+  top.append(el("span", "name", `${a.name} ${a.agent_id}`));
+  const state = el("span", "state", AGENT_STATES[a.state] || a.state);
+  state.title = a.state;
+  top.append(state);
+  card.append(top);
+  const line = el("div", "top");
+  line.append(el("span", "muted", a.paused && a.reason ? `原因：${a.reason}` : (a.queues.join(" ") || "—")));
+  const since = el("span", "since", a.since ? elapsed(a.since) : "—");
+  since.dataset.since = a.since || "";
+  since.title = "处于此状态的时长";
+  line.append(since);
+  card.append(line);
+  if (a.call) {
+    const call = el("div", "call");
+    const who = el("span", "", callText(a.call));
+    const talk = el("span", "timer", elapsed(a.call.answered_at));
+    talk.dataset.since = a.call.answered_at || "";
+    talk.title = "通话时长";
+    call.append(who, talk);
+    call.title = `${callText(a.call)} · 通话`;
+    card.append(call);
+    if (me && me.role === "supervisor") {
+      const spy = el("div", "spy");
+      for (const [mode, label] of Object.entries(MODES)) {
+        const button = el("button", "", label);
+        button.dataset.mode = mode;
+        button.title = `${label} ${a.name}`;
+        button.onclick = () => listen(a.call.linkedid, mode, a.name);
+        spy.append(button);
       }
+      card.append(spy);
     }
-    return card;
-  }));
+  }
+  return card;
 }
 
 function listItem(left, since, late = false) {
@@ -249,15 +270,18 @@ function tickTimers() {
   }
 }
 
+const PARTS = ["queue", "today", "window", "units", "pbx"];
+
 function take(m) {
   skew = m.now * 1000 - Date.now();
+  seq = m.seq;
   for (const a of m.agents) agents.set(a.agent_id, a);
   for (const s of m.seats) seats.set(s.id, s);
-  parts = { queue: m.queue, today: m.today, window: m.window, units: m.units, pbx: m.pbx };
-  if (m.agents.length) drawAgents();
+  for (const part of PARTS) if (part in m) parts[part] = m[part]; // an update holds only the parts that changed
+  if (m.type === "wallboard_update" && m.agents.length) redrawAgents(m.agents);
   if (m.seats.length) drawSeats();
-  drawQueue();
-  drawUnits();
+  if ("queue" in m) drawQueue();
+  if ("units" in m) drawUnits();
   drawFigures();
   $("feed").textContent = `实时 · ${new Intl.DateTimeFormat("zh-CN", { timeZone: zone, hour: "2-digit", minute: "2-digit",
     second: "2-digit", hourCycle: "h23" }).format(new Date(now()))} 更新`;
@@ -271,6 +295,7 @@ const handlers = {
     agents.clear();
     seats.clear();
     alerts.clear();
+    parts = {};
     for (const a of m.alerts) alerts.set(a.id, a);
     thresholds = m.thresholds;
     take(m);
@@ -278,7 +303,11 @@ const handlers = {
     drawSeats();
     drawAlerts();
   },
-  wallboard_update: (m) => take(m),
+  wallboard_update: (m) => {
+    if (seq === null || m.seq <= seq) return; // before the snapshot, or already in it
+    if (m.seq !== seq + 1) { resnapshot(); return; } // one missed: this board is stale
+    take(m);
+  },
   alert: (m) => {
     if (m.state === "cleared") alerts.delete(m.id); else alerts.set(m.id, m);
     drawAlerts();
@@ -288,13 +317,21 @@ const handlers = {
   error: (m) => status(`错误：${ERRORS[m.error.code] || m.error.message}`, m.error.message),
 };
 
+function resnapshot() {
+  seq = null; // what comes until the new socket's snapshot is not applied
+  resync = true;
+  socket.close();
+}
+
 function connect() {
   if (!token) return;
+  seq = null;
   socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
   socket.onopen = () => { retry = 500; socket.send(JSON.stringify({ type: "auth", token })); status(""); };
   socket.onmessage = (event) => { const m = JSON.parse(event.data); (handlers[m.type] || (() => {}))(m); };
   socket.onclose = (event) => {
     if (!token || event.code === 4401) return;
+    if (resync) { resync = false; connect(); return; }
     $("feed").textContent = "大屏离线，重连中…";
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 10000);
