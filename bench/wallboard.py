@@ -5,8 +5,11 @@ Set up as bench/pops.py: this process is the PBX (cti.sim, the shipped dialplan,
 second) and the citizens; the other is ``cti serve`` on SQLite. A supervisor's socket receives the board
 (``wallboard``, then ``wallboard_update``, coalesced to one every ``wallboard.interval``, 0.2 s). A latency
 runs from the moment the simulator writes the AgentConnect event of an answer to the moment the first update
-showing that call on its agent reaches the socket; both instants are read in this process. *Keeps up* is the
-share of the answers during the measured window that the board showed, and the updates' rate.
+showing that call on its agent reaches the socket; both instants are read in this process. An update holds
+only the agents that changed, so that first update is the first holding the agent with the call. *Keeps up*
+is the share of the answers during the measured window that the board showed, and the updates' rate; the
+part of the latency after cti built the update (its ``now`` to the socket's read, one clock) tells cti's
+delay from the delivery's, and the updates' numbers are checked to run on (no gap).
 
     .venv/bin/python bench/wallboard.py [--rate 100] [--talk 10] [--agents 1500] [--seconds 60]
 """
@@ -48,17 +51,29 @@ async def supervisor_token(url: str) -> str:
 
 
 async def board(base: str, token: str, answered: dict[str, float], latencies: list[float], sizes: list[int],
-                measuring: asyncio.Event, session: aiohttp.ClientSession) -> None:
+                transit: list[float], seen: dict[str, int], measuring: asyncio.Event,
+                session: aiohttp.ClientSession) -> None:
+    """The supervisor's socket. An update holds only the agents that changed (cti.web.wallboard), so the first
+    one holding an agent with the call is the first showing it; the numbers (seq) are checked to run on."""
     async with session.ws_connect(base.replace("http", "ws") + "/api/ws", max_msg_size=0) as ws:
         await ws.send_json({"type": "auth", "token": token})
+        seq = None
         async for frame in ws:
-            arrived = time.perf_counter()
+            arrived, wall = time.perf_counter(), time.time()
             if frame.type != aiohttp.WSMsgType.TEXT:
                 continue
             message = json.loads(frame.data)
-            if message["type"] != "wallboard_update" or not measuring.is_set():
+            if message["type"] == "wallboard":
+                seq = message["seq"]
+                continue
+            if message["type"] != "wallboard_update":
+                continue
+            seen["gaps"] += seq is not None and message["seq"] != seq + 1
+            seq = message["seq"]
+            if not measuring.is_set():
                 continue
             sizes.append(len(frame.data))
+            transit.append(wall - message["now"])  # from the update built in cti to here (the same clock)
             for agent in message["agents"]:
                 call = agent.get("call")
                 emitted = answered.pop(call["linkedid"], None) if call else None
@@ -73,6 +88,7 @@ async def main() -> None:
     parser.add_argument("--agents", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--profile", help="run cti serve under cProfile, writing its statistics here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cti-wallboard-"))
     settings_path = workspace(folder, args.agents)
@@ -97,14 +113,18 @@ async def main() -> None:
            "CTI_AMI_SECRET": secret, "CTI_AGI_PORT": str(agi_port), "CTI_WEB_PORT": str(web_port)}
     latencies: list[float] = []
     sizes: list[int] = []
+    transit: list[float] = []
+    seen = {"gaps": 0}
     base = f"http://127.0.0.1:{web_port}"
     with (folder / "serve.log").open("w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "cti.cli", "--log-level", "warning", "serve"],
+        profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        server = subprocess.Popen([sys.executable, *profile, "-m", "cti.cli", "--log-level", "warning", "serve"],
                                   cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             async with aiohttp.ClientSession() as session:
                 await wait_for_web(session, base)
-                watching = asyncio.create_task(board(base, token, answered, latencies, sizes, measuring, session))
+                watching = asyncio.create_task(board(base, token, answered, latencies, sizes, transit, seen, measuring,
+                                                      session))
                 traffic = asyncio.create_task(citizens(world, configuration, args.rate, args.talk))
                 await asyncio.sleep(args.warmup)
                 live_at_start = len(world.citizens)
@@ -128,7 +148,9 @@ async def main() -> None:
         print(f"answer → board   p50 {percentile(latencies, 50) * 1000:6.1f} ms   p99 "
               f"{percentile(latencies, 99) * 1000:6.1f} ms   max {max(latencies) * 1000:7.1f} ms   mean "
               f"{statistics.fmean(latencies) * 1000:6.1f} ms")
-        print(f"updates: {len(sizes) / args.seconds:.1f} a second, median {statistics.median(sizes) / 1024:.1f} KiB")
+        print(f"updates: {len(sizes) / args.seconds:.1f} a second, median {statistics.median(sizes) / 1024:.1f} KiB; "
+              f"built → received p50 {percentile(transit, 50) * 1000:.1f} ms, p99 {percentile(transit, 99) * 1000:.1f} "
+              f"ms; sequence gaps {seen['gaps']}")
     else:
         print(f"the board showed none of the {counted['answers']:,} answers")
     problems = (folder / "serve.log").read_text()
