@@ -93,6 +93,17 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SmsSettings:
+    """The SMS gateway (cases by SMS, cti.cases.channels). Its secret belongs in the environment
+    (CTI_SMS_SECRET), as does a gateway URL with credentials in it (CTI_SMS_GATEWAY)."""
+
+    secret: str = ""  # the HMAC-SHA256 key both sign with; empty: POST /api/sms/inbound answers 503
+    gateway: str = ""  # where the SMS to citizens are POSTed (through the webhook outbox); empty: none is sent
+    number: str = "12345"  # the number they are sent from
+    max_skew: float = 300.0  # seconds a signed request's X-CTI-Timestamp may be from cti's clock
+
+
+@dataclass(frozen=True, slots=True)
 class WallboardSettings:
     """The wallboard's alerts (README: The wallboard)."""
 
@@ -113,6 +124,7 @@ class Settings:
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     wallboard: WallboardSettings = field(default_factory=WallboardSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
     timezone: str = "Asia/Shanghai"  # how times are shown
     source: str = field(default="defaults", compare=False)
     # with no settings file: the folder the paths are relative to ("": the working directory)
@@ -158,6 +170,8 @@ _ENVIRONMENT = {
     "CTI_AGI_PORT": ("agi", "port", int),
     "CTI_WEB_HOST": ("web", "host", str),
     "CTI_WEB_PORT": ("web", "port", int),
+    "CTI_SMS_SECRET": ("sms", "secret", str),
+    "CTI_SMS_GATEWAY": ("sms", "gateway", str),
 }
 
 
@@ -191,7 +205,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
 def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
     # each section a different dataclass, chosen by name at run time
     sections: dict[str, Any] = {"ami": settings.ami, "agi": settings.agi, "web": settings.web,
-                                "database": settings.database}
+                                "database": settings.database, "sms": settings.sms}
     problems = []
     for variable, (section, key, kind) in _ENVIRONMENT.items():
         if variable not in environ:
@@ -206,7 +220,7 @@ def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settin
     if problems:
         raise ConfigError(problems)
     return dataclasses.replace(settings, ami=sections["ami"], agi=sections["agi"], web=sections["web"],
-                               database=sections["database"])
+                               database=sections["database"], sms=sections["sms"])
 
 
 def _check(settings: Settings) -> None:
@@ -246,5 +260,9 @@ def _check(settings: Settings) -> None:
     if board.alert_min_calls < 1:
         problems.append(Problem(where, None, "wallboard.alert_min_calls",
                                 f"expected 1 or more, got {board.alert_min_calls}"))
+    if settings.sms.gateway and not settings.sms.gateway.startswith(("http://", "https://")):
+        problems.append(Problem(where, None, "sms.gateway", "an http:// or https:// URL"))
+    if not settings.sms.max_skew > 0:
+        problems.append(Problem(where, None, "sms.max_skew", f"expected more than 0, got {settings.sms.max_skew}"))
     if problems:
         raise ConfigError(problems)

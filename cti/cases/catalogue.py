@@ -53,6 +53,10 @@ class CallbackRules:
     attempts: int = 3  # automated attempts before the callback becomes an agent's task
     retry_minutes: int = 60
     hours: tuple[str, ...] = ("09:00", "20:00")  # no callbacks outside these hours (local time)
+    # the callback of a case that came by SMS: call (as a call's) or survey (an SMS the citizen answers 1, 2 or 3,
+    # waited for sms_reply_hours, then sent again; after ``attempts`` unanswered, an agent's task as for calls)
+    sms: str = "call"
+    sms_reply_hours: float = 24.0
 
     @property
     def window(self) -> tuple[time, time]:
@@ -143,6 +147,10 @@ def _check(file: CaseFile, doc: YamlDoc, trunk_map: TrunkMap, problems: list[Pro
             problems.append(doc.problem(("deadlines", category), "a deadline is a positive number of working days"))
     if file.callback.mode not in ("auto", "agent"):
         problems.append(doc.problem(("callback", "mode"), f"must be auto or agent, not {file.callback.mode!r}"))
+    if file.callback.sms not in ("call", "survey"):
+        problems.append(doc.problem(("callback", "sms"), f"must be call or survey, not {file.callback.sms!r}"))
+    if not file.callback.sms_reply_hours > 0:
+        problems.append(doc.problem(("callback", "sms_reply_hours"), "must be positive"))
     if problem := callback_dial_problem(file.callback.dial):
         problems.append(doc.problem(("callback", "dial"), problem))
     if len(file.callback.hours) != 2 or not all(_HOUR.match(h) for h in file.callback.hours):

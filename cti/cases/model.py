@@ -13,6 +13,12 @@ supervisors may do anything, and "system" is cti itself (callbacks, notices).
     dispatched, in_progress ─return─> accepted (within 2 working days of dispatch, with a reason)
     accepted ─answer─> replied (直接答复: 12345 answers it itself)
     accepted, dispatched, in_progress ─merge─> merged (并单)
+    accepted ─take─> accepted (认领: an agent picks up a case that came by SMS or the web)
+
+A case came by phone, SMS or the web (``channel``, cti.cases.channels); the first step a person takes on it (an
+agent or a supervisor: take, edit, dispatch, answer, merge…) is when it was *answered* (``taken_at``): GB/T 33358
+asks SMS and web requests to be answered within 3 minutes. cti's own steps and its automatic SMS receipt are not
+a person's answer.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ OPEN = ("accepted", "dispatched", "in_progress", "replied", "callback")
 WITH_UNIT = ("dispatched", "in_progress")  # the unit's clock runs
 SATISFACTION = {"1": "满意 satisfied", "2": "基本满意 basically satisfied", "3": "不满意 unsatisfied"}
 ACTORS = ("agent", "unit", "supervisor", "system")
+PEOPLE = ("agent", "supervisor")  # whose first step on a case answers it (taken_at)
 
 
 class CaseError(Exception):
@@ -95,6 +102,10 @@ class Case:
     archived_at: datetime | None = None
     merged_into: int | None = None
     version: int = 0
+    channel: str = "phone"  # phone, sms or web (cti.cases.channels.CHANNELS)
+    reference: str | None = None  # the case number the citizen quotes (none on cases older than it)
+    taken_at: datetime | None = None  # a person's first step on it (the opening agent's, for a call)
+    taken_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +226,10 @@ ATTEMPT_SILENCE = timedelta(minutes=10)
 
 
 def _start_callback(case: Case, p: dict[str, Any], c: Context) -> tuple[Case, dict[str, Any]]:
+    # an SMS survey waits hours for its reply (cti passes ``silence``; the API's body has no such field)
+    silence = p.get("silence", ATTEMPT_SILENCE)
     return dataclasses.replace(case, callback_attempts=case.callback_attempts + 1,
-                               next_callback_at=c.at + ATTEMPT_SILENCE), {
+                               next_callback_at=c.at + silence), {
         "attempt": case.callback_attempts + 1, "how": p.get("how", "")}
 
 
@@ -321,11 +334,19 @@ MOVES: dict[str, Move] = {move.action: move for move in (
     Move("archive", ("closed",), "archived", ("supervisor", "system"), (), _archive, "归档"),
     Move("merge", ("accepted", "dispatched", "in_progress"), "merged", AGENTS, ("into",), _merge,
          "并单: a duplicate joins another case"),
+    Move("take", ("accepted",), None, AGENTS, (), _sign, "认领: an agent picks up a case that came by SMS or the web"),
     Move("remind", WITH_UNIT, None, ("system",), (), _notice("remind"), "到期提醒: the deadline is near"),
     Move("overdue", WITH_UNIT, None, ("system",), (), _notice("overdue"), "催办通知书: past the deadline"),
     Move("escalate", WITH_UNIT, None, ("system",), (), _notice("escalate"),
          "督办: overdue after two notices and five working days"),
 )}
+
+
+def answered(case: Case, at: datetime, actor: str, role: str) -> Case:
+    """The case as answered by ``actor`` at ``at`` when this is a person's first step on it."""
+    if case.taken_at is not None or role not in PEOPLE:
+        return case
+    return dataclasses.replace(case, taken_at=at, taken_by=actor)
 
 
 def apply(case: Case, action: str, params: dict[str, Any], context: Context) -> tuple[Case, CaseEvent]:
@@ -343,6 +364,7 @@ def apply(case: Case, action: str, params: dict[str, Any], context: Context) -> 
     if missing:
         raise CaseError("invalid", f"{action} needs {', '.join(missing)}", 422)
     changed, details = move.effect(case, params, context)
+    changed = answered(changed, context.at, context.actor, context.role)
     if move.target is not None:
         changed = dataclasses.replace(changed, state=move.target)
     if "note" in params and params["note"]:

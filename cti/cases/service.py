@@ -11,22 +11,38 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from cti.ami.message import AmiMessage
 from cti.calls.channels import DIALABLE
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
-from cti.cases.model import CATEGORIES, MOVES, OPEN, Case, CaseError, CaseEvent, Context, MissedCall, apply
+from cti.cases.channels import CHANNELS, InboundSms, new_reference, receipt_text, survey_answer, survey_text
+from cti.cases.model import (
+    CATEGORIES,
+    MOVES,
+    OPEN,
+    Case,
+    CaseError,
+    CaseEvent,
+    Context,
+    MissedCall,
+    answered,
+    apply,
+)
 from cti.cases.schedule import archive_due, callback_due, is_agent_task, notices_due, retry_at
 from cti.cases.stats import Row, period
 from cti.cases.workdays import WorkCalendar
 from cti.privacy import mask
+from cti.settings import SmsSettings
 from cti.stats.cases import case_statistics
 from cti.store.cases import CaseStore
 from cti.store.outbox import Message, message
@@ -34,6 +50,8 @@ from cti.store.outbox import Message, message
 log = logging.getLogger(__name__)
 SYSTEM = "cti"
 NOT_MISSED = ("retired_notice", "guidance", "not_routed")  # the IVR served these callers: nothing to call back
+SMS_GATEWAY = "sms-gateway"  # the outbox's "unit" of the SMS to citizens
+REFERENCE_TRIES = 5  # case numbers drawn before giving up (a clash is one in a million a day per case)
 Send = Callable[[dict[str, Any]], Awaitable[AmiMessage]]
 
 
@@ -43,9 +61,11 @@ def now_utc() -> datetime:
 
 class CaseService:
     def __init__(self, store: CaseStore, catalogue: Callable[[], Catalogue], zone: ZoneInfo, *,
-                 originate: Send | None = None,
+                 originate: Send | None = None, sms: SmsSettings | None = None,
                  clock: Callable[[], datetime] = now_utc) -> None:
         self.store = store
+        self.sms = sms or SmsSettings()
+        self._rng = random.SystemRandom()  # case numbers: not to be guessed from one another
         self._catalogue = catalogue
         self.zone = zone
         self._originate = originate
@@ -79,18 +99,35 @@ class CaseService:
 
     async def open(self, *, caller_number: str, caller_name: str = "", category: str, content: str,
                    actor: str, role: str, location: str = "", confidential: bool = False, unit: str = "",
-                   linkedid: str = "", legacy_number: str = "", auto: bool = False) -> Case:
-        """A new case (受理), linked to its call, and dispatched at once when a unit is given."""
+                   linkedid: str = "", legacy_number: str = "", auto: bool = False, channel: str = "phone",
+                   sms: InboundSms | None = None) -> Case:
+        """A new case (受理), linked to its call (or the SMS it came as), and dispatched at once when a unit is
+        given. It gets its case number to quote (a clash with another's is drawn again)."""
+        if channel not in CHANNELS:
+            raise CaseError("invalid", f"channel must be one of {', '.join(CHANNELS)}", 422)
         if category not in CATEGORIES:
             raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
         if not content.strip():
             raise CaseError("invalid", "a case needs its content (what the caller asks or reports)", 422)
         if linkedid:
             await self._call_free(linkedid)
-        case, event = self._new(caller_number=caller_number, caller_name=caller_name, category=category,
-                                content=content.strip(), actor=actor, role=role, location=location,
-                                confidential=confidential, linkedid=linkedid, legacy_number=legacy_number, auto=auto)
-        case = await self.store.create(case, event, linkedid)
+        for attempt in range(1, REFERENCE_TRIES + 1):
+            case, event = self._new(caller_number=caller_number, caller_name=caller_name, category=category,
+                                    content=content.strip(), actor=actor, role=role, location=location,
+                                    confidential=confidential, linkedid=linkedid, legacy_number=legacy_number,
+                                    auto=auto, channel=channel)
+            if sms is not None:
+                event = dataclasses.replace(event, details={**event.details, "sms": sms.message_id,
+                                                            "received_at": sms.received_at.isoformat()})
+            try:
+                case = await self.store.create(case, event, linkedid, self._receipt(case, sms), _sms_row(sms))
+                break
+            except IntegrityError:
+                if sms is not None and await self.store.sms_seen(sms.message_id) is not None:
+                    raise  # the same SMS reported twice at once: the caller finds the other's case
+                if attempt == REFERENCE_TRIES:
+                    raise
+                log.warning("case number %s was taken: drawing another", case.reference)
         if unit:
             case = await self.act(case.id, "dispatch", {"unit": unit}, actor, role)
         return case
@@ -109,13 +146,64 @@ class CaseService:
 
     def _new(self, *, caller_number: str, caller_name: str, category: str, content: str, actor: str, role: str,
              location: str = "", confidential: bool = False, linkedid: str = "", legacy_number: str = "",
-             auto: bool = False) -> tuple[Case, CaseEvent]:
+             auto: bool = False, channel: str = "phone") -> tuple[Case, CaseEvent]:
         at = self.clock()
+        reference = new_reference(at.astimezone(self.zone).date(), self._rng)
         case = Case(id=0, caller_number=caller_number, caller_name=caller_name, category=category, content=content,
                     created_at=at, created_by=actor, location=location, legacy_number=legacy_number,
-                    confidential=confidential, auto=auto)
+                    confidential=confidential, auto=auto, channel=channel, reference=reference)
+        case = answered(case, at, actor, role)  # an agent opening a case has answered its caller
         return case, CaseEvent(0, at, actor, role, "create", "", "accepted",
-                               {"category": category, "linkedid": linkedid, "auto": auto})
+                               {"category": category, "linkedid": linkedid, "auto": auto, "channel": channel})
+
+    # -- SMS and the web ---------------------------------------------------------------------------
+
+    async def sms_received(self, sms: InboundSms) -> tuple[str, Case | None]:
+        """A text to the hotline, from the gateway: the answer to a pending SMS survey (1, 2, 3) closes or
+        reopens that case; anything else is a new case (its content the text, the category an agent corrects),
+        acknowledged by SMS with its number. A message id seen before changes nothing. Returns what it made
+        ("case", "survey"; "seen" when it had been reported) and the case."""
+        seen = await self.store.sms_seen(sms.message_id)
+        if seen is None:
+            answer = survey_answer(sms.text) if self.catalogue.callback.sms == "survey" else None
+            surveyed = await self.store.find(states=("callback",), caller_number=sms.sender, channels=("sms",),
+                                             limit=1) if answer else []
+            if answer and surveyed:
+                case = await self._system(surveyed[0], "satisfaction", {"satisfaction": answer,
+                                                                         "sms": sms.message_id})
+                await self.store.note_sms(_sms_row(sms) or {}, "survey", case.id)
+                return "survey", case
+            try:
+                case = await self.open(caller_number=sms.sender, category="consultation", content=sms.text,
+                                       actor=SYSTEM, role="system", legacy_number=sms.to, auto=True, channel="sms",
+                                       sms=sms)
+                return "case", case
+            except IntegrityError:  # the same message at the same moment, written by the other request
+                seen = await self.store.sms_seen(sms.message_id)
+                if seen is None:
+                    raise
+        return "seen", await self.store.get(seen[1]) if seen[1] is not None else None
+
+    async def web_request(self, *, caller_number: str, caller_name: str, category: str, content: str,
+                          location: str, confidential: bool) -> Case:
+        """A request from the public web form: a case as a call's, that came by the web."""
+        return await self.open(caller_number=caller_number, caller_name=caller_name, category=category,
+                               content=content, location=location, confidential=confidential, actor="web",
+                               role="system", channel="web")
+
+    def _receipt(self, case: Case, sms: InboundSms | None) -> list[Message]:
+        """The SMS acknowledging a case that came by SMS, with its number (none without a gateway)."""
+        if sms is None or case.reference is None:
+            return []
+        return self._sms_message(case, "receipt", receipt_text(case.reference), f"sms.receipt:{case.reference}")
+
+    def _sms_message(self, case: Case, kind: str, text: str, key: str) -> list[Message]:
+        if not self.sms.gateway:
+            return []
+        payload = {"event": "sms.send", "kind": kind, "to": case.caller_number, "from": self.sms.number,
+                   "text": text, "reference": case.reference, "key": key}
+        return [message(self.sms.gateway, SMS_GATEWAY, "sms.send", key, payload,
+                        {"X-CTI-Event": "sms.send", "X-CTI-Reference": case.reference or ""})]
 
     async def act(self, case_id: int, action: str, params: dict[str, Any], actor: str, role: str) -> Case:
         """Do one action of the workflow table on a case, for ``actor`` in ``role``."""
@@ -137,8 +225,9 @@ class CaseService:
                    if k in ("category", "content", "location", "confidential") or (k == "caller_name" and v)}
         if "category" in changes and changes["category"] not in CATEGORIES:
             raise CaseError("invalid", f"category must be one of {', '.join(CATEGORIES)}", 422)
-        after = dataclasses.replace(case, **changes, auto=False, version=case.version + 1)
-        event = CaseEvent(case.id, self.clock(), actor, role, "edit", case.state, case.state,
+        at = self.clock()
+        after = answered(dataclasses.replace(case, **changes, auto=False, version=case.version + 1), at, actor, role)
+        event = CaseEvent(case.id, at, actor, role, "edit", case.state, case.state,
                           {k: v for k, v in changes.items() if k not in ("content", "caller_name")})
         return await self.store.save(case, after, event)
 
@@ -247,7 +336,12 @@ class CaseService:
                 case = await self._system(case, action, {})
                 done[action] += 1
         for case in await self.store.find(states=("replied", "callback"), limit=100_000):
-            if callback_due(case, now, catalogue.callback, self.zone) and self._originate is not None:
+            if not callback_due(case, now, catalogue.callback, self.zone):
+                continue
+            if self._by_sms(case) and self.sms.gateway:
+                await self._sms_survey(case)
+                done["callback"] += 1
+            elif not self._by_sms(case) and self._originate is not None:
                 await self._call_back(case)
                 done["callback"] += 1
         archive_before = now - timedelta(days=catalogue.archive_after_days)
@@ -284,6 +378,16 @@ class CaseService:
                 await asyncio.wait_for(stop.wait(), self.catalogue.sweep_seconds)
             except TimeoutError:
                 pass
+
+    def _by_sms(self, case: Case) -> bool:
+        """Whether the case's callback is an SMS survey (an SMS case, with cases.yaml's callback.sms: survey)."""
+        return case.channel == "sms" and self.catalogue.callback.sms == "survey"
+
+    async def _sms_survey(self, case: Case) -> None:
+        """回访 by SMS: the question goes out with the callback's step (the outbox, in its transaction); the
+        citizen's 1, 2 or 3 comes back through the gateway's webhook (sms_received)."""
+        wait = timedelta(hours=self.catalogue.callback.sms_reply_hours)
+        await self._system(case, "callback", {"how": "sms", "silence": wait})
 
     async def _call_back(self, case: Case) -> None:
         """回访: Originate to the caller; answered, the survey flow asks the question (OriginateResponse
@@ -356,7 +460,9 @@ class CaseService:
         rules = self.catalogue.callback
         callbacks = [c for c in await self.store.find(states=("replied", "callback"), limit=1000)
                      if is_agent_task(c, rules)]
-        return {"missed_calls": await self.store.missed(), "callbacks": callbacks}
+        waiting = await self.store.find(states=("accepted",), channels=("sms", "web"), taken=False, limit=100)
+        return {"missed_calls": await self.store.missed(), "callbacks": callbacks,
+                "requests": list(reversed(waiting))}  # the longest waiting first
 
     # -- telling the units ------------------------------------------------------------------
 
@@ -364,7 +470,11 @@ class CaseService:
         """Units hear of what concerns them: a case dispatched to them, reminders, overdue
         notices, escalations, an approved or refused extension, a re-handling. The message is
         saved with the transition (the webhook outbox), under a key of the case's version:
-        one message per transition, however often the save is tried."""
+        one message per transition, however often the save is tried. An SMS survey's question goes the same
+        way, to the SMS gateway."""
+        if event.action == "callback" and event.details.get("how") == "sms" and case.reference:
+            return self._sms_message(case, "survey", survey_text(case.reference),
+                                     f"sms.survey:{case.reference}:{case.version}")
         if event.action not in (
                 "dispatch", "remind", "overdue", "escalate", "approve_extension", "reject_extension", "satisfaction"):
             return []
@@ -380,6 +490,13 @@ class CaseService:
                         {"X-CTI-Case": str(case.id), "X-CTI-Event": name})]
 
 
+def _sms_row(sms: InboundSms | None) -> dict[str, Any] | None:
+    """An SMS as the store keeps it by its id."""
+    if sms is None:
+        return None
+    return {"message_id": sms.message_id, "sender": sms.sender, "received_at": sms.received_at}
+
+
 def _iso(at: datetime | None, zone: ZoneInfo) -> str | None:
     return at.astimezone(zone).isoformat() if at is not None else None
 
@@ -390,12 +507,13 @@ def case_json(case: Case, zone: ZoneInfo, *, for_unit: bool = False) -> dict[str
     data = {name: getattr(case, name) for name in (
         "id", "category", "content", "location", "legacy_number", "confidential", "auto", "state", "unit",
         "extension_days", "extension_request", "reply", "on_time", "satisfaction", "rehandled", "overdue_notices",
-        "callback_attempts", "merged_into", "version")}
+        "callback_attempts", "merged_into", "version", "channel", "reference", "taken_by")}
     data["category_name"] = CATEGORIES[case.category]
+    data["channel_name"] = CHANNELS.get(case.channel, case.channel)
     data["caller_number"] = mask(case.caller_number) if hidden else case.caller_number
     data["caller_name"] = "" if hidden else case.caller_name
     for name in ("created_at", "dispatched_at", "due_at", "replied_at", "escalated_at", "closed_at", "archived_at",
-                 "next_callback_at"):
+                 "next_callback_at", "taken_at"):
         data[name] = _iso(getattr(case, name), zone)
     data["created_by"] = case.created_by
     return data

@@ -12,20 +12,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cti.cases.channels import ANSWER_WITHIN, CHANNELS, MEDIA
 from cti.cases.model import CATEGORIES, WITH_UNIT
 from cti.cases.stats import GROUPS, Row, rate
 from cti.stats.calls import bounds, in_period
 from cti.stats.case_tallies import SUMS as TALLIED
 from cti.stats.tallies import aligned
 from cti.store.models import CASE_TALLIES, CaseEventRow, CaseRow, CaseTallyRow, MissedCallRow
-from cti.store.sql import local_text
+from cti.store.sql import local_text, seconds_between
 from cti.store.tallies import tally_zone
 
 K = CaseRow.__table__.c
 T = CaseTallyRow.__table__.c
 M = MissedCallRow.__table__.c
 SUMS = ("cases", "closed", "replied", "on_time", "overdue", "satisfied", "basically_satisfied", "unsatisfied",
-        "unreachable", "first_call_resolved", "dispatched", "returned", "rehandled", "escalated")
+        "unreachable", "first_call_resolved", "dispatched", "returned", "rehandled", "escalated", "media_cases",
+        "answered_3min")
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -57,8 +59,9 @@ async def case_statistics(engine: AsyncEngine, by: str, zone: ZoneInfo, now: dat
 
 async def _tallied(engine: AsyncEngine, by: str, zone: ZoneInfo, since: datetime | None, until: datetime | None,
                    unit: str | None) -> bool:
-    if unit is not None and by not in ("unit", "day", "month"):
-        return False  # the tallies group by one thing at a time: a unit's categories are counted from its cases
+    if by == "channel" or (unit is not None and by not in ("unit", "day", "month")):
+        return False  # the tallies group by one thing at a time: a unit's categories are counted from its cases;
+        # the channels are three, read through the index on the time of opening
     async with engine.connect() as connection:
         tallied = await tally_zone(connection, which=CASE_TALLIES)
     return tallied is not None and tallied.key == zone.key and aligned(since, zone, "day") \
@@ -72,7 +75,8 @@ async def _key_of(engine: AsyncEngine, by: str, zone: ZoneInfo, since: datetime 
         period = await bounds(engine, K.created_at, since, until)
         if period is not None:
             return local_text(engine.dialect.name, K.created_at, zone, by, *period)
-    return {"unit": K.unit, "category": K.category, "legacy_number": K.legacy_number}.get(by, literal(""))
+    return {"unit": K.unit, "category": K.category, "legacy_number": K.legacy_number,
+            "channel": K.channel}.get(by, literal(""))
 
 
 def _filters(since: datetime | None, until: datetime | None, unit: str | None) -> list[ColumnElement[bool]]:
@@ -94,7 +98,10 @@ async def _counted_sums(engine: AsyncEngine, by: str, zone: ZoneInfo, now: datet
             ("unsatisfied", K.satisfaction == "3"), ("unreachable", K.satisfaction == "unreachable"),
             ("first_call_resolved", and_(closed, K.dispatched_at.is_(None), K.rehandled == 0, ~returned)),
             ("dispatched", or_(K.dispatched_at.is_not(None), returned)), ("returned", returned),
-            ("rehandled", K.rehandled > 0), ("escalated", K.escalated_at.is_not(None))))
+            ("rehandled", K.rehandled > 0), ("escalated", K.escalated_at.is_not(None)),
+            ("media_cases", K.channel.in_(MEDIA)),
+            ("answered_3min", and_(K.channel.in_(MEDIA), K.taken_at.is_not(None),
+                                   seconds_between(engine.dialect.name, K.taken_at, K.created_at) <= ANSWER_WITHIN))))
     ).where(*_filters(since, until, unit)).group_by(key)
     async with engine.connect() as connection:
         return {_key(by, row.key): {name: int(getattr(row, name) or 0) for name in SUMS}
@@ -140,6 +147,8 @@ def _key(by: str, value: Any) -> str:
         return CATEGORIES.get(str(value), str(value))
     if by == "legacy_number":
         return str(value) or "—"
+    if by == "channel":
+        return CHANNELS.get(str(value), str(value))
     return str(value)
 
 
@@ -175,4 +184,5 @@ def _row(key: str, sums: dict[str, int], missed: tuple[int, int]) -> Row:
         on_time_rate=rate(get("on_time", 0), get("replied", 0)), surveyed=surveyed,
         satisfaction_rate=rate(get("satisfied", 0) + get("basically_satisfied", 0), surveyed),
         first_call_rate=rate(get("first_call_resolved", 0), get("closed", 0)),
-        return_rate=rate(get("returned", 0), get("dispatched", 0)), missed_calls=missed[0], called_back=missed[1])
+        return_rate=rate(get("returned", 0), get("dispatched", 0)), missed_calls=missed[0], called_back=missed[1],
+        answer_3min_rate=rate(get("answered_3min", 0), get("media_cases", 0)))

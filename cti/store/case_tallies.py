@@ -21,8 +21,9 @@ from cti.store.tallies import lock_zones, made_from, stale, tally_zone
 log = logging.getLogger(__name__)
 T = CaseTallyRow.__table__
 K = CaseRow.__table__.c
+# what cti.stats.case_tallies.figures reads of a case
 COUNTED = ("id", "created_at", "state", "unit", "category", "legacy_number", "on_time", "satisfaction",
-           "dispatched_at", "rehandled", "escalated_at")  # what cti.stats.case_tallies.figures reads of a case
+           "dispatched_at", "rehandled", "escalated_at", "channel", "taken_at")
 
 
 async def move(session: AsyncSession, dialect: str, moves: Sequence[tuple[Case, bool, int]]) -> None:
@@ -82,4 +83,5 @@ def _case(row: Any) -> Case:
     return Case(id=row.id, caller_number="", caller_name="", category=row.category, content="",
                 created_at=row.created_at, created_by="", legacy_number=row.legacy_number, state=row.state,
                 unit=row.unit, on_time=row.on_time, satisfaction=row.satisfaction, dispatched_at=row.dispatched_at,
-                rehandled=row.rehandled, escalated_at=row.escalated_at)
+                rehandled=row.rehandled, escalated_at=row.escalated_at, channel=row.channel,
+                taken_at=row.taken_at)

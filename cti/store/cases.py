@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
 from cti.store import case_tallies
-from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow
+from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow, SmsInboundRow
 from cti.store.outbox import Message, OutboxStore
+from cti.store.sql import insert_new
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Case))
 
@@ -30,8 +31,12 @@ class CaseStore:
 
     # -- cases ----------------------------------------------------------------------
 
-    async def create(self, case: Case, event: CaseEvent, linkedid: str = "") -> Case:
-        """Insert a new case (its id is assigned here) with its first event and call."""
+    async def create(self, case: Case, event: CaseEvent, linkedid: str = "", messages: Sequence[Message] = (),
+                     sms: dict[str, Any] | None = None) -> Case:
+        """Insert a new case (its id is assigned here) with its first event and call, the ``messages`` it sends
+        (the SMS receipt) and the SMS it came from (``sms``: message_id, sender, received_at), all in one
+        transaction. A case number or an SMS message id taken already raises sqlalchemy's IntegrityError and
+        writes nothing (CaseService draws another number, or finds the message's case)."""
         async with self._sessions.begin() as session:
             row = CaseRow(**_values(case))
             session.add(row)
@@ -39,9 +44,26 @@ class CaseStore:
             session.add(_event_row(dataclasses.replace(event, case_id=row.id)))
             if linkedid:
                 session.add(CaseCallRow(linkedid=linkedid, case_id=row.id, linked_at=case.created_at))
+            if sms is not None:
+                session.add(SmsInboundRow(**sms, outcome="case", case_id=row.id))
             created = dataclasses.replace(case, id=row.id)
             await case_tallies.move(session, self.engine.dialect.name, [(created, False, 1)])
+            queued = await self.outbox.stage(session, messages, datetime.now(UTC))
+        if queued:
+            self.outbox.changed()
         return created
+
+    async def sms_seen(self, message_id: str) -> tuple[str, int | None] | None:
+        """What an SMS the gateway reported before made (its outcome and case), or None: it is new."""
+        async with self._sessions() as session:
+            row = await session.get(SmsInboundRow, message_id)
+        return (row.outcome, row.case_id) if row is not None else None
+
+    async def note_sms(self, sms: dict[str, Any], outcome: str, case_id: int | None) -> None:
+        """Keep an SMS that made no case (a survey's answer) by its id; one seen already is left as it is."""
+        async with self._sessions.begin() as session:
+            await session.execute(insert_new(self.engine.dialect.name, SmsInboundRow, ["message_id"]),
+                                  [{**sms, "outcome": outcome, "case_id": case_id}])
 
     async def open_for_calls(self, cases: Sequence[tuple[Case, CaseEvent, str]], missed: Sequence[MissedCall]) -> int:
         """In one transaction: a case for each call that has none yet, and the missed calls not yet
@@ -98,6 +120,8 @@ class CaseStore:
 
     async def find(self, *, states: Sequence[str] | None = None, unit: str | None = None,
                    caller_number: str | None = None, escalated: bool | None = None,
+                   channels: Sequence[str] | None = None, reference: str | None = None,
+                   taken: bool | None = None,
                    created_from: datetime | None = None, created_to: datetime | None = None,
                    closed_before: datetime | None = None, limit: int = 100, offset: int = 0) -> list[Case]:
         """Cases, newest first."""
@@ -110,6 +134,12 @@ class CaseStore:
             query = query.where(CaseRow.caller_number == caller_number)
         if escalated is not None:
             query = query.where(CaseRow.escalated_at.is_not(None) if escalated else CaseRow.escalated_at.is_(None))
+        if channels:
+            query = query.where(CaseRow.channel.in_(list(channels)))
+        if reference is not None:
+            query = query.where(CaseRow.reference == reference)
+        if taken is not None:
+            query = query.where(CaseRow.taken_at.is_not(None) if taken else CaseRow.taken_at.is_(None))
         if created_from is not None:
             query = query.where(CaseRow.created_at >= created_from)
         if created_to is not None:

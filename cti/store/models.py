@@ -162,6 +162,21 @@ class CaseTallyRow(Base):
     returned: Mapped[int]
     rehandled: Mapped[int]
     escalated: Mapped[int]
+    media_cases: Mapped[int] = mapped_column(server_default=text("0"))  # by SMS or the web (revision 0003)
+    answered_3min: Mapped[int] = mapped_column(server_default=text("0"))  # of those, answered within 3 minutes
+
+
+class SmsInboundRow(Base):
+    """A text the SMS gateway reported, by its message id: written with what it made (a case, or a survey's
+    answer), so that the same message reported twice makes it once."""
+
+    __tablename__ = "sms_inbound"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # case, survey
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
 
 
 class CallEventRow(Base):
@@ -254,8 +269,14 @@ class CaseRow(Base):
     archived_at: Mapped[datetime | None]
     merged_into: Mapped[int | None]
     version: Mapped[int]
+    # revision 0003: the cases of 0.1.0 and 0002 came by phone and have no case number
+    channel: Mapped[str] = mapped_column(String(8), server_default=text("'phone'"))
+    reference: Mapped[str | None] = mapped_column(String(16))
+    taken_at: Mapped[datetime | None]
+    taken_by: Mapped[str] = mapped_column(String(64), server_default=text("''"))
 
     __table_args__ = (
+        Index("ix_cases_reference", "reference", unique=True),  # the citizen's case number, looked up by it
         Index("ix_cases_state_due", "state", "due_at"),
         Index("ix_cases_caller", "caller_number", "created_at"),
         Index("ix_cases_unit_created", "unit", "created_at"),
