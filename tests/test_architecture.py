@@ -15,7 +15,7 @@ PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py",
         "cases/model.py",
         "cases/schedule.py", "cases/stats.py", "sim/traffic.py", "auth_throttle.py", "stats/measures.py",
         "stats/rows.py", "stats/export.py", "stats/live.py",
-        "hotspots/text.py", "hotspots/detect.py"]
+        "hotspots/text.py", "hotspots/detect.py", "kb/model.py", "kb/text.py", "kb/files.py"]
 IO = {"asyncio", "aiohttp", "sqlalchemy", "panoramisk", "asyncpg", "aiosqlite", "socket",
       "cti.store", "cti.ami.client", "cti.service", "cti.cli"}
 
