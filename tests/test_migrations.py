@@ -21,7 +21,7 @@ from cti.cases.model import CaseEvent
 from cti.cases.stats import GROUPS
 from cti.cli import main
 from cti.stats.cases import case_statistics
-from cti.store import case_tallies, migrations
+from cti.store import case_tallies, migrations, search_index
 from cti.store.calls import make_engine
 from cti.store.database import Database
 from cti.store.models import Base
@@ -32,8 +32,10 @@ NOW = datetime(2026, 12, 31, tzinfo=UTC)
 
 
 def differences(connection: Connection) -> list[Any]:
-    """What alembic's autogenerate would change to make the database's tables those of the models."""
-    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+    """What alembic's autogenerate would change to make the database's tables those of the models (the knowledge
+    base's search index is no model: cti.store.search_index)."""
+    context = MigrationContext.configure(connection, opts={"include_name": search_index.include_name})
+    return list(compare_metadata(context, Base.metadata))
 
 
 async def emptied(database: Database) -> AsyncEngine:

@@ -16,6 +16,7 @@ from cti.store import case_tallies
 from cti.store import tallies as call_tallies
 from cti.store.calls import CallStore, make_engine
 from cti.store.cases import CaseStore
+from cti.store.kb import KbStore
 from cti.store.migrations import migrate
 from cti.store.outbox import OutboxStore
 from cti.store.users import UserStore
@@ -30,6 +31,7 @@ class Database:
         self.calls = CallStore(engine, self.outbox)
         self.users = UserStore(engine)
         self.cases = CaseStore(engine, self.outbox)
+        self.kb = KbStore(engine)  # the knowledge base (知识库)
 
     @classmethod
     async def open(cls, url: str, *, zone: ZoneInfo | None = None, **engine_options: Any) -> Database:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text, TypeDecorator, text
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, String, Text, TypeDecorator, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cti.store import search_index
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -361,3 +363,54 @@ class WebhookOutboxRow(Base):
         Index("ix_webhook_outbox_delivered", "delivered_at"),
         {"sqlite_autoincrement": True},  # an id in the logs and the admin list never names two messages
     )
+
+
+class KbArticleRow(Base):
+    """A knowledge-base article (cti.kb.model.Article) as it is now; every version in kb_versions. Its words are
+    in the search index, kb_search (cti.store.search_index: FTS5 or tsvector, outside these models)."""
+
+    __tablename__ = "kb_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit: Mapped[str] = mapped_column(String(64))  # a handling unit's id; "" for the hotline's own
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[Any]]
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))  # draft, reviewed, published, retired
+    version: Mapped[int]
+    author: Mapped[str] = mapped_column(String(64))
+    reviewed_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_kb_articles_state_unit", "state", "unit"),
+        Index("ix_kb_articles_unit_updated", "unit", "updated_at"),
+    )
+
+
+class KbVersionRow(Base):
+    """Every version of an article, the whole of it: written with each change (create, edit, review move)."""
+
+    __tablename__ = "kb_versions"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    change: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[Any]]
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+
+
+# the search index is raw DDL (an FTS5 virtual table has no SQLAlchemy model): made and dropped with the articles
+event.listen(KbArticleRow.__table__, "after_create", search_index.create_listener)
+event.listen(KbArticleRow.__table__, "before_drop", search_index.drop_listener)
