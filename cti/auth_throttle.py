@@ -1,5 +1,5 @@
-"""Failed sign-ins, throttled per user id and per client address. Pure: no IO, the
-clock is given.
+"""Failed sign-ins, throttled per user id and per client address; and the public web form, per address
+(``AddressThrottle``: every request counts, as a failure does here). Pure: no IO, the clock is given.
 
 Every attempt counts as a failure the moment it starts, so a burst of concurrent
 guesses cannot all slip past the counter while their passwords are being hashed;
@@ -119,3 +119,26 @@ class SignInThrottle:
     def sizes(self) -> tuple[int, int]:
         """Entries kept: (user ids, addresses)."""
         return len(self._users), len(self._addresses)
+
+
+class AddressThrottle:
+    """Requests per client address, the same bounded keys and doubling waits as the sign-ins': the public web
+    form's bound (every request counts; after ``free_failures`` of them with no pause of ``window`` seconds, each
+    further one waits ``first_delay``, doubling up to ``max_delay``)."""
+
+    def __init__(self, policy: ThrottlePolicy, *, clock: Callable[[], float]) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._addresses = _Keys(policy)
+
+    def attempt(self, address: str) -> float:
+        """0 when the request may go on (it is counted); else the seconds to wait, nothing counted."""
+        now = self._clock()
+        wait = self._addresses.wait(address, now)
+        if wait > 0:
+            return wait
+        self._addresses.count(address, now)
+        return 0.0
+
+    def __len__(self) -> int:
+        return len(self._addresses)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from cti.cases.channels import CHANNELS
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, CaseError, workflow_role
 from cti.cases.service import CaseService, case_json, event_json
 from cti.cases.stats import GROUPS, to_csv
@@ -42,11 +43,12 @@ def add_case_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     listing.add_argument("--unit")
     listing.add_argument("--caller")
     listing.add_argument("--escalated", action="store_true", help="only escalated (督办) cases")
+    listing.add_argument("--channel", choices=tuple(CHANNELS), help="only the cases that came by phone, sms or web")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(command=_list)
 
-    show = command(sub, "show", "a case with its timeline and calls")
-    show.add_argument("id", type=int)
+    show = command(sub, "show", "a case with its timeline and calls, by its id or its case number (工单号)")
+    show.add_argument("id", help="the case's id, or the number the citizen quotes (20261201-4830271)")
     show.set_defaults(command=_show)
 
     opening = command(sub, "open", "open a case (受理); --unit dispatches it at once (派单)")
@@ -154,7 +156,8 @@ async def _acting(database: Database, actor: str | None) -> Acting:
 def _line(case: Case, zone: ZoneInfo) -> str:
     due = case.due_at.astimezone(zone).strftime("%m-%d") if case.due_at else "—"
     created = case.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    return (f"{case.id:>6}  {created}  {cell(case.caller_number, 12)} {cell(CATEGORIES[case.category], 8)} "
+    return (f"{case.id:>6}  {cell(case.reference or '—', 16)} {created}  {cell(CHANNELS[case.channel], 4)} "
+            f"{cell(case.caller_number, 12)} {cell(CATEGORIES[case.category], 8)} "
             f"{case.state:<11} {cell(case.unit or '—', 24)} due {due}  {case.content[:30]}")
 
 
@@ -167,14 +170,14 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     async with _cases(settings) as cases:
         found = await cases.store.find(states=[args.state] if args.state else None, unit=args.unit,
                                        caller_number=args.caller, escalated=True if args.escalated else None,
-                                       limit=args.limit)
+                                       channels=[args.channel] if args.channel else None, limit=args.limit)
     _print(found, args.json, settings.zone)
     return 0
 
 
 async def _show(args: argparse.Namespace, settings: Settings) -> int:
     async with _cases(settings) as cases:
-        case = await cases.get(args.id)
+        case = await _find(cases, args.id)
         events = await cases.store.events(case.id)
         calls = await cases.store.calls_of(case.id)
     data = case_json(case, settings.zone) | {"events": [event_json(e, settings.zone) for e in events],
@@ -191,6 +194,16 @@ async def _show(args: argparse.Namespace, settings: Settings) -> int:
     if calls:
         print(f"        calls: {', '.join(calls)}")
     return 0
+
+
+async def _find(cases: CaseService, given: str) -> Case:
+    """The case of an id or of a case number."""
+    if given.isdigit():
+        return await cases.get(int(given))
+    found = await cases.store.find(reference=given, limit=1)
+    if not found:
+        raise CaseError("no_such_case", f"no case {given!r} (an id, or a case number YYYYMMDD-NNNNNNN)", 404)
+    return found[0]
 
 
 async def _open(args: argparse.Namespace, settings: Settings) -> int:

@@ -72,7 +72,7 @@ class Service:
         self.resync = Resync(self.ami, self.pipeline, self.board, self.desk, self.route,
                              boot_timeout=settings.ami.boot_timeout, on_done=self._linked)
         self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,
-                                 originate=self.ami.send)
+                                 originate=self.ami.send, sms=settings.sms)
         self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
                           lambda caller: self.database.cases.find(caller_number=caller, limit=10), zone=settings.zone)
@@ -89,7 +89,8 @@ class Service:
             live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
             cases=self.cases, metrics=lambda: generate_latest(self._metrics),
             zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
-            softphone=softphone, forwarded_for=settings.web.forwarded_for, wallboard=self.wallboard))
+            softphone=softphone, forwarded_for=settings.web.forwarded_for, wallboard=self.wallboard,
+            sms=settings.sms))
         self.hotspots = HotspotService(database.engine, database.outbox, lambda: self.configuration.catalogue.alerts,
                                        settings.zone, notify=self.hub.on_alert)
         self.web[HOTSPOTS] = self.hotspots

@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import json
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ from cti.auth import ROLES
 from cti.calls.events import TransferFailed
 from cti.calls.record import CallRecord, Leg, Transfer
 from cti.cases.catalogue import HandlingUnit
+from cti.cases.channels import InboundSms, signature
 from cti.cases.model import MissedCall
 from cti.cases.service import CaseService
 from cti.configuration import load_configuration
-from cti.settings import Settings, WebhookSettings
+from cti.settings import Settings, SmsSettings, WebhookSettings
 from cti.store.database import Database
+from cti.web.api import CONTEXT
 from cti.web.routes import ANYONE
 from cti.web.schemas import COMPONENTS, WEBSOCKET_MESSAGES
 from cti.webhooks import WebhookSender, call_ended
@@ -34,15 +37,15 @@ from tests.desk_harness import PASSWORD, Desk, running_desk
 from tests.fakeami import Session, until
 from tests.test_desk import CALL, member_event, p5_with_pause, recording_of, ringing_then_lost
 
-NOT_API = {"/", "/wallboard", "/stats", "/ledger", "/static"}  # the desk, the wallboard, the statistics page, the
-# number ledger, their files
+NOT_API = {"/", "/wallboard", "/stats", "/ledger", "/submit", "/static"}  # the desk, the wallboard, the statistics
+# page, the number ledger, the web form, their files
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
     spec = document()
     validate_spec(spec)
     assert spec["openapi"] == "3.1.0"
-    assert set(spec["webhooks"]) == {"call.ended", "case", "alert"}
+    assert set(spec["webhooks"]) == {"call.ended", "case", "alert", "sms.send"}
     ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids)), "operationIds are unique"
 
@@ -101,7 +104,7 @@ def test_the_public_operations_are_those_meant_to_be() -> None:
     public = {(method.upper(), path) for path, ops in spec["paths"].items() for method, op in ops.items()
               if not op["x-roles"]}
     assert public == {("POST", "/api/session"), ("GET", "/api/openapi.json"), ("GET", "/api/ws"),
-                      ("GET", "/api/ledger")}
+                      ("GET", "/api/ledger"), ("POST", "/api/requests"), ("POST", "/api/sms/inbound")}
 
 
 def test_the_websocket_and_the_webhooks_are_described() -> None:
@@ -142,9 +145,9 @@ async def test_every_route_of_the_router_is_in_the_document(tmp_path: Path) -> N
 # -- real answers of a running service ------------------------------------------------------------------
 
 async def checked(desk: Desk, contract: Contract, method: str, path: str, token: str | None = None,
-                  expect: int = 200, **kwargs: Any) -> Any:
+                  expect: int = 200, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
     """A request whose answer must have the status expected and match the document."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     async with desk.http.request(method, desk.base + path, headers=headers, **kwargs) as reply:
         raw = await reply.read()
         assert reply.status == expect, (method, path, reply.status, raw[:300])
@@ -306,7 +309,7 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
         await checked(desk, c, "GET", "/api/tasks", supervisor)
         await checked(desk, c, "POST", "/api/missed/1795100000.1", agent, json={"state": "called_back"})
         await checked(desk, c, "POST", "/api/missed/1.1", agent, expect=404, json={"state": "unreachable"})
-        for by in ("unit", "category", "legacy_number", "day", "month"):
+        for by in ("unit", "category", "legacy_number", "day", "month", "channel"):
             await checked(desk, c, "GET", f"/api/stats?by={by}", supervisor)
         await checked(desk, c, "GET", "/api/stats?by=unit&format=csv", unit)
         await checked(desk, c, "GET", "/api/stats?by=color", supervisor, expect=422)
@@ -344,6 +347,21 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
         await checked(desk, c, "POST", "/api/admin/reload", supervisor, expect=403)
         await checked(desk, c, "GET", "/api/agents", supervisor)
         await checked(desk, c, "POST", "/api/agents/1001/logout", supervisor)
+        # the web form and the SMS gateway: public (the gateway signs)
+        form = {"category": "request", "content": "路灯不亮", "caller_number": "13900000001"}
+        await checked(desk, c, "POST", "/api/requests", json=form)
+        await checked(desk, c, "POST", "/api/requests", expect=422, json={"content": "x"})
+        sms = json.dumps({"message_id": "gw-1", "from": "13900000002", "to": "12345", "text": "井盖丢失",
+                          "received_at": "2026-11-22T10:00:00+08:00"}).encode()
+        stamp = str(int(time.time()))
+        signed = {"Content-Type": "application/json", "X-CTI-Timestamp": stamp,
+                  "X-CTI-Signature": signature("contract", stamp, sms)}
+        await checked(desk, c, "POST", "/api/sms/inbound", expect=503, data=sms, headers=signed)
+        desk.service.web[CONTEXT].sms = SmsSettings(secret="contract")
+        taken = await checked(desk, c, "POST", "/api/sms/inbound", data=sms, headers=signed)
+        await checked(desk, c, "POST", "/api/sms/inbound", expect=401, data=sms,
+                      headers={**signed, "X-CTI-Signature": "x"})
+        await checked(desk, c, "GET", f"/api/cases?channel=sms&reference={taken['reference']}", supervisor)
         await checked(desk, c, "GET", "/api/ledger?at=2020-07-01")  # public: no token
         await checked(desk, c, "GET", "/api/ledger?format=csv")
         await checked(desk, c, "GET", "/api/ledger?at=2020-02-30", expect=422)
@@ -389,9 +407,10 @@ async def test_webhooks_a_unit_receives_match_the_document(sqlite_db: Database, 
     units["yanhu-district"] = HandlingUnit("yanhu-district", "盐湖区人民政府", url)
     catalogue = dataclasses.replace(configuration.catalogue, units=units)
     zone = configuration.trunk_map.zone
-    cases = CaseService(sqlite_db.cases, lambda: catalogue, zone)
+    cases = CaseService(sqlite_db.cases, lambda: catalogue, zone, sms=SmsSettings(gateway=url))
     await cases.open(caller_number="13800000003", category="consultation", content="办证需要什么材料",
                      actor="1001", role="agent", unit="yanhu-district", confidential=True)
+    await cases.sms_received(InboundSms("gw-1", "13800000004", "12345", "井盖丢失", datetime.now(UTC)))
     record = CallRecord(linkedid="1795281884.19", direction="inbound", caller_number="13800000043",
                         caller_name="Citizen", dialled_number="2587777", arrived_at=1795281884.0,
                         ended_at=1795281944.0, unit="民生天然气", unit_id="gas", treatment="interconnected",
@@ -402,12 +421,13 @@ async def test_webhooks_a_unit_receives_match_the_document(sqlite_db: Database, 
     sender = WebhookSender(sqlite_db.outbox, WebhookSettings(timeout=2, retry_min=0.05, retry_max=0.2))
     sender.start()
     try:
-        await until(lambda: len(received) == 2, what="both webhooks")
+        await until(lambda: len(received) == 3, what="the three webhooks")
     finally:
         await sender.close(grace=0.1)
     hooks = contract.document["webhooks"]
     by_event = {body["event"]: (body, headers) for body, headers in received}
-    for event, hook in (("case.dispatch", hooks["case"]), ("call.ended", hooks["call.ended"])):
+    for event, hook in (("case.dispatch", hooks["case"]), ("call.ended", hooks["call.ended"]),
+                        ("sms.send", hooks["sms.send"])):
         body, headers = by_event[event]
         post = hook["post"]
         contract.validate(post["requestBody"]["content"]["application/json"]["schema"], body)

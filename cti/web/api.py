@@ -17,13 +17,14 @@ from aiohttp import web
 
 from cti.agents.board import AgentBoard
 from cti.agents.directory import PAUSE_REASON_BYTES, Agent
-from cti.auth_throttle import SignInThrottle
+from cti.auth_throttle import AddressThrottle, SignInThrottle, ThrottlePolicy
 from cti.calls.record import CallRecord, LiveCall, iso_time
 from cti.cases.service import CaseService
 from cti.configuration import Configuration
 from cti.desk.actions import KINDS, SPY_MODES, Desk
 from cti.privacy import without_caller
 from cti.routing.router import decide, guidance_list
+from cti.settings import SmsSettings
 from cti.store.database import Database
 from cti.store.outbox import STATES, Stored
 from cti.store.users import PasswordsBusy
@@ -47,6 +48,9 @@ from cti.web.wallboard import Wallboard
 from cti.webhooks import shown_url
 
 SESSION_LIFETIME = timedelta(hours=12)
+# the public web form, per client address: 5 requests, then 1 minute's wait doubling up to an hour; an hour
+# without one and the address starts again
+FORM_BOUND = ThrottlePolicy(free_failures=5, window=3600.0, first_delay=60.0, max_delay=3600.0)
 routes = Routes()
 AGENT_PARAM = Field(max_length=64, description="an agent of agents.yaml", example="1001")
 LINKEDID_PARAM = Field(max_length=64, description="the call's Linkedid", example="1795281884.19")
@@ -86,6 +90,9 @@ class WebContext:
     # second per connection, and a held answer costs a sleeping coroutine, no CPU
     refusal_hold: float = 1.0
     wallboard: Wallboard | None = None  # the supervisors' board: a snapshot for each of their sockets as it opens
+    sms: SmsSettings = field(default_factory=SmsSettings)  # the SMS gateway's secret (its webhook's signature)
+    form_throttle: AddressThrottle = field(
+        default_factory=lambda: AddressThrottle(FORM_BOUND, clock=time.monotonic))
 
 
 CONTEXT = web.AppKey("cti", WebContext)

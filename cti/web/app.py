@@ -17,6 +17,7 @@ from cti.cases.model import CaseError
 from cti.desk.actions import DeskError
 from cti.web import (
     case_api,  # noqa: F401 - registers the case routes
+    channel_api,  # noqa: F401 - registers the web form's and the SMS gateway's routes
     hotspot_api,  # noqa: F401 - registers the hotspot routes
     ledger_api,  # noqa: F401 - registers the number ledger's route
 )
@@ -40,6 +41,7 @@ def make_app(context: WebContext) -> web.Application:
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/stats", stats_page)
     app.router.add_get("/ledger", ledger_page)
+    app.router.add_get("/submit", submit_page)
     app.router.add_static("/static/", STATIC)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -87,6 +89,8 @@ def _endpoint(route: Route) -> Any:
                 raise ApiError(403, "forbidden", f"{route.method} {route.path} is for {', '.join(route.roles)}, "
                                                  f"not {user.role}")
         check_path(route.params, request.match_info)
+        if route.guard is not None:
+            await route.guard(request)
         body: dict[str, Any] = {}
         if route.body:
             try:
@@ -130,6 +134,11 @@ async def stats_page(request: web.Request) -> web.FileResponse:
 async def ledger_page(request: web.Request) -> web.FileResponse:
     """The public number ledger (号码台账): no sign-in, its data from GET /api/ledger."""
     return web.FileResponse(STATIC / "ledger.html")
+
+
+async def submit_page(request: web.Request) -> web.FileResponse:
+    """The public web form (网上诉求): no sign-in, it posts to POST /api/requests."""
+    return web.FileResponse(STATIC / "submit.html")
 
 
 async def wallboard_page(request: web.Request) -> web.FileResponse:

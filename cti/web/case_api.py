@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cti.cases.channels import CHANNELS
 from cti.cases.model import CATEGORIES, MOVES, STATES, Case, MissedCall, workflow_role
 from cti.cases.service import case_json, event_json
 from cti.cases.stats import GROUPS, NAMES, period
@@ -113,6 +114,9 @@ async def open_case(call: Call) -> dict[str, Any]:
             query={"state": Field(choices=STATES), "unit": Field(max_length=UNIT),
                    "caller": number_field(),
                    "escalated": Field(bool, description="only escalated (督办) cases, or only others"),
+                   "channel": Field(choices=tuple(CHANNELS), description="only the cases that came by phone, sms "
+                                                                         "or web"),
+                   "reference": Field(max_length=16, description="the case of this number (工单号)"),
                    "from": Field(max_length=DAY, format="date", description="created on or after (YYYY-MM-DD)"),
                    "to": Field(max_length=DAY, format="date", description="created on or before (YYYY-MM-DD)")}
             | paging(100),
@@ -124,6 +128,7 @@ async def list_cases(call: Call) -> list[dict[str, Any]]:
     cases = await ctx(call).cases.store.find(
         states=[q["state"]] if "state" in q else None, unit=unit, caller_number=q.get("caller"),
         escalated=q.get("escalated"), created_from=start, created_to=end,
+        channels=[q["channel"]] if "channel" in q else None, reference=q.get("reference"),
         limit=q.get("limit", 100), offset=q.get("offset", 0))
     if unit_view(call) is not None and "caller" in q:  # a masked case found by its number would confirm it
         cases = [c for c in cases if not c.confidential]
@@ -193,12 +198,14 @@ def _missed_json(call: Call, missed: MissedCall) -> dict[str, Any]:
 
 
 @routes.add("GET", "/api/tasks", roles=("agent", "supervisor"),
-            summary="The agents' tasks: missed calls to call back, callbacks left to a person",
+            summary="The agents' tasks: missed calls to call back, callbacks left to a person, SMS and web requests "
+                    "nobody has taken yet (认领: POST …/actions/take)",
             response=ref("Tasks"))
 async def tasks(call: Call) -> dict[str, Any]:
     work = await ctx(call).cases.tasks()
     return {"missed_calls": [_missed_json(call, m) for m in work["missed_calls"]],
-            "callbacks": [_json(call, c) for c in work["callbacks"]]}
+            "callbacks": [_json(call, c) for c in work["callbacks"]],
+            "requests": [_json(call, c) for c in work["requests"]]}
 
 
 @routes.add("POST", "/api/missed/{linkedid}", roles=("agent", "supervisor"),

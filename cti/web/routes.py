@@ -76,6 +76,8 @@ def number_field(description: str = "", *, required: bool = False) -> Field:
 
 
 Handler = Callable[["Call"], Awaitable[Any]]
+# a check of the raw request before its body is read as JSON (a signature over the bytes sent): raises ApiError
+Guard = Callable[[web.Request], Awaitable[None]]
 
 # errors that many routes can give, for ``errors=``
 PBX_ERRORS = {409: "pbx_refused: Asterisk refused the action (details.action names it; the message is Asterisk's)",
@@ -98,6 +100,8 @@ class Route:
     also: dict[str, Schema] = field(default_factory=dict)  # the answer in other media types (CSV)
     status: int = 200  # the success status (101 for the WebSocket)
     extensions: dict[str, Any] = field(default_factory=dict)  # x-… members of the operation
+    guard: Guard | None = None  # checks the request before its body is read (its errors are in ``errors``)
+    headers: dict[str, Field] = field(default_factory=dict)  # request headers the route reads, for the document
 
     def error_statuses(self) -> dict[int, str]:
         """Every error status the route can answer, and when: those the table implies (authentication,
@@ -142,10 +146,12 @@ class Routes:
             produces: str = "application/json", response: Schema | None = None,
             errors: dict[int, str] | None = None, params: dict[str, Field] | None = None,
             also: dict[str, Schema] | None = None, status: int = 200,
-            extensions: dict[str, Any] | None = None) -> Callable[[Handler], Handler]:
+            extensions: dict[str, Any] | None = None, guard: Guard | None = None,
+            headers: dict[str, Field] | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.table.append(Route(method, path, handler, roles, summary, body or {}, query or {}, produces,
-                                    response, errors or {}, params or {}, also or {}, status, extensions or {}))
+                                    response, errors or {}, params or {}, also or {}, status, extensions or {},
+                                    guard, headers or {}))
             return handler
         return register
 
@@ -203,6 +209,7 @@ def _operation(route: Route) -> dict[str, Any]:
         spec = route.params.get(name, Field())
         parameters.append(_parameter(name, "path", dataclasses.replace(spec, required=True)))
     parameters += [_parameter(name, "query", spec) for name, spec in route.query.items()]
+    parameters += [_parameter(name, "header", spec) for name, spec in route.headers.items()]
     if parameters:
         operation["parameters"] = parameters
     if route.body:

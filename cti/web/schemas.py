@@ -19,6 +19,7 @@ from typing import Any
 from cti.agents.board import DEVICE_STATES
 from cti.auth import ROLES
 from cti.calls.events import EVENT_TYPES, CallEvent
+from cti.cases.channels import CHANNELS
 from cti.cases.model import CATEGORIES, STATES
 from cti.cases.stats import Row
 from cti.stats.rows import CallStatsRow
@@ -133,7 +134,7 @@ _DIRECTION = choice(("inbound", "outbound"), "inbound: a citizen called; outboun
 _AMI_ACTION = {"type": "object", "additionalProperties": {"type": "string"},
                "description": "An AMI action as sent to Asterisk (its headers; ActionID left out)"}
 _CASE_TIMES = ("created_at", "dispatched_at", "due_at", "replied_at", "escalated_at", "closed_at", "archived_at",
-               "next_callback_at")
+               "next_callback_at", "taken_at")
 
 _CALL_RECORD: dict[str, Schema] = {
     "linkedid": text("Asterisk's Linkedid: the call's id"),
@@ -209,6 +210,11 @@ _CASE: dict[str, Schema] = {
     "caller_name": text("empty for a unit when confidential"),
     **{name: nullable(time()) for name in _CASE_TIMES},
     "created_by": text("the user who opened it, or cti"),
+    "channel": choice(tuple(CHANNELS), "how it came: phone (a call), sms, web (the public form)"),
+    "channel_name": text("the channel in Chinese: 电话, 短信, 网页"),
+    "reference": nullable(text("the case number the citizen quotes (工单号, YYYYMMDD-NNNNNNN); none on cases "
+                               "opened before cti gave them")),
+    "taken_by": text("who answered it: the first person to take a step on it (empty: nobody yet)"),
 }
 
 _AGENT_STATUS = obj({
@@ -299,7 +305,9 @@ COMPONENTS: dict[str, Schema] = {
         "state": choice(("open", "called_back", "unreachable")), "case_id": nullable(integer())},
         "A call nobody answered, to be called back"),
     "Tasks": obj({"missed_calls": array(ref("MissedCall")),
-                  "callbacks": array(ref("Case"), "callbacks left to a person")}),
+                  "callbacks": array(ref("Case"), "callbacks left to a person"),
+                  "requests": array(ref("Case"), "cases that came by SMS or the web and no person has taken yet, "
+                                                 "the longest waiting first")}),
     "Unit": obj({"id": text(), "name": text()}, "A handling unit of the dispatch catalogue"),
     "StatsRow": _stats_row(),
     "CallStatsRow": _call_stats_row(),
@@ -473,7 +481,8 @@ _DELIVERY = ("Sent by HTTP POST from the webhook outbox, at least once, oldest f
              "signed: authenticate cti with credentials in the webhook URL (https://user:password@… is sent as "
              "HTTP Basic, or a token in the query), which cti never logs or lists.")
 _KEY = _header("Idempotency-Key", "The message's key, the same on every attempt, as a structured-field string "
-                                  "(quoted): \"call.ended:<linkedid>\", \"case.<action>:<case id>:<version>\" or "
+                                  "(quoted): \"call.ended:<linkedid>\", \"case.<action>:<case id>:<version>\", "
+                                  "\"sms.receipt:<case number>\", \"sms.survey:<case number>:<version>\" or "
                                   "\"alert.<raised|cleared>:<alert id>:<day raised>\". A "
                                   "receiver answers 2xx to a key it has seen and drops the message.")
 _JSON = _header("Content-Type", "application/json; charset=utf-8")
@@ -495,6 +504,17 @@ COMPONENTS["AlertWebhook"] = obj({
     "A risk alert raised or cleared, to cases.yaml's alerts.webhook")
 
 
+COMPONENTS["SmsSendWebhook"] = obj({
+    "event": const("sms.send"),
+    "kind": choice(("receipt", "survey"), "receipt: the acknowledgement of a case that came by SMS, with its "
+                   "number; survey: the satisfaction question of an SMS case's callback (cases.yaml callback.sms: "
+                   "survey), answered 1, 2 or 3 by SMS to the hotline's number"),
+    "to": text("the citizen's number"), "from": text("the hotline's number (sms.number)"),
+    "text": text("the SMS to send, in Chinese"), "reference": text("the case's number"),
+    "key": text("the message's key, as in Idempotency-Key")},
+    "An SMS for the gateway to send to a citizen")
+
+
 WEBHOOKS: dict[str, Schema] = {
     "call.ended": _webhook("A call of an interconnected unit ended: its record", "CallEndedWebhook",
                            [_header("X-CTI-Linkedid", "the call's Linkedid")]),
@@ -504,6 +524,9 @@ WEBHOOKS: dict[str, Schema] = {
                       "alerts.webhook", "AlertWebhook",
                       [_header("X-CTI-Alert", "the alert's id"),
                        _header("X-CTI-Event", "alert.raised or alert.cleared")]),
+    "sms.send": _webhook("An SMS to a citizen, to the SMS gateway (sms.gateway): a case's receipt or an SMS "
+                         "survey", "SmsSendWebhook",
+                         [_header("X-CTI-Reference", "the case's number"), _header("X-CTI-Event", "sms.send")]),
 }
 
 # the answers of routes that are not JSON
