@@ -36,6 +36,7 @@ from tests.contract import Contract, document
 from tests.desk_harness import PASSWORD, Desk, running_desk
 from tests.fakeami import Session, until
 from tests.test_desk import CALL, member_event, p5_with_pause, recording_of, ringing_then_lost
+from tests.test_kb_api import kb_contract
 
 NOT_API = {"/", "/wallboard", "/stats", "/ledger", "/submit", "/static"}  # the desk, the wallboard, the statistics
 # page, the number ledger, the web form, their files
@@ -287,6 +288,7 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
                 "agent"} <= set(kinds), kinds
 
         case_id = case["id"]
+        await kb_contract(desk, c, checked, agent, supervisor, unit, loose, case_id)  # the knowledge base's routes
         await checked(desk, c, "GET", f"/api/cases/{case_id}", unit)  # confidential: masked for the unit
         await checked(desk, c, "GET", "/api/cases?state=dispatched", unit)
         await checked(desk, c, "GET", "/api/cases", loose, expect=403)

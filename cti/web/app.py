@@ -19,6 +19,7 @@ from cti.web import (
     case_api,  # noqa: F401 - registers the case routes
     channel_api,  # noqa: F401 - registers the web form's and the SMS gateway's routes
     hotspot_api,  # noqa: F401 - registers the hotspot routes
+    kb_api,  # noqa: F401 - registers the knowledge base's routes
     ledger_api,  # noqa: F401 - registers the number ledger's route
 )
 from cti.web.api import CONTEXT, TOKEN, WebContext, routes
