@@ -25,6 +25,7 @@ from cti.cases.model import CaseError
 from cti.configuration import calendar_warning, load_configuration
 from cti.console import cell, command, seconds
 from cti.demo import Demo, DemoOptions
+from cti.kb_cli import add_kb_commands
 from cti.replay import TranscriptError, replay
 from cti.routing.ledger import FIELDS, LedgerRow, ledger, ledger_json
 from cti.routing.model import Decision
@@ -186,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--db", help="database URL (default: the settings' database.url)")
     calls.set_defaults(command=_calls)
     add_case_commands(commands)
+    add_kb_commands(commands)
 
     schema = command(commands, "db", "the database's schema: `cti db upgrade` brings it to this cti's revision "
                                      "(cti serve does at start), `cti db current` prints its revision")
