@@ -13,6 +13,16 @@ const CASE_STATES = {
   closed: "已办结", archived: "已归档", merged: "已并单",
 };
 const CATEGORIES = { consultation: "咨询", request: "求助", complaint: "投诉", report: "举报", suggestion: "意见建议" };
+const CHANNELS = { sms: "短信", web: "网页" }; // a call's case has no badge
+
+function channelBadge(c) {
+  // 短信 or 网页 before a case that did not come by phone
+  if (!CHANNELS[c.channel]) return "";
+  const badge = document.createElement("span");
+  badge.className = `channel ${c.channel}`;
+  badge.textContent = c.channel_name || CHANNELS[c.channel];
+  return badge;
+}
 const AGENT_STATES = {
   logged_out: "未签入", ready: "就绪", paused: "暂停", in_use: "通话中", busy: "忙", ringing: "振铃中",
   on_hold: "保持中", unavailable: "话机离线", invalid: "话机无效", unknown: "未知",
@@ -290,6 +300,7 @@ function showCases(cases, number) {
     item.textContent = `#${c.id} ${wall(c.created_at)} ${category} · ${CASE_STATES[c.state] || c.state}${unit} · ` +
       c.content;
     item.title = item.textContent;
+    item.prepend(channelBadge(c));
     list.append(item);
   }
 }
@@ -339,6 +350,22 @@ async function loadTasks() {
       taskButton("无法联系", act("unreachable", {})));
     callbacks.append(item);
   }
+  const requests = $("requests");
+  requests.innerHTML = tasks.requests.length ? "" : '<li class="muted">无</li>';
+  for (const c of tasks.requests) {
+    // an SMS or web request: 认领 answers it (the 3-minute measure), then it is handled as any case
+    const item = document.createElement("li");
+    item.dataset.case = c.id;
+    item.append(channelBadge(c), `${wall(c.created_at)} ${c.caller_number} · ${c.content} `,
+      taskButton("认领", async () => {
+        await api("POST", `/api/cases/${c.id}/actions/take`, {});
+        log(`已认领工单 #${c.id}（工单号 ${c.reference}）`);
+        $("case-caller").value = c.caller_number;
+        await loadCases(c.caller_number);
+      }));
+    item.title = c.content;
+    requests.append(item);
+  }
 }
 
 // -- the case form ----------------------------------------------------------------------------------
@@ -364,6 +391,8 @@ function resetCase() {
   document.querySelector("input[name=category][value=consultation]").checked = true;
   filterUnits();
   $("case-unit").value = "";
+  kbChosen.clear();
+  showChosen();
 }
 
 async function saveCase(event) {
@@ -383,6 +412,7 @@ async function saveCase(event) {
     result.className = "ok";
     result.title = "";
     log(`工单 #${saved.id} 已保存（${CASE_STATES[saved.state] || saved.state}）`);
+    await recordArticles(saved.id);
     resetCase();
     await loadCases(saved.caller_number || number).catch((error) => logFailure("历史工单", error));
   } catch (error) {
@@ -409,6 +439,113 @@ async function playRecording(linkedid) {
   player.play().catch(() => {});
 }
 
+// -- the knowledge base ------------------------------------------------------------------------------
+// The dialled unit's articles as a call rings, suggestions from what the agent types (debounced), a search box.
+// title_html and snippet_html come escaped from the API with only <mark> added: every other text of an
+// article goes in as textContent.
+
+const KB_WAIT = 400; // ms of no typing before the suggestions are asked for
+let kbTimer = null;
+let kbAsked = 0; // the latest request: an older answer arriving late is dropped
+let kbOpen = null; // the article read
+const kbChosen = new Map(); // id -> title: the articles to record in the case when it is saved
+
+function showArticles(hits, heading, empty) {
+  $("kb-of").textContent = heading;
+  $("kb-article").hidden = true;
+  const list = $("kb-list");
+  list.hidden = false;
+  list.replaceChildren();
+  if (!hits.length) {
+    list.innerHTML = `<li class="muted">${empty}</li>`;
+    return;
+  }
+  for (const hit of hits) {
+    const item = document.createElement("li");
+    item.dataset.article = hit.id;
+    const title = document.createElement("span");
+    title.className = "kb-title";
+    title.innerHTML = hit.title_html; // escaped by cti, the matched words in <mark>
+    const piece = document.createElement("span");
+    piece.className = "kb-snippet";
+    piece.innerHTML = hit.snippet_html;
+    item.append(title, piece);
+    item.title = hit.unit ? unitNames.get(hit.unit) || hit.unit : "12345 热线";
+    item.onclick = () => readArticle(hit.id).catch((error) => logFailure("知识库", error));
+    list.append(item);
+  }
+}
+
+async function askArticles(query, heading, empty) {
+  const asked = ++kbAsked;
+  const hits = await api("GET", `/api/kb/articles?${query}`);
+  if (asked === kbAsked) showArticles(hits, heading, empty);
+}
+
+function unitArticles(call) {
+  if (!call.unit_id) return;
+  askArticles(`unit=${encodeURIComponent(call.unit_id)}&limit=8`, `· ${call.unit || call.unit_id}`,
+    "该单位暂无知识").catch((error) => logFailure("知识库", error));
+}
+
+function suggest(text, heading) {
+  clearTimeout(kbTimer);
+  const query = text.trim().slice(-200); // the latest words say most of what the caller asks now
+  if (!query) return;
+  kbTimer = setTimeout(() => askArticles(`q=${encodeURIComponent(query)}&limit=6`, heading, "没有找到相关知识")
+    .catch((error) => logFailure("知识库", error)), KB_WAIT);
+}
+
+async function readArticle(id) {
+  const article = await api("GET", `/api/kb/articles/${id}`);
+  kbOpen = article;
+  $("kb-title").textContent = article.title;
+  const unit = article.unit ? unitNames.get(article.unit) || article.unit : "12345 热线";
+  const valid = article.valid_to ? ` · 有效期至 ${article.valid_to}` : "";
+  $("kb-meta").textContent = `${unit} · 第 ${article.version} 版 · ${wall(article.updated_at)} 更新${valid}`;
+  $("kb-body").textContent = article.body;
+  $("kb-list").hidden = true;
+  $("kb-article").hidden = false;
+  $("kb-use").disabled = kbChosen.has(article.id);
+  $("kb-article").scrollTop = 0;
+}
+
+function showChosen() {
+  const line = $("case-articles");
+  line.hidden = kbChosen.size === 0;
+  line.replaceChildren(line.firstElementChild || document.createElement("span"));
+  for (const [id, title] of kbChosen) {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.dataset.article = id;
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.textContent = "×";
+    drop.title = "不引用";
+    drop.onclick = () => { kbChosen.delete(id); showChosen(); };
+    chip.append(title, drop);
+    line.append(chip);
+  }
+}
+
+function useArticle() {
+  if (!kbOpen) return;
+  kbChosen.set(kbOpen.id, kbOpen.title);
+  $("kb-use").disabled = true;
+  showChosen();
+  log(`已引用知识：${kbOpen.title}`);
+}
+
+async function recordArticles(caseId) {
+  // the case exists now: each article used goes into its timeline
+  for (const [id, title] of kbChosen) {
+    try { await api("POST", `/api/cases/${caseId}/articles`, { article: id }); }
+    catch (error) { logFailure(`引用知识“${title}”未记录`, error); }
+  }
+  kbChosen.clear();
+  showChosen();
+}
+
 // -- screen-pops ------------------------------------------------------------------------------------
 
 function causeText(m) {
@@ -429,6 +566,7 @@ const handlers = {
     showPop(m.call, "ringing");
     if (m.linkedid === lastRung) return; // the queue rings the phone again for the same call: logged once
     lastRung = m.linkedid;
+    unitArticles(m.call);
     log(`来电 ${m.call.caller_number || "未显示号码"} 拨打 ${m.call.dialled_number}`);
   },
   history: (m) => {
@@ -584,6 +722,10 @@ $("cancel").onclick = callAction("transfer/cancel", "转接已取消", "取消�
 $("case-form").addEventListener("submit", saveCase);
 $("case-form").addEventListener("reset", (event) => { event.preventDefault(); resetCase(); });
 $("case-unit-search").addEventListener("input", filterUnits);
+$("case-content").addEventListener("input", () => suggest($("case-content").value, "· 与诉求相关"));
+$("kb-search").addEventListener("input", () => suggest($("kb-search").value, "· 查找结果"));
+$("kb-back").onclick = () => { $("kb-article").hidden = true; $("kb-list").hidden = false; };
+$("kb-use").onclick = useArticle;
 $("case-unit-search").addEventListener("keydown", (event) => {
   if (event.key === "Enter") { // choose the first match instead of sending the form
     event.preventDefault();
