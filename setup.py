@@ -18,7 +18,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 # what cti/sample/ holds, relative to the repository's root (and to cti/sample/): a file or a folder
-SAMPLE = ("trunk_map.yaml", "cases.yaml", "agents", "ivr_flows", "recordings/prompts/zh", "asterisk-conf")
+SAMPLE = ("trunk_map.yaml", "cases.yaml", "agents", "ivr_flows", "recordings/prompts/zh", "asterisk-conf",
+          "knowledge")
 
 
 class BuildWithSample(build_py):

@@ -28,6 +28,9 @@ from cti.auth import new_password
 from cti.calls.events import CallAnswered, CallEvent
 from cti.cases.model import CATEGORIES, Case
 from cti.configuration import load_configuration
+from cti.kb import files
+from cti.kb.model import Viewer
+from cti.kb.service import KnowledgeBase
 from cti.service import Service
 from cti.settings import AgiSettings, RecordingSettings, Settings
 from cti.sim.traffic import TrafficMix, arrivals
@@ -35,6 +38,7 @@ from cti.sim.world import World
 from cti.store.database import Database
 
 log = logging.getLogger(__name__)
+KNOWLEDGE = "knowledge"  # the sample articles, beside trunk_map.yaml (cti/sample/knowledge in a wheel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Demo:
         database = await Database.open(self.settings.database.url)
         try:
             await self._users(database)
+            await self._knowledge(database)
             self.service = Service(self.settings, database, self.configuration, softphone=self.world.answer)
             self.service.pipeline.subscribe(self._robots_transfer)
             service_stop = asyncio.Event()
@@ -122,6 +127,15 @@ class Demo:
             if running.done():
                 running.result()  # raises why it stopped
             await asyncio.sleep(0.05)
+
+    async def _knowledge(self, database: Database) -> None:
+        """The sample articles (knowledge/), published: what the desk suggests as calls ring and agents type."""
+        folder = self.settings.path(KNOWLEDGE)
+        if not folder.is_dir():  # a deployment's own settings, without the sample: a demo without articles
+            return
+        done = await KnowledgeBase(database.kb, self.settings.zone).load(
+            Viewer("admin", "cti-demo"), files.read(folder), publish=True)
+        log.info("knowledge base: %d sample articles published", done.published)
 
     async def _users(self, database: Database) -> None:
         for agent in self.configuration.directory.agents[:2]:

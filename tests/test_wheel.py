@@ -38,7 +38,7 @@ from tests.test_deploy import health_probe
 pytestmark = pytest.mark.wheel
 
 # what setup.py copies into the wheel as cti/sample/ (the same layout as the repository's root)
-SAMPLE = ("trunk_map.yaml", "cases.yaml", "agents", "ivr_flows", "recordings/prompts/zh", "asterisk-conf")
+SAMPLE = ("trunk_map.yaml", "cases.yaml", "agents", "ivr_flows", "recordings/prompts/zh", "asterisk-conf", "knowledge")
 STATIC = ("desk.html", "desk.css", "desk.js", "stats.html", "stats.css", "stats.js", "ledger.html",
           "ledger.css", "ledger.js", "vendor/echarts.min.js",
           "vendor/ECHARTS-LICENSE.txt", "vendor/ECHARTS-NOTICE.txt", "vendor/README.md")

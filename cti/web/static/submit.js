@@ -48,7 +48,6 @@ async function send(event) {
 }
 
 $("request").addEventListener("submit", send);
-$("request").addEventListener("input", () => problem(""));  // a problem said stays only until it is mended
 $("again").addEventListener("click", () => {
   $("done").hidden = true;
   $("request").hidden = false;
