@@ -13,6 +13,16 @@ const CASE_STATES = {
   closed: "已办结", archived: "已归档", merged: "已并单",
 };
 const CATEGORIES = { consultation: "咨询", request: "求助", complaint: "投诉", report: "举报", suggestion: "意见建议" };
+const CHANNELS = { sms: "短信", web: "网页" }; // a call's case has no badge
+
+function channelBadge(c) {
+  // 短信 or 网页 before a case that did not come by phone
+  if (!CHANNELS[c.channel]) return "";
+  const badge = document.createElement("span");
+  badge.className = `channel ${c.channel}`;
+  badge.textContent = c.channel_name || CHANNELS[c.channel];
+  return badge;
+}
 const AGENT_STATES = {
   logged_out: "未签入", ready: "就绪", paused: "暂停", in_use: "通话中", busy: "忙", ringing: "振铃中",
   on_hold: "保持中", unavailable: "话机离线", invalid: "话机无效", unknown: "未知",
@@ -290,6 +300,7 @@ function showCases(cases, number) {
     item.textContent = `#${c.id} ${wall(c.created_at)} ${category} · ${CASE_STATES[c.state] || c.state}${unit} · ` +
       c.content;
     item.title = item.textContent;
+    item.prepend(channelBadge(c));
     list.append(item);
   }
 }
@@ -338,6 +349,21 @@ async function loadTasks() {
       taskButton("不满意", act("satisfaction", { satisfaction: "3" })),
       taskButton("无法联系", act("unreachable", {})));
     callbacks.append(item);
+  }
+  const requests = $("requests");
+  requests.innerHTML = tasks.requests.length ? "" : '<li class="muted">无</li>';
+  for (const c of tasks.requests) {
+    // an SMS or web request: 认领 answers it (the 3-minute measure), then it is handled as any case
+    const item = document.createElement("li");
+    item.dataset.case = c.id;
+    item.append(channelBadge(c), taskButton("认领", async () => {
+      await api("POST", `/api/cases/${c.id}/actions/take`, {});
+      log(`已认领工单 #${c.id}（工单号 ${c.reference}）`);
+      $("case-caller").value = c.caller_number;
+      await loadCases(c.caller_number);
+    }), ` ${wall(c.created_at)} ${c.caller_number} · ${c.content}`);
+    item.title = c.content;
+    requests.append(item);
   }
 }
 

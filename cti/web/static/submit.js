@@ -48,6 +48,7 @@ async function send(event) {
 }
 
 $("request").addEventListener("submit", send);
+$("request").addEventListener("input", () => problem(""));  // a problem said stays only until it is mended
 $("again").addEventListener("click", () => {
   $("done").hidden = true;
   $("request").hidden = false;
