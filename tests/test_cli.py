@@ -284,7 +284,7 @@ def test_tables_align_chinese_by_display_width(tmp_path: Path) -> None:
                      *db, cwd=REPO)
         assert opened.returncode == 0, opened.stderr
     lines = cti("case", "list", *db, cwd=REPO).stdout.splitlines()
-    assert [line.split()[4] for line in lines] == ["意见建议", "咨询"]
+    assert [line.split()[6] for line in lines] == ["意见建议", "咨询"]  # after the case number, time and channel
     assert len({width(line[:line.index(" accepted")]) for line in lines}) == 1  # the state column lines up
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 CONTENT = "金雀山路某小区门口井盖缺失，夜里有人差点掉下去，请尽快处理"
 
 
-async def test_a_citizen_sends_a_request_from_a_phone(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+async def test_a_citizen_sends_a_request_from_a_phone(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     async with running_desk(tmp_path, [Session(close_at_end=False)]) as desk:
         SHOTS.mkdir(parents=True, exist_ok=True)
         phone = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
