@@ -36,6 +36,7 @@ from cti.store.search_index import TABLE
 
 ARTICLE = ("unit", "title", "body", "tags", "valid_from", "valid_to", "state")
 WEIGHTS = (10.0, 4.0, 1.0)  # bm25's weights of the title, the tags and the body
+CANDIDATES = 200  # the best matches by FTS5 alone a search looks among first (SQLite)
 _fts = sql_table(TABLE, column("rowid"), column("article_id"), column("document"))
 
 
@@ -137,24 +138,38 @@ class KbStore:
             match = kb_text.fts5_match(terms)
             if not match:
                 return []
-            rank = func.bm25(literal_column(TABLE), *WEIGHTS)  # lower is better
-            query = select(*KbArticleRow.__table__.c, rank.label("rank")).select_from(
-                _fts.join(KbArticleRow, KbArticleRow.id == _fts.c.rowid)).where(
-                literal_column(TABLE).op("MATCH")(bindparam("match", match))).order_by(rank)
-        else:
-            wanted = kb_text.tsquery(terms)
-            if not wanted:
-                return []
-            found = bindparam("query", wanted, type_=TSQUERY)
-            rank = func.ts_rank(_fts.c.document, found, 1)  # 1: divided by 1 + the log of its length, as bm25 does
-            query = select(*KbArticleRow.__table__.c, rank.label("rank")).select_from(
-                _fts.join(KbArticleRow, KbArticleRow.id == _fts.c.article_id)).where(
-                _fts.c.document.op("@@")(found)).order_by(rank.desc())
-        query = _scoped(query, scope).limit(limit)
+            # the best CANDIDATES by FTS5 alone first (a sort of rowids and scores, no article read), then those
+            # in scope: a common word matches thousands of articles, and joining each to its row to filter and
+            # sort it was most of a search's time. Too few left in scope: every match, as before.
+            found = await self._ranked(scope, self._fts5(match, CANDIDATES), limit)
+            if len(found) < limit:
+                found = await self._ranked(scope, self._fts5(match, None), limit)
+            return [(article, -rank) for article, rank in found]  # bm25: lower is better
+        wanted = kb_text.tsquery(terms)
+        if not wanted:
+            return []
+        query_words = bindparam("query", wanted, type_=TSQUERY)
+        rank = func.ts_rank(_fts.c.document, query_words, 1)  # 1: divided by 1 + the log of its length, as bm25
+        matches = select(_fts.c.article_id.label("id"), rank.label("rank")).where(
+            _fts.c.document.op("@@")(query_words)).subquery()
+        return [(article, rank) for article, rank in await self._ranked(scope, matches, limit, best_high=True)]
+
+    @staticmethod
+    def _fts5(match: str, limit: int | None) -> Any:
+        rank = func.bm25(literal_column(TABLE), *WEIGHTS)
+        query = select(_fts.c.rowid.label("id"), rank.label("rank")).where(
+            literal_column(TABLE).op("MATCH")(bindparam("match", match))).order_by(rank)
+        return (query.limit(limit) if limit is not None else query).subquery()
+
+    async def _ranked(self, scope: Scope, matches: Any, limit: int, *,
+                      best_high: bool = False) -> list[tuple[Article, float]]:
+        """The articles of ``scope`` among ``matches`` (id, rank), the best ``limit``."""
+        order = matches.c.rank.desc() if best_high else matches.c.rank
+        query = select(*KbArticleRow.__table__.c, matches.c.rank).select_from(
+            matches.join(KbArticleRow, KbArticleRow.id == matches.c.id)).order_by(order)
         async with self._sessions() as session:
-            rows = list(await session.execute(query))
-        sign = -1.0 if self._dialect == "sqlite" else 1.0
-        return [(_article(row), sign * float(row.rank)) for row in rows]
+            rows = list(await session.execute(_scoped(query, scope).limit(limit)))
+        return [(_article(row), float(row.rank)) for row in rows]
 
 
 def _scoped(query: Select[Any], scope: Scope) -> Select[Any]:
