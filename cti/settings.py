@@ -97,7 +97,7 @@ class SmsSettings:
     """The SMS gateway (cases by SMS, cti.cases.channels). Its secret belongs in the environment
     (CTI_SMS_SECRET), as does a gateway URL with credentials in it (CTI_SMS_GATEWAY)."""
 
-    secret: str = ""  # the HMAC-SHA256 key both sign with; empty: POST /api/sms/inbound answers 503
+    secret: str = ""  # the HMAC-SHA256 key both sign with; empty: POST /api/sms/inbound answers 404
     gateway: str = ""  # where the SMS to citizens are POSTed (through the webhook outbox); empty: none is sent
     number: str = "12345"  # the number they are sent from
     max_skew: float = 300.0  # seconds a signed request's X-CTI-Timestamp may be from cti's clock

@@ -358,7 +358,7 @@ async def test_real_answers_and_pops_match_the_document(tmp_path: Path) -> None:
         stamp = str(int(time.time()))
         signed = {"Content-Type": "application/json", "X-CTI-Timestamp": stamp,
                   "X-CTI-Signature": signature("contract", stamp, sms)}
-        await checked(desk, c, "POST", "/api/sms/inbound", expect=503, data=sms, headers=signed)
+        await checked(desk, c, "POST", "/api/sms/inbound", expect=404, data=sms, headers=signed)
         desk.service.web[CONTEXT].sms = SmsSettings(secret="contract")
         taken = await checked(desk, c, "POST", "/api/sms/inbound", data=sms, headers=signed)
         await checked(desk, c, "POST", "/api/sms/inbound", expect=401, data=sms,

@@ -378,7 +378,7 @@ def test_every_command_says_what_it_does(tmp_path: Path) -> None:
         return found
 
     listed = commands(_parser())
-    assert {("serve",), ("check",), ("case", "missed"), ("user", "add")} <= set(listed) and len(listed) == 22
+    assert {("serve",), ("check",), ("case", "missed"), ("user", "add")} <= set(listed) and len(listed) == 26
     for name in ("serve", "check"):
         shown = cti(name, "--help", cwd=tmp_path)
         assert shown.returncode == 0 and shown.stdout.split("\n\n")[1].strip(), shown.stdout

@@ -37,7 +37,8 @@ async def test_every_route_checks_its_roles(tmp_path: Path) -> None:
             if not route.roles:
                 continue
             path = (route.path.replace("{agent_id}", "1001").replace("{linkedid}", "1.1").replace("{number}", "12315")
-                    .replace("{case_id}", "1").replace("{action}", "dispatch").replace("{message_id}", "1"))
+                    .replace("{article_id}", "1").replace("{case_id}", "1").replace("{action}", "dispatch")
+                    .replace("{message_id}", "1"))
             reply = await desk.request(route.method, path, expect=401)
             assert reply["error"]["code"] == "unauthorized", route.path
             wrong = next((t for role, t in (("agent", agent), ("integrator", integrator))

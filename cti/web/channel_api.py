@@ -75,7 +75,7 @@ async def _signed(request: web.Request) -> None:
     """The gateway's signature over the raw body, before anything of it is read (cti.cases.channels)."""
     settings = request.app[CONTEXT].sms
     if not settings.secret:
-        raise ApiError(503, "sms_not_configured", "no SMS gateway is configured (sms.secret, CTI_SMS_SECRET)")
+        raise ApiError(404, "sms_not_configured", "no SMS gateway is configured (sms.secret, CTI_SMS_SECRET)")
     problem = signature_problem(settings.secret, request.headers.get("X-CTI-Timestamp"),
                                 request.headers.get("X-CTI-Signature"), await request.read(), time.time(),
                                 settings.max_skew)
@@ -101,7 +101,7 @@ async def _signed(request: web.Request) -> None:
                                        description="when the gateway received it (ISO 8601 with its offset)")},
             response=ref("SmsReceived"),
             errors={401: "bad_signature: no signature, a wrong one, or a timestamp out of the window",
-                    503: "sms_not_configured: no shared secret is set"})
+                    404: "sms_not_configured: no shared secret is set (the route is not there)"})
 async def sms_inbound(call: Call) -> dict[str, Any]:
     sms = inbound(call.body)
     if isinstance(sms, str):
