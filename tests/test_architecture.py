@@ -10,10 +10,11 @@ import pytest
 ROOT = Path(__file__).parent.parent / "cti"
 PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py", "calls/events.py",
         "calls/record.py", "calls/tracker.py", "calls/state.py", "calls/core.py", "calls/transfers.py",
-        "calls/rebuild.py", "ami/action.py", "pipeline.py", "yamlconfig.py", "routing/model.py",
+        "calls/rebuild.py", "ami/action.py", "pipeline.py", "refusal.py", "yamlconfig.py", "routing/model.py",
         "routing/router.py", "routing/ledger.py", "ivr/engine.py", "agi/protocol.py", "agents/board.py",
         "cases/model.py",
         "cases/schedule.py", "cases/stats.py", "sim/traffic.py", "auth_throttle.py", "stats/measures.py",
+        "stats/tallies.py", "stats/case_tallies.py",
         "stats/rows.py", "stats/export.py", "stats/live.py",
         "hotspots/text.py", "hotspots/detect.py", "kb/model.py", "kb/text.py", "kb/files.py"]
 IO = {"asyncio", "aiohttp", "sqlalchemy", "panoramisk", "asyncpg", "aiosqlite", "socket",

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cti.cases.workdays import WorkCalendar
+from cti.refusal import Refusal
 
 CATEGORIES = {"consultation": "咨询", "request": "求助", "complaint": "投诉", "report": "举报",
               "suggestion": "意见建议"}
@@ -41,14 +42,8 @@ ACTORS = ("agent", "unit", "supervisor", "system")
 PEOPLE = ("agent", "supervisor")  # whose first step on a case answers it (taken_at)
 
 
-class CaseError(Exception):
-    """A refused action: ``code`` for programs, the message for people."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class CaseError(Refusal):
+    """A refused action of the case workflow (cti.refusal)."""
 
 
 @dataclass(frozen=True, slots=True)

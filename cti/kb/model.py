@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from cti.refusal import Refusal
+
 STATES = ("draft", "reviewed", "published", "retired")
 STATE_NAMES = {"draft": "草稿", "reviewed": "已审核", "published": "已发布", "retired": "已停用"}
 EDITORS = ("supervisor", "admin", "integrator")
@@ -25,14 +27,8 @@ REVIEWERS = ("supervisor", "admin")
 TITLE, BODY, UNIT, TAG, TAGS, NOTE = 200, 20_000, 64, 32, 20, 500
 
 
-class KbError(Exception):
-    """A refused knowledge-base operation: ``code`` for programs, the message for people."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class KbError(Refusal):
+    """A refused knowledge-base operation (cti.refusal)."""
 
 
 @dataclass(frozen=True, slots=True)

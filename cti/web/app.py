@@ -13,8 +13,8 @@ from aiohttp.typedefs import Handler
 
 from cti.ami.action import UnsafeAction
 from cti.ami.client import AmiActionError, AmiDisconnected, AmiTimeout
-from cti.cases.model import CaseError
 from cti.desk.actions import DeskError
+from cti.refusal import Refusal
 from cti.web import (
     case_api,  # noqa: F401 - registers the case routes
     channel_api,  # noqa: F401 - registers the web form's and the SMS gateway's routes
@@ -58,7 +58,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error in one JSON shape: {"error": {"code", "message", "details"}}."""
     try:
         return await handler(request)
-    except (ApiError, DeskError, CaseError) as exc:
+    except (ApiError, DeskError, Refusal) as exc:  # a case's workflow or the knowledge base said no
         response = error_body(exc.status, exc.code, exc.message, getattr(exc, "details", None))
         response.headers.update(getattr(exc, "headers", {}))
         return response

@@ -9,17 +9,16 @@ matched words in <mark>: the page puts nothing else of an article into its marku
 
 from __future__ import annotations
 
-import functools
 from datetime import date
 from typing import Any
 
 from cti.kb.files import TAG_SPLIT
-from cti.kb.model import BODY, EDITORS, MOVES, NOTE, REVIEWERS, STATES, TITLE, UNIT, KbError, Viewer
+from cti.kb.model import BODY, EDITORS, MOVES, NOTE, REVIEWERS, STATES, TITLE, UNIT, Viewer
 from cti.kb.service import KnowledgeBase, article_json, hit_json, version_json
 from cti.web import schemas
 from cti.web.api import ctx, routes
 from cti.web.case_api import CASE_PARAM, NO_CASE, _case
-from cti.web.routes import ANYONE, ApiError, Call, Field, Handler
+from cti.web.routes import ANYONE, ApiError, Call, Field
 from cti.web.schemas import array, choice, integer, nullable, number, obj, ref, text, time
 
 ARTICLE_ID = 2**31 - 1
@@ -59,17 +58,6 @@ COMPONENTS = {
                         "title": text()}, "An article recorded in a case's timeline (its event: action article)"),
 }
 schemas.COMPONENTS.update(COMPONENTS)
-
-
-def refusals(handler: Handler) -> Handler:
-    """The knowledge base's refusals in the API's one error shape."""
-    @functools.wraps(handler)
-    async def answered(call: Call) -> Any:
-        try:
-            return await handler(call)
-        except KbError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
-    return answered
 
 
 def _kb(call: Call) -> KnowledgeBase:
@@ -125,7 +113,6 @@ def _fields(call: Call) -> dict[str, Any]:
                    "limit": Field(int, min=1, max=50, description="how many (default 10)"),
                    "offset": Field(int, min=0, max=100_000, description="how many to skip, without q (default 0)")},
             response=array(ref("KbHit")), errors={403: "forbidden: an integrator bound to no unit reads no articles"})
-@refusals
 async def kb_articles(call: Call) -> list[dict[str, Any]]:
     q, who = call.query, viewer(call)
     if who.role == "integrator" and who.unit is None:
@@ -146,7 +133,6 @@ async def kb_articles(call: Call) -> list[dict[str, Any]]:
                   "body": Field(required=True, max_length=BODY, line=False, description="the answer, plain text"),
                   **_FIELDS},
             response=ref("KbArticle"), errors={403: WRITING, 422: WRITING})
-@refusals
 async def kb_create(call: Call) -> dict[str, Any]:
     who, fields = viewer(call), _fields(call)
     fields.setdefault("unit", who.unit if who.role == "integrator" and who.unit else "")
@@ -156,7 +142,6 @@ async def kb_create(call: Call) -> dict[str, Any]:
 
 @routes.add("GET", "/api/kb/articles/{article_id}", roles=ANYONE, summary="An article, whole",
             params=ARTICLE_PARAM, response=ref("KbArticle"), errors={404: NO_ARTICLE})
-@refusals
 async def kb_article(call: Call) -> dict[str, Any]:
     return article_json(await _kb(call).get(viewer(call), _article_id(call)), ctx(call).zone)
 
@@ -169,7 +154,6 @@ async def kb_article(call: Call) -> dict[str, Any]:
                                                                           "refused (409) if it is no longer")},
             params=ARTICLE_PARAM, response=ref("KbArticle"),
             errors={404: NO_ARTICLE, 403: WRITING, 422: WRITING, 409: CHANGED})
-@refusals
 async def kb_edit(call: Call) -> dict[str, Any]:
     article = await _kb(call).edit(viewer(call), _article_id(call), _fields(call), call.body.get("version"))
     return article_json(article, ctx(call).zone)
@@ -184,7 +168,6 @@ async def kb_edit(call: Call) -> dict[str, Any]:
                                                                           "if it is no longer")},
             params=ARTICLE_PARAM, response=ref("KbArticle"),
             errors={404: NO_ARTICLE, 409: f"illegal_transition: the article's state does not allow it; {CHANGED}"})
-@refusals
 async def kb_review(call: Call) -> dict[str, Any]:
     article = await _kb(call).move(viewer(call), _article_id(call), call.body["action"], call.body.get("note", ""),
                                    call.body.get("version"))
@@ -194,7 +177,6 @@ async def kb_review(call: Call) -> dict[str, Any]:
 @routes.add("GET", "/api/kb/articles/{article_id}/versions", roles=EDITORS,
             summary="Every version of an article, the first first (an integrator: of its unit's)",
             params=ARTICLE_PARAM, response=array(ref("KbVersion")), errors={404: NO_ARTICLE})
-@refusals
 async def kb_versions(call: Call) -> list[dict[str, Any]]:
     return [version_json(v, ctx(call).zone) for v in await _kb(call).versions(viewer(call), _article_id(call))]
 
@@ -206,7 +188,6 @@ async def kb_versions(call: Call) -> list[dict[str, Any]]:
                     "details: article, version, title); the case itself is unchanged",
             body={"article": Field(int, required=True, min=1, max=ARTICLE_ID, description="the article's id")},
             params=CASE_PARAM, response=ref("CaseArticle"), errors={404: f"{NO_CASE}; {NO_ARTICLE}"})
-@refusals
 async def case_article(call: Call) -> dict[str, Any]:
     case = await _case(call)
     article = await _kb(call).attach(viewer(call), call.body["article"], case.id, case.state)
