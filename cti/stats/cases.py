@@ -16,6 +16,7 @@ from cti.cases.channels import ANSWER_WITHIN, CHANNELS, MEDIA
 from cti.cases.model import CATEGORIES, WITH_UNIT
 from cti.cases.stats import GROUPS, Row, rate
 from cti.stats.calls import bounds, in_period
+from cti.stats.case_tallies import CLOSED
 from cti.stats.case_tallies import SUMS as TALLIED
 from cti.stats.tallies import aligned
 from cti.store.models import CASE_TALLIES, CaseEventRow, CaseRow, CaseTallyRow, MissedCallRow
@@ -25,9 +26,8 @@ from cti.store.tallies import tally_zone
 K = CaseRow.__table__.c
 T = CaseTallyRow.__table__.c
 M = MissedCallRow.__table__.c
-SUMS = ("cases", "closed", "replied", "on_time", "overdue", "satisfied", "basically_satisfied", "unsatisfied",
-        "unreachable", "first_call_resolved", "dispatched", "returned", "rehandled", "escalated", "media_cases",
-        "answered_3min")
+# the tallies' sums, their "late" read as "overdue" once the cases still out past their deadline are added
+SUMS = tuple("overdue" if name == "late" else name for name in TALLIED)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -88,7 +88,7 @@ async def _counted_sums(engine: AsyncEngine, by: str, zone: ZoneInfo, now: datet
                         until: datetime | None, unit: str | None) -> dict[str, dict[str, int]]:
     """The sums per group counted from the cases: one GROUP BY over those opened in the period."""
     returned = K.id.in_(select(CaseEventRow.case_id).where(CaseEventRow.action == "return"))
-    closed = K.state.in_(("closed", "archived"))
+    closed = K.state.in_(CLOSED)
     key = await _key_of(engine, by, zone, since, until)
     cases = select(key.label("key"), *(
         _count(c).label(n) for n, c in (
