@@ -59,7 +59,7 @@ class Membership:
 
 class Resync:
     def __init__(self, ami: AmiClient, pipeline: CallPipeline, board: AgentBoard, desk: Desk,
-                 route: Callable[[str, datetime], Decision], *, boot_timeout: float,
+                 route: Callable[[str, datetime], Decision], *, boot_timeout: float, node: str = "",
                  on_done: Callable[[], None] = lambda: None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.ami = ami
@@ -68,6 +68,7 @@ class Resync:
         self.desk = desk
         self.route = route
         self.boot_timeout = boot_timeout
+        self.node = node  # the node this resync is of: its agents are the ones it puts back
         self._on_done = on_done
         self._sleep = sleep
         self._booted_at: float | None = None  # when the PBX of the last session started
@@ -154,7 +155,7 @@ class Resync:
         for agent_id, known in self._known.items():
             agent = self.board.directory.get(agent_id)
             now = self.board.status(agent_id)
-            if not isinstance(agent, Agent) or now is None:
+            if not isinstance(agent, Agent) or now is None or (self.node and self.board.node_of(agent) != self.node):
                 continue
             if await self._restore(agent, known, now):
                 self.restored += 1

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
+import secrets
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -19,22 +23,26 @@ from cti.agi.server import AgiCall, FastAgiServer
 from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
 from cti.ami.message import AmiMessage
-from cti.calls.events import IvrFinished, RouteDecided
+from cti.bus import make_bus
+from cti.calls.events import IvrFinished, RouteDecided, event_from_data
 from cti.calls.record import CallRecord
-from cti.calls.tracker import CallTracker
+from cti.calls.tracker import CallTracker, NoteFactory
 from cti.cases.service import CaseService
 from cti.configuration import Configuration, load_configuration
 from cti.desk.actions import Desk
 from cti.hotspots.service import HotspotService
 from cti.ivr.engine import Outcome
+from cti.leader import Leadership
+from cti.nodes import Node, Nodes
 from cti.pipeline import CallPipeline
 from cti.resync import Resync
 from cti.routing.model import Decision
 from cti.routing.router import decide
-from cti.settings import Settings
+from cti.settings import AmiSettings, Settings
 from cti.stats.live import Thresholds
 from cti.store.database import Database
 from cti.store.journal import CallJournal
+from cti.store.leases import LeaseStore
 from cti.store.writer import RecordWriter
 from cti.web.api import WebContext
 from cti.web.app import make_app, start_web
@@ -57,52 +65,102 @@ class Service:
         self.configuration = configuration
         self.writer = RecordWriter(store, batch_size=settings.database.batch_size,
                                    flush_interval=settings.database.flush_interval)
-        self.tracker = CallTracker(settings.ami.inbound_contexts, settings.ami.outbound_contexts,
-                                   hotline_contexts=settings.ami.hotline_contexts, names=self._name_of)
-        self.journal = CallJournal(store, self.tracker.live_calls, settings.database.flush_interval)
+        links = settings.ami.links()
+        self.board = AgentBoard(configuration.directory, home=links[0].systemname)
+        self.nodes = Nodes([self._node(link) for link in links])
+        first = self.nodes.first
+        self.ami, self.tracker, self.pipeline = first.ami, first.tracker, first.pipeline  # the one node, mostly
+        self.journal = CallJournal(store, self.nodes.live_calls, settings.database.flush_interval)
         self.webhooks = WebhookSender(database.outbox, settings.webhooks)
-        self.pipeline = CallPipeline(self.tracker, ReceiveClock(), self._finished)
-        self.board = AgentBoard(configuration.directory)
-        self.ami = AmiClient(settings.ami, self._on_ami_message, on_connected=self._resync, on_lost=self._lost)
         self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
                                  on_decision=self._decided, on_outcome=self._ivr_finished)
         self.agi_port = 0
-        self.desk = Desk(self.ami, self.tracker.live, lambda: self.configuration, sleep=asyncio.sleep,
-                         note=lambda event: self.pipeline.note("", event.linkedid, lambda _: event))
-        self.resync = Resync(self.ami, self.pipeline, self.board, self.desk, self.route,
-                             boot_timeout=settings.ami.boot_timeout, on_done=self._linked)
+        self.desk = Desk(self.nodes, self.nodes.live, lambda: self.configuration, sleep=asyncio.sleep,
+                         note=lambda event: self._note("", event.linkedid, lambda _: event))
+        self.resyncs = {node.name: Resync(node.ami, node.pipeline, self.board, self.desk, self.route, node=node.name,
+                                          boot_timeout=settings.ami.boot_timeout, on_done=self._linked)
+                        for node in self.nodes}
+        self.resync = self.resyncs[first.name]
         self.cases = CaseService(database.cases, lambda: self.configuration.catalogue, settings.zone,
-                                 originate=self.ami.send, sms=settings.sms)
-        self.hub = PopHub(lambda: self.configuration.directory, self.tracker.live,
+                                 originate=lambda fields: self.nodes.for_originate().send(fields), sms=settings.sms)
+        self.hub = PopHub(lambda: self.configuration.directory, self.nodes.live,
                           lambda caller: self.database.calls.calls(caller_number=caller, limit=10),
                           lambda caller: self.database.cases.find(caller_number=caller, limit=10), zone=settings.zone)
-        self.pipeline.subscribe(self.hub.on_events)
         board = settings.wallboard
         self.wallboard = Wallboard(
-            self.hub, self.board, self.tracker.live_calls, lambda: self.configuration.directory,
-            self.ami.connected.is_set, settings.zone,
-            Thresholds(board.alert_answer_rate, board.alert_wait, board.alert_min_calls), self.tracker.live,
+            self.hub, self.board, self.nodes.live_calls, lambda: self.configuration.directory,
+            self.nodes.up, settings.zone,
+            Thresholds(board.alert_answer_rate, board.alert_wait, board.alert_min_calls), self.nodes.live,
             window=board.alert_window * 60, interval=board.interval)
-        self.pipeline.subscribe(self.wallboard.on_events)
+        for node in self.nodes:
+            node.pipeline.subscribe(self.hub.on_events)
+            node.pipeline.subscribe(self.wallboard.on_events)
         self.web = make_app(WebContext(
-            database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.tracker.live,
-            live_calls=self.tracker.live_calls, configuration=lambda: self.configuration, reload=self.reload,
+            database=database, desk=self.desk, board=self.board, hub=self.hub, live=self.nodes.live,
+            live_calls=self.nodes.live_calls, configuration=lambda: self.configuration, reload=self.reload,
             cases=self.cases, metrics=lambda: generate_latest(self._metrics),
-            zone=settings.zone, recording_file=self.recording_file, link_up=self.ami.connected.is_set,
+            zone=settings.zone, recording_file=self.recording_file, link_up=self.nodes.up,
             softphone=softphone, forwarded_for=settings.web.forwarded_for, wallboard=self.wallboard,
             sms=settings.sms))
         self.hotspots = HotspotService(database.engine, database.outbox, lambda: self.configuration.catalogue.alerts,
-                                       settings.zone, notify=self.hub.on_alert)
+                                       settings.zone, notify=self._alert)
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"  # this process, to its peers
+        self.bus = make_bus(settings.database.url, self.instance, self._from_peer)
+        self.leader = Leadership(LeaseStore(database.engine), self.instance,
+                                 [self.cases.run, self._deliver_webhooks, self.hotspots.run])
         self.web[HOTSPOTS] = self.hotspots
         self.web_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = registry(self.readings)
 
+    def _node(self, link: AmiSettings) -> Node:
+        """A node's tracker, pipeline and link; its messages are told apart by its name."""
+        name = link.systemname
+        tracker = CallTracker(link.inbound_contexts, link.outbound_contexts,
+                              hotline_contexts=link.hotline_contexts, names=self._name_of)
+        client = AmiClient(link, lambda message: self._on_ami_message(name, message),
+                           on_connected=lambda: self.resyncs[name](), on_lost=lambda: self._lost(name))
+        return Node(name, client, tracker, CallPipeline(tracker, ReceiveClock(), self._finished))
+
+    def _note(self, uniqueid: str, linkedid: str, make: NoteFactory) -> None:
+        """An event from outside AMI (FastAGI, the desk) into the timeline of its call, on the node the
+        call's ids name; the other instances are told, so that whichever writes the record has it."""
+        self._apply_note(uniqueid, linkedid, make)
+        event = make(linkedid)
+        self.bus.publish("note", {"uniqueid": uniqueid, "linkedid": linkedid, "kind": event.kind, "at": event.at,
+                                  "data": event.data()})
+
+    def _apply_note(self, uniqueid: str, linkedid: str, make: NoteFactory) -> None:
+        self.nodes.of(uniqueid or linkedid).pipeline.note(uniqueid, linkedid, make)
+
+    def _alert(self, message: dict[str, Any]) -> None:
+        """A hotspot alert (the lease holder's sweep): to this instance's desks and the others'."""
+        self.hub.on_alert(message)
+        self.bus.publish("alert", message)
+
+    def _from_peer(self, kind: str, body: dict[str, Any]) -> None:
+        """What another instance tells (cti.bus)."""
+        if kind == "alert":
+            self.hub.on_alert(body)
+        elif kind == "note":
+            event = event_from_data(str(body["kind"]), str(body["linkedid"]), float(body["at"]), dict(body["data"]))
+            self._apply_note(str(body["uniqueid"]), str(body["linkedid"]),
+                             lambda linkedid: dataclasses.replace(event, linkedid=linkedid))
+        else:
+            log.warning("bus: unknown message kind %r from a peer", kind)
+
+    async def _deliver_webhooks(self, stop: asyncio.Event) -> None:
+        """A duty of the lease holder (cti.leader): deliver the outbox until ``stop``."""
+        self.webhooks.start()
+        await stop.wait()
+        await self.webhooks.close()
+        self.webhooks = WebhookSender(self.database.outbox, self.settings.webhooks)  # for the next tenure
+
     def readings(self) -> Readings:
         """The service's counts, for /api/metrics."""
         return Readings(
-            ami_up=self.ami.connected.is_set(), ami_messages=self.pipeline.messages,
-            live_calls=len(self.tracker.calls), records_written=self.writer.written,
+            ami_up=self.nodes.up(), ami_messages=self.nodes.messages,
+            live_calls=self.nodes.calls, records_written=self.writer.written,
             records_waiting=self.writer.backlog, pops_sent=self.hub.sent, desks_open=len(self.hub.connections),
             agi_sessions=self.agi.sessions, webhooks_delivered=self.webhooks.delivered,
             webhooks_waiting=self.webhooks.backlog, cases_waiting=self.cases.backlog,
@@ -110,11 +168,13 @@ class Service:
             webhooks_oldest=self.webhooks.oldest_by_unit(), webhooks_dead=dict(self.webhooks.dead),
             agents=dict(Counter(status.state for status in self.board.all())))
 
-    def _on_ami_message(self, message: AmiMessage) -> None:
-        self.pipeline.on_message(message)
+    def _on_ami_message(self, name: str, message: AmiMessage) -> None:
+        node = self.nodes.named(name)
+        assert node is not None
+        node.pipeline.on_message(message)
         self.cases.on_ami_message(message)
-        self.resync.on_message(message)
-        changed = self.board.feed(message, self.pipeline.clock(message))
+        self.resyncs[name].on_message(message)
+        changed = self.board.feed(message, node.pipeline.clock(message), name)
         if changed:
             self.hub.on_agent(changed)
             self.wallboard.on_agent(changed)
@@ -180,12 +240,12 @@ class Service:
     def _decided(self, call: AgiCall, decision: Decision, at: float) -> None:
         """The route decision joins the call's timeline; it is also all cti will know of a call that
         comes and goes while the AMI link is down (caller, number, time, the recording's file)."""
-        self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: RouteDecided(
+        self._note(call.uniqueid, call.linkedid, lambda linkedid: RouteDecided(
             linkedid, at, decision.number, decision.unit or "", decision.unit_id or "", decision.treatment,
             decision.action, call.caller, call.caller_name, call.recording))
 
     def _ivr_finished(self, call: AgiCall, flow: str, outcome: Outcome, at: float) -> None:
-        self.pipeline.note(call.uniqueid, call.linkedid, lambda linkedid: IvrFinished(
+        self._note(call.uniqueid, call.linkedid, lambda linkedid: IvrFinished(
             linkedid, at, flow, outcome.next, dict(outcome.answers), outcome.hung_up))
         case_id = call.env.get("agi_arg_3", "")
         if flow == "survey" and case_id.isdigit():
@@ -197,58 +257,58 @@ class Service:
         except Exception:
             log.exception("recording the survey answer of case %d failed", case_id)
 
-    async def _resync(self) -> None:
-        """After every login (cti/resync.py)."""
-        await self.resync()
-
     def _linked(self) -> None:
-        self.hub.on_link(up=True)
-        self.wallboard.on_link(up=True)
+        """A node's resync is done: the PBX link is up when every node's is."""
+        up = self.nodes.up()
+        self.hub.on_link(up=up)
+        self.wallboard.on_link(up=up)
 
-    def _lost(self) -> None:
-        self.resync.on_lost()
-        self.pipeline.on_link_lost(time.time())
+    def _lost(self, name: str) -> None:
+        node = self.nodes.named(name)
+        assert node is not None
+        self.resyncs[name].on_lost()
+        node.pipeline.on_link_lost(time.time())
         self.hub.on_link(up=False)
         self.wallboard.on_link(up=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; an AMI login refusal ends it with AmiLoginError."""
-        self.tracker.remember(await self.database.calls.in_progress())  # before the first channel list
+        for call in await self.database.calls.in_progress():  # before the first channel list
+            self.nodes.of(call.linkedid).tracker.remember([call])
         await self.wallboard.initialise(self.database.engine)  # today's figures, before a call ends
         self.wallboard.start()
         self.writer.start()
         self.journal.start()
-        self.webhooks.start()
         self.agi_port = await self.agi.start(self.settings.agi.host, self.settings.agi.port)
         runner, self.web_port = await start_web(self.web, self.settings.web.host, self.settings.web.port)
-        link = asyncio.create_task(self.ami.run(), name="ami-link")
+        links = [asyncio.create_task(node.ami.run(), name=f"ami-link {node.name}".strip()) for node in self.nodes]
         finished = asyncio.Event()
-        sweeping = asyncio.create_task(self.cases.run(finished), name="case-sweep")
+        telling = asyncio.create_task(self.bus.run(finished), name="bus")
+        leading = asyncio.create_task(self.leader.run(finished), name="leader")  # the sweeps, callbacks, webhooks
         intake = asyncio.create_task(self.cases.intake(finished), name="case-intake")
-        detecting = asyncio.create_task(self.hotspots.run(finished), name="hotspot-sweep")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait([link, stopping], return_when=asyncio.FIRST_COMPLETED)
-            if link.done():
-                link.result()  # raises the login error
+            await asyncio.wait([*links, stopping], return_when=asyncio.FIRST_COMPLETED)
+            for link in links:
+                if link.done():
+                    link.result()  # raises the login error
         finally:
             stopping.cancel()
             finished.set()
             await runner.cleanup()
             await self.wallboard.close()
             await self.agi.close()
-            await self.ami.close()
-            if not link.done():
-                await asyncio.wait([link], timeout=2)
+            for node in self.nodes:
+                await node.ami.close()
+            await asyncio.wait(links, timeout=2)
+            for link in links:
                 link.cancel()
             # a sweep or a case being opened finishes its database work before the database closes
-            await asyncio.wait([sweeping, intake, detecting, *self._tasks], timeout=5)
-            sweeping.cancel()
-            intake.cancel()
-            detecting.cancel()
+            await asyncio.wait([leading, intake, telling, *self._tasks], timeout=6)
+            for task in (leading, intake, telling):
+                task.cancel()
             await self.journal.close()
             await self.writer.close()
-            await self.webhooks.close()
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,19 @@ from cti.calls.tracker import HOTLINE_CONTEXTS
 from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
 
 DEFAULT_FILE = "cti.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """One Asterisk node of several (ami.nodes). ``name`` is the node's systemname (asterisk.conf), which
+    Asterisk puts before every Uniqueid and Linkedid: it is checked at each login. Its secret comes
+    from CTI_AMI_SECRET_<NAME> (upper case, "-" and "." as "_"), else CTI_AMI_SECRET."""
+
+    name: str
+    host: str
+    port: int = 5038
+    username: str = ""  # empty: ami.username
+    secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,22 @@ class AmiSettings:
     boot_timeout: float = 30.0  # how long the resync waits for a (re)starting Asterisk's FullyBooted
     outbound_contexts: tuple[str, ...] = ("callback",)  # where callbacks to citizens are dialled
     pbx_timezone: str = "UTC"  # zone of CEL EventTime values, for replays
+    systemname: str = ""  # when set, the login checks that Asterisk's systemname is this (CoreSettings)
+    nodes: tuple[NodeSettings, ...] = ()  # several Asterisk nodes; empty: the one of host and port
+
+    def links(self) -> tuple[AmiSettings, ...]:
+        """The settings of each node's link: the nodes' own, the rest shared; one link without nodes."""
+        if not self.nodes:
+            return (self,)
+        return tuple(dataclasses.replace(self, host=node.host, port=node.port, systemname=node.name,
+                                         username=node.username or self.username,
+                                         secret=node.secret or self.secret, nodes=())
+                     for node in self.nodes)
+
+
+def node_secret_variable(name: str) -> str:
+    """The environment variable that holds a node's AMI secret."""
+    return "CTI_AMI_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +249,10 @@ def _apply_environment(settings: Settings, environ: Mapping[str, str]) -> Settin
         sections[section] = dataclasses.replace(sections[section], **{key: value})
     if problems:
         raise ConfigError(problems)
+    ami = sections["ami"]
+    nodes = tuple(dataclasses.replace(node, secret=environ.get(node_secret_variable(node.name), node.secret))
+                  for node in ami.nodes)
+    sections["ami"] = dataclasses.replace(ami, nodes=nodes)
     return dataclasses.replace(settings, ami=sections["ami"], agi=sections["agi"], web=sections["web"],
                                database=sections["database"], sms=sections["sms"])
 
@@ -231,8 +265,10 @@ def _check(settings: Settings) -> None:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(Problem(where, None, key, f"unknown time zone {zone!r}"))
+    problems += _node_problems(where, settings.ami.nodes)
     for key, port in (("ami.port", settings.ami.port), ("agi.port", settings.agi.port),
-                      ("web.port", settings.web.port)):
+                      ("web.port", settings.web.port), *((f"ami.nodes[{i}].port", node.port)
+                                                         for i, node in enumerate(settings.ami.nodes))):
         if not 0 <= port < 65536:
             problems.append(Problem(where, None, key, f"{port} is not a TCP port"))
     if not settings.database.url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
@@ -266,3 +302,23 @@ def _check(settings: Settings) -> None:
         problems.append(Problem(where, None, "sms.max_skew", f"expected more than 0, got {settings.sms.max_skew}"))
     if problems:
         raise ConfigError(problems)
+
+
+SYSTEMNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def _node_problems(where: str, nodes: tuple[NodeSettings, ...]) -> list[Problem]:
+    """Each node named once, by a name Asterisk's systemname can be and nothing else can be taken for
+    (a Uniqueid is "<systemname>-<seconds>.<n>": a name that is another's start plus "-" would be ambiguous)."""
+    problems = []
+    names = [node.name for node in nodes]
+    for i, name in enumerate(names):
+        if not SYSTEMNAME.fullmatch(name):
+            problems.append(Problem(where, None, f"ami.nodes[{i}].name",
+                                    f"{name!r} is not a systemname: letters, digits, '_', '.', '-', up to 32"))
+        elif name in names[:i]:
+            problems.append(Problem(where, None, f"ami.nodes[{i}].name", f"{name!r} names two nodes"))
+        elif other := next((n for n in names if n != name and name.startswith(n + "-")), None):
+            problems.append(Problem(where, None, f"ami.nodes[{i}].name",
+                                    f"{name!r} starts with node {other!r} and a '-': their call ids would mix"))
+    return problems

@@ -122,6 +122,12 @@ class Refusing:
     async def send(self, fields: dict[str, Any], timeout: float | None = None) -> Any:
         self.sent.append(fields)
 
+    def for_call(self, linkedid: str) -> Refusing:  # cti.desk.actions.Links: one node
+        return self
+
+    def for_agent(self, agent: Any) -> Refusing:
+        return self
+
 
 @pytest.mark.parametrize(("calls", "mode", "status", "code"), [
     ({}, "listen", 404, "no_such_call"),

@@ -60,10 +60,11 @@ class _Member:
 
 
 class AgentBoard:
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, home: str = "") -> None:
         self.directory = directory
+        self.home = home  # the node of agents who name none (the first of ami.nodes)
         self._members: dict[str, _Member] = {a.id: _Member() for a in directory.agents}
-        self._listing: dict[str, _Member] | None = None
+        self._listings: dict[str, dict[str, _Member]] = {}  # a QueueStatus answer being read, by node
         self._handlers = {
             "QueueMemberAdded": self._added, "QueueMemberRemoved": self._removed,
             "QueueMemberPause": self._member_event, "QueueMemberStatus": self._member_event,
@@ -75,10 +76,13 @@ class AgentBoard:
         self.directory = directory
         self._members = {a.id: self._members.get(a.id, _Member()) for a in directory.agents}
 
-    def feed(self, message: AmiMessage, at: float) -> list[AgentStatus]:
-        """Apply one AMI message; return the agents whose state changed."""
+    def feed(self, message: AmiMessage, at: float, node: str = "") -> list[AgentStatus]:
+        """Apply one AMI message from ``node``; return the agents whose state changed."""
         handler = self._handlers.get(message.name) if message.kind == "event" else None
-        return handler(message, at) if handler is not None else []
+        return handler(message, at, node) if handler is not None else []
+
+    def node_of(self, agent: Agent) -> str:
+        return agent.node or self.home
 
     def status(self, agent_id: str) -> AgentStatus | None:
         agent = self.directory.get(agent_id)
@@ -122,23 +126,21 @@ class AgentBoard:
             member.phone = DEVICE_STATES.get(f.get("status", ""), member.phone)
         return self._changed(agent, member, at, before)
 
-    def _added(self, message: AmiMessage, at: float) -> list[AgentStatus]:
+    def _added(self, message: AmiMessage, at: float, node: str) -> list[AgentStatus]:
         return self._apply(message, at, join=True)
 
-    def _removed(self, message: AmiMessage, at: float) -> list[AgentStatus]:
+    def _removed(self, message: AmiMessage, at: float, node: str) -> list[AgentStatus]:
         return self._apply(message, at, join=False)
 
-    def _member_event(self, message: AmiMessage, at: float) -> list[AgentStatus]:
+    def _member_event(self, message: AmiMessage, at: float, node: str) -> list[AgentStatus]:
         """Pause or phone state of a member: it is in that queue, whatever we missed."""
         return self._apply(message, at, join=True)
 
-    def _listed(self, message: AmiMessage, at: float) -> list[AgentStatus]:
+    def _listed(self, message: AmiMessage, at: float, node: str) -> list[AgentStatus]:
         agent = self._agent(message)
         if agent is None:
             return []
-        if self._listing is None:
-            self._listing = {}
-        member = self._listing.setdefault(agent.id, _Member())
+        member = self._listings.setdefault(node, {}).setdefault(agent.id, _Member())
         f = message.fields
         member.queues.add(f.get("queue", ""))
         member.paused = f.get("paused", "0") == "1"
@@ -146,10 +148,13 @@ class AgentBoard:
         member.phone = DEVICE_STATES.get(f.get("status", ""), "unknown")
         return []
 
-    def _listing_complete(self, message: AmiMessage, at: float) -> list[AgentStatus]:
-        listing, self._listing = self._listing or {}, None
+    def _listing_complete(self, message: AmiMessage, at: float, node: str) -> list[AgentStatus]:
+        """A node's list replaces what is known of its agents (an unnamed single node's: of every agent)."""
+        listing = self._listings.pop(node, {})
         changed = []
         for agent in self.directory.agents:
+            if node and self.node_of(agent) != node:
+                continue
             member = self._members[agent.id]
             before = (frozenset(member.queues), member.paused, member.reason, member.phone)
             fresh = listing.get(agent.id, _Member())

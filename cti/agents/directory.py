@@ -21,6 +21,7 @@ class Agent:
     device: str
     queues: tuple[str, ...] = ()
     interface: str = ""
+    node: str = ""  # with several Asterisk nodes (ami.nodes): the one whose queues the agent joins; "": the first
 
     @property
     def member(self) -> str:

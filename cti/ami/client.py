@@ -302,10 +302,31 @@ class AmiClient:
                 f"{exc.reason}. Check CTI_AMI_USER/CTI_AMI_SECRET (or ami.username/ami.secret) "
                 f"against the [{self.settings.username}] section of manager.conf."
             ) from None
+        if self.settings.systemname:
+            await self._check_systemname(protocol)
         self.sessions += 1
         log.info("AMI logged in to %s (Asterisk Call Manager/%s) as %s", self.address, banner,
                  self.settings.username)
         return protocol
+
+    async def _check_systemname(self, protocol: AmiProtocol) -> None:
+        """Several nodes' call ids are told apart by the systemname Asterisk puts before each Uniqueid
+        and Linkedid (asterisk.conf [options] systemname): a node without it, or with another node's,
+        would mix two nodes' calls. CoreSettings says which it is."""
+        expected = self.settings.systemname
+        try:
+            told = (await self.send({"Action": "CoreSettings"})).get("systemname")
+        except AmiActionError as exc:
+            protocol.close()
+            raise AmiLoginError(
+                f"Asterisk at {self.address} refused CoreSettings ({exc.reason}): the [{self.settings.username}] "
+                f"user of manager.conf needs write = reporting to show its systemname") from None
+        if told != expected:
+            protocol.close()
+            raise AmiLoginError(
+                f"Asterisk at {self.address} has systemname {told!r}, but cti's settings name this node "
+                f"{expected!r}: set systemname = {expected} in asterisk.conf [options] (and restart Asterisk), "
+                f"or correct ami.nodes") from None
 
     async def _serve(self, protocol: AmiProtocol) -> None:
         """Watch the link while the resync runs beside it (it may wait for Asterisk to finish booting,

@@ -64,6 +64,14 @@ class Ami(Protocol):
     async def send(self, fields: dict[str, Any], timeout: float | None = None) -> Any: ...
 
 
+class Links(Protocol):
+    """Which node's AMI link an action goes to (cti.nodes.Nodes): a call's, or an agent's."""
+
+    def for_call(self, linkedid: str) -> Ami: ...
+
+    def for_agent(self, agent: Agent) -> Ami: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     id: str  # "110", or a seat id
@@ -78,10 +86,10 @@ class Target:
 
 
 class Desk:
-    def __init__(self, ami: Ami, live: Callable[[str], LiveCall | None], configuration: Callable[[], Configuration],
+    def __init__(self, links: Links, live: Callable[[str], LiveCall | None], configuration: Callable[[], Configuration],
                  sleep: Callable[[float], Awaitable[None]] | None = None,
                  note: Callable[[CallEvent], None] | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.ami = ami
+        self.links = links
         self._live = live
         self._configuration = configuration
         self._sleep = sleep
@@ -100,21 +108,23 @@ class Desk:
                   "StateInterface": agent.device, "Paused": "true" if paused else "false"}
         if paused and reason:
             action["Reason"] = reason
-        await self._idempotent(action, "Already there")
+        await self._idempotent(agent, action, "Already there")
 
     async def log_out(self, agent: Agent) -> None:
         for queue in agent.queues:
-            await self._idempotent({"Action": "QueueRemove", "Queue": queue, "Interface": agent.member}, "Not there")
+            await self._idempotent(agent, {"Action": "QueueRemove", "Queue": queue, "Interface": agent.member},
+                                   "Not there")
 
     async def pause(self, agent: Agent, reason: str) -> None:
-        await self.ami.send({"Action": "QueuePause", "Interface": agent.member, "Paused": "true", "Reason": reason})
+        await self.links.for_agent(agent).send({"Action": "QueuePause", "Interface": agent.member, "Paused": "true",
+                                                "Reason": reason})
 
     async def ready(self, agent: Agent) -> None:
-        await self.ami.send({"Action": "QueuePause", "Interface": agent.member, "Paused": "false"})
+        await self.links.for_agent(agent).send({"Action": "QueuePause", "Interface": agent.member, "Paused": "false"})
 
-    async def _idempotent(self, action: dict[str, Any], already: str) -> None:
+    async def _idempotent(self, agent: Agent, action: dict[str, Any], already: str) -> None:
         try:
-            await self.ami.send(action)
+            await self.links.for_agent(agent).send(action)
         except AmiActionError as exc:
             if already not in exc.reason:
                 raise
@@ -156,12 +166,12 @@ class Desk:
         if kind == "blind":
             action = {"Action": "BlindTransfer", "Channel": call.agent_channel, "Context": target.context,
                       "Exten": target.exten}
-            await self.ami.send(action)
+            await self.links.for_call(linkedid).send(action)
             return {"sent": [action]}
         if kind == "attended":
             action = {"Action": "Atxfer", "Channel": call.agent_channel, "Context": target.context,
                       "Exten": target.exten}
-            await self.ami.send(action)
+            await self.links.for_call(linkedid).send(action)
             return {"sent": [action]}
         return await self._three_way(call, target)
 
@@ -169,29 +179,30 @@ class Desk:
         """What [emergency] or [cti-seat] dials (the trunk map's dial string, the seat's endpoint), on both
         legs: the citizen's runs it after a blind transfer; the agent's passes it (__) to an attended
         transfer's consultation leg."""
+        ami = self.links.for_call(call.linkedid)
         for channel in (call.citizen_channel, call.agent_channel):
-            await self.ami.send({"Action": "Setvar", "Channel": channel, "Variable": "__CTI_TRANSFER_DIAL",
-                                 "Value": target.dial})
+            await ami.send({"Action": "Setvar", "Channel": channel, "Variable": "__CTI_TRANSFER_DIAL",
+                            "Value": target.dial})
 
     async def _three_way(self, call: LiveCall, target: Target) -> dict[str, Any]:
         room = f"cti-{call.linkedid}"
         redirect = {"Action": "Redirect", "Channel": call.citizen_channel, "ExtraChannel": call.agent_channel,
                     "Context": CONFERENCE_CONTEXT, "Exten": room, "Priority": "1",
                     "ExtraContext": CONFERENCE_CONTEXT, "ExtraExten": room, "ExtraPriority": "1"}
-        await self.ami.send(redirect)
+        await self.links.for_call(call.linkedid).send(redirect)
         name = call.caller_name.translate(_NOT_IN_NAMES)  # quotes and angle brackets would end the name early
         caller = f'"{name}" <{call.caller_number}>' if name else call.caller_number
         originate = {"Action": "Originate", "Channel": target.dial, "Context": CONFERENCE_CONTEXT, "Exten": room,
                      "Priority": "1", "CallerID": caller, "Async": "true", "Timeout": "30000",
                      "ActionID": f"cti-3way-{call.linkedid}-{target.id}"}
-        await self.ami.send(originate)
+        await self.links.for_call(call.linkedid).send(originate)
         return {"sent": [redirect, originate], "room": room}
 
     async def hang_up(self, linkedid: str, agent: Agent | None) -> dict[str, Any]:
         """End the agent's part of the call: AMI Hangup on the agent's leg, cause 16 (normal clearing)."""
         call = self.call_for(linkedid, agent)
         action = {"Action": "Hangup", "Channel": call.agent_channel, "Cause": "16"}
-        await self.ami.send(action)
+        await self.links.for_call(linkedid).send(action)
         return {"sent": [action]}
 
     async def finish_attended(self, linkedid: str, agent: Agent | None, complete: bool) -> dict[str, Any]:
@@ -200,7 +211,7 @@ class Desk:
         for digit in ATXFER_COMPLETE if complete else ATXFER_ABORT:
             action = {"Action": "PlayDTMF", "Channel": call.agent_channel, "Digit": digit, "Receive": "true",
                       "Duration": "100"}
-            await self.ami.send(action)
+            await self.links.for_call(linkedid).send(action)
             sent.append(action)
             if self._sleep is not None:
                 await self._sleep(0.3)  # the digits are told apart like key presses (S5 waited 300 ms)
@@ -225,7 +236,7 @@ class Desk:
         action = {"Action": "Originate", "Channel": supervisor.device, "Context": SPY_CONTEXT, "Exten": mode,
                   "Priority": "1", "CallerID": f'"{name}" <{number}>' if number else f'"{name}"',
                   "Variable": f"CTI_SPY={call.agent_channel}", "Async": "true", "Timeout": str(SPY_TIMEOUT_MS)}
-        await self.ami.send(action | {"ActionID": f"cti-spy-{linkedid}-{supervisor.id}"})
+        await self.links.for_call(linkedid).send(action | {"ActionID": f"cti-spy-{linkedid}-{supervisor.id}"})
         if self._note is not None:
             self._note(SupervisorListening(linkedid, self._clock(), mode, user_id, supervisor.name, supervisor.device,
                                            call.agent_channel))

@@ -37,7 +37,8 @@ ACTION_CLASSES: dict[str, frozenset[str]] = {
     "atxfer": frozenset({"call"}), "playdtmf": frozenset({"call"}), "setvar": frozenset({"call"}),
     "getvar": frozenset({"call", "reporting"}), "hangup": frozenset({"system", "call"}),
     "mixmonitor": frozenset({"system"}), "stopmixmonitor": frozenset({"system", "call"}),
-    "coreshowchannels": frozenset({"system", "reporting"}), "queueadd": frozenset({"agent"}),
+    "coreshowchannels": frozenset({"system", "reporting"}), "coresettings": frozenset({"system", "reporting"}),
+    "queueadd": frozenset({"agent"}),
     "queueremove": frozenset({"agent"}), "queuepause": frozenset({"agent"}),
     "confbridgelist": frozenset({"reporting"}), "command": frozenset({"command"}),
 }
@@ -128,7 +129,7 @@ class AmiServer:
         data = None
         for session in self.sessions:
             if session.user is not None and session.events and privilege in session.user.read:
-                data = data or event_text(name, privilege, fields, stamp)
+                data = data or event_text(name, privilege, fields, stamp, self.pbx.systemname)
                 session.send(data)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -179,7 +180,8 @@ class AmiServer:
         uptime = str(int(self.pbx.now() - self.pbx.boot))
         if "system" in user.read and self.pbx.fully_booted:  # written to the session itself: no Timestamp
             session.send(event_text("FullyBooted", "system", [("Uptime", uptime), ("LastReload", uptime),
-                                                                ("Status", "Fully Booted")]))
+                                                                ("Status", "Fully Booted")],
+                                    systemname=self.pbx.systemname))
 
     def _handle(self, session: Session, request: Request) -> bytes | Awaitable[bytes]:
         name = request.get("action")
@@ -219,6 +221,15 @@ def _channel(server: AmiServer, request: Request, header: str = "channel") -> Ch
 def ping(server: AmiServer, session: Session, request: Request) -> bytes:
     stamp = f"{server.pbx.now():.6f}"
     return response_text("Success", request.action_id, None, [("Ping", "Pong"), ("Timestamp", stamp)])
+
+
+def core_settings(server: AmiServer, session: Session, request: Request) -> bytes:
+    """manager.c action_coresettings, its fields in its order (SystemName empty when the system is unnamed)."""
+    return response_text("Success", request.action_id, None, [
+        ("AMIversion", "11.0.0"), ("AsteriskVersion", "22.10.1"), ("SystemName", server.pbx.systemname),
+        ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", "asterisk"),
+        ("CoreRunGroup", "asterisk"), ("CoreMaxFilehandles", "0"), ("CoreRealTimeEnabled", "No"),
+        ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"), ("SoundsSearchCustomDir", "No")])
 
 
 def logoff(server: AmiServer, session: Session, request: Request) -> bytes:
@@ -495,7 +506,8 @@ def confbridge_list(server: AmiServer, session: Session, request: Request) -> by
 
 
 ACTIONS: dict[str, Handler] = {
-    "ping": ping, "logoff": logoff, "hangup": hangup, "redirect": redirect, "blindtransfer": blind_transfer,
+    "ping": ping, "coresettings": core_settings, "logoff": logoff,
+    "hangup": hangup, "redirect": redirect, "blindtransfer": blind_transfer,
     "atxfer": atxfer, "playdtmf": play_dtmf, "originate": originate, "mixmonitor": mixmonitor,
     "stopmixmonitor": stop_mixmonitor, "setvar": setvar, "getvar": getvar,
     "coreshowchannels": core_show_channels, "queuestatus": queue_status, "queueadd": queue_add,

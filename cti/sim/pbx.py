@@ -122,8 +122,9 @@ class Pbx:
     """The switch. ``dialplan(context, exten)`` returns the program a channel runs there."""
 
     def __init__(self, dialplan: Callable[[str, str], Program | None], *, scale: float = 1.0,
-                 boot: float | None = None) -> None:
+                 boot: float | None = None, systemname: str = "") -> None:
         self.dialplan = dialplan
+        self.systemname = systemname  # asterisk.conf [options] systemname: prefixes every Uniqueid
         self.scale = scale
         self.boot = time.time() if boot is None else boot
         self._started = time.monotonic()
@@ -164,7 +165,9 @@ class Pbx:
         await asyncio.sleep(seconds * self.scale)
 
     def uniqueid(self) -> str:
-        return f"{int(self.boot)}.{next(self._ids)}"
+        """channel.c: "<systemname>-<boot>.<n>" when the system is named, else "<boot>.<n>"."""
+        number = f"{int(self.boot)}.{next(self._ids)}"
+        return f"{self.systemname}-{number}" if self.systemname else number
 
     def channel_name(self, device: str) -> str:
         tech = device.split("/", 1)[0]

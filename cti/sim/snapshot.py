@@ -77,11 +77,15 @@ class BridgeState:
         ]
 
 
-def event_text(name: str, privilege: str, fields: Fields, timestamp: float | None = None) -> bytes:
-    """The bytes of one event as Asterisk's manager sends it."""
+def event_text(name: str, privilege: str, fields: Fields, timestamp: float | None = None,
+               systemname: str = "") -> bytes:
+    """The bytes of one event as Asterisk's manager sends it (manager.c: Timestamp when timestampevents is
+    on, then SystemName when asterisk.conf names the system)."""
     lines = [f"Event: {name}", f"Privilege: {privilege},all"]
     if timestamp is not None:
         lines.append(f"Timestamp: {timestamp:.6f}")
+    if systemname:
+        lines.append(f"SystemName: {systemname}")
     lines += [f"{key}: {value}" for key, value in fields]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

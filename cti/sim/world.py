@@ -33,14 +33,14 @@ class World:
     def __init__(self, configuration: Configuration, *, agi_url: str, secret: str, prompts: Path | None = None,
                  recordings: str = "/var/spool/asterisk/monitor/cti", zone: ZoneInfo = SHANGHAI,
                  scale: float = 1.0, seed: int | None = None,
-                 attended: Callable[[str], bool] | None = None) -> None:
+                 attended: Callable[[str], bool] | None = None, systemname: str = "") -> None:
         self.rng = random.Random(seed)
         self.citizens: dict[str, Citizen] = {}  # on the line now, by their channel
         self.people: dict[str, Citizen] = {}  # everyone who called, by number: they answer callbacks
         self.dialplan = ShippedDialplan(agi_url=agi_url, hotline_queue=configuration.trunk_map.hotline.queue,
                                         prompts=prompts, citizens=self.citizens, callees=self.people,
                                         recordings=recordings, zone=zone)
-        self.pbx = Pbx(self.dialplan, scale=scale)
+        self.pbx = Pbx(self.dialplan, scale=scale, systemname=systemname)
         for spec in configuration.queues:  # asterisk-conf/queues.conf
             self.pbx.queues[spec.name] = Queue(self.pbx, spec.name, strategy="rrmemory", timeout=15, retry=1,
                                                wrapuptime=5)

@@ -139,6 +139,18 @@ class AlertRow(Base):
     __table_args__ = (Index("ix_alerts_cleared", "cleared_at", "raised_at"),)
 
 
+class LeaseRow(Base):
+    """Who runs a duty that must run once among several cti instances (the case sweep and callbacks, the
+    webhooks' delivery, the hotspot sweep: cti.leader), until when; taken over once it has expired."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]
+    taken_at: Mapped[datetime]  # when the holder took it (not renewed): how long it has held it
+
+
 class CaseTallyRow(Base):
     """Running tallies of the case measures (cti.stats.case_tallies): per local day of opening and unit
     ("unit"), category ("category") or legacy number ("legacy_number"), in the zone of TallyZoneRow

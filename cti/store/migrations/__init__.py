@@ -49,6 +49,8 @@ def migrate(connection: Connection) -> str:
     scripts = script()
     head = scripts.get_current_head()
     assert head is not None
+    if connection.dialect.name == "postgresql":  # two cti instances starting together: one migrates, then the other
+        connection.execute(text("SELECT pg_advisory_xact_lock(12345)"))
     at = current(connection)
     if at is None:
         if not set(inspect(connection).get_table_names()) & set(Base.metadata.tables):
