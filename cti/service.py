@@ -24,7 +24,9 @@ from cti.ami.client import AmiClient
 from cti.ami.clock import ReceiveClock
 from cti.ami.message import AmiMessage
 from cti.bus import make_bus
-from cti.calls.events import IvrFinished, RouteDecided, event_from_data
+from cti.calls.channels import LINKEDID
+from cti.calls.crossings import Crossings
+from cti.calls.events import CallFromNode, IvrFinished, RouteDecided, event_from_data
 from cti.calls.record import CallRecord
 from cti.calls.tracker import CallTracker, NoteFactory
 from cti.cases.service import CaseService
@@ -73,7 +75,8 @@ class Service:
         self.journal = CallJournal(store, self.nodes.live_calls, settings.database.flush_interval)
         self.webhooks = WebhookSender(database.outbox, settings.webhooks)
         self.agi = FastAgiServer(self.route, lambda: self.configuration.flows,
-                                 on_decision=self._decided, on_outcome=self._ivr_finished)
+                                 on_decision=self._decided, on_outcome=self._ivr_finished, on_node=self._from_node)
+        self.crossings = Crossings()  # a call's parts on two nodes, one record
         self.agi_port = 0
         self.desk = Desk(self.nodes, self.nodes.live, lambda: self.configuration, sleep=asyncio.sleep,
                          note=lambda event: self._note("", event.linkedid, lambda _: event))
@@ -93,6 +96,7 @@ class Service:
             Thresholds(board.alert_answer_rate, board.alert_wait, board.alert_min_calls), self.nodes.live,
             window=board.alert_window * 60, interval=board.interval)
         for node in self.nodes:
+            node.pipeline.subscribe(self.crossings.on_events)
             node.pipeline.subscribe(self.hub.on_events)
             node.pipeline.subscribe(self.wallboard.on_events)
         self.web = make_app(WebContext(
@@ -201,6 +205,18 @@ class Service:
         task.add_done_callback(self._tasks.discard)
 
     def _finished(self, record: CallRecord) -> None:
+        """A node's call ended; a call's part on one of two nodes waits for the other (cti.calls.crossings)."""
+        for whole in self.crossings.finished(record, time.monotonic()):
+            self._ended(whole)
+
+    async def _let_go(self, finished: asyncio.Event) -> None:
+        """Every second: a call's part whose other part has not come in time is recorded as it is."""
+        while not finished.is_set():
+            for record in self.crossings.expired(time.monotonic()):
+                self._ended(record)
+            await asyncio.sleep(1)
+
+    def _ended(self, record: CallRecord) -> None:
         """A call ended: store it, give it a case (or put it on the missed-call list), and share it
         with its unit when the unit is interconnected (its webhook message is stored with the record)."""
         unit = self.configuration.trunk_map.units_by_id.get(record.unit_id) if record.unit_id else None
@@ -244,6 +260,17 @@ class Service:
             linkedid, at, decision.number, decision.unit or "", decision.unit_id or "", decision.treatment,
             decision.action, call.caller, call.caller_name, call.recording))
 
+    def _from_node(self, call: AgiCall, origin: str, at: float) -> None:
+        """[from-node]: another node sent this call through the trunk between nodes, naming its part there; the
+        far part takes the near part's number, unit and treatment (the screen-pop) and joins its record."""
+        if not LINKEDID.fullmatch(origin):
+            log.warning("FastAGI node: channel %s gave %r as the Linkedid of its call on the other node (the "
+                        "X-CTI-Linkedid header): not one; the call is recorded on its own", call.channel, origin[:80])
+            return
+        near = self.nodes.live(origin)
+        self._note(call.uniqueid, call.linkedid, lambda linkedid: CallFromNode(
+            linkedid, at, origin, *((near.dialled_number, near.unit, near.unit_id, near.treatment) if near else ())))
+
     def _ivr_finished(self, call: AgiCall, flow: str, outcome: Outcome, at: float) -> None:
         self._note(call.uniqueid, call.linkedid, lambda linkedid: IvrFinished(
             linkedid, at, flow, outcome.next, dict(outcome.answers), outcome.hung_up))
@@ -286,6 +313,7 @@ class Service:
         telling = asyncio.create_task(self.bus.run(finished), name="bus")
         leading = asyncio.create_task(self.leader.run(finished), name="leader")  # the sweeps, callbacks, webhooks
         intake = asyncio.create_task(self.cases.intake(finished), name="case-intake")
+        letting_go = asyncio.create_task(self._let_go(finished), name="crossings")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             await asyncio.wait([*links, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -305,8 +333,10 @@ class Service:
                 link.cancel()
             # a sweep or a case being opened finishes its database work before the database closes
             await asyncio.wait([leading, intake, telling, *self._tasks], timeout=6)
-            for task in (leading, intake, telling):
+            for task in (leading, intake, telling, letting_go):
                 task.cancel()
+            for record in self.crossings.expired(float("inf")):  # parts still held: recorded as they are
+                self._ended(record)
             await self.journal.close()
             await self.writer.close()
 

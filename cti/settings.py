@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cti.calls.tracker import HOTLINE_CONTEXTS
+from cti.calls.tracker import HOTLINE_CONTEXTS, INBOUND_CONTEXTS
 from cti.yamlconfig import ConfigError, Problem, YamlDoc, build
 
 DEFAULT_FILE = "cti.yaml"
@@ -47,7 +47,8 @@ class AmiSettings:
     liveness_timeout: float = 5.0  # the Ping's answer must come within this
     reconnect_min: float = 0.5  # first reconnect delay; doubles up to reconnect_max, with jitter
     reconnect_max: float = 30.0
-    inbound_contexts: tuple[str, ...] = ("from-carrier",)  # where the carrier trunk's calls arrive
+    # where the carrier trunk's calls arrive, and those another node sends through the trunk between nodes
+    inbound_contexts: tuple[str, ...] = INBOUND_CONTEXTS
     # where the dialplan takes an inbound call next: after a restart the channel list finds it there
     hotline_contexts: tuple[str, ...] = HOTLINE_CONTEXTS
     boot_timeout: float = 30.0  # how long the resync waits for a (re)starting Asterisk's FullyBooted

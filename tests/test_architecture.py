@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent / "cti"
-PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py", "calls/events.py",
-        "calls/record.py", "calls/tracker.py", "calls/state.py", "calls/core.py", "calls/transfers.py",
+PURE = ["ami/message.py", "ami/framing.py", "ami/clock.py", "calls/channels.py", "calls/crossings.py",
+        "calls/events.py", "calls/record.py", "calls/tracker.py", "calls/state.py", "calls/core.py",
+        "calls/transfers.py",
         "calls/rebuild.py", "ami/action.py", "pipeline.py", "refusal.py", "yamlconfig.py", "routing/model.py",
         "routing/router.py", "routing/ledger.py", "ivr/engine.py", "agi/protocol.py", "agents/board.py",
         "cases/model.py",

@@ -28,6 +28,7 @@ from cti.settings import (
     load_settings,
 )
 from cti.sim.phones import Citizen
+from cti.sim.trunk import link
 from cti.sim.world import World
 from cti.store.database import Database
 from cti.yamlconfig import ConfigError
@@ -73,14 +74,19 @@ class Pair:
 
 
 def _paths(tmp_path: Path) -> PathSettings:
-    """The shipped files, with agent 1001 on node sz1 and 1002 on node sz2."""
+    """The shipped files, with agent 1001 on node sz1 and 1002 on node sz2, and 12369's seat the 12345 queue of
+    node sz2 (reached from sz1 through the trunk between them)."""
+    trunk_map = tmp_path / "trunk_map.yaml"
+    shipped = (REPO / "trunk_map.yaml").read_text(encoding="utf-8")
+    trunk_map.write_text(shipped.replace("seats: [PJSIP/seat-12369]", "seats: [PJSIP/q12345@node-sz2]"),
+                         encoding="utf-8")
     agents = tmp_path / "agents"
     shutil.copytree(REPO / "agents", agents)
     data = yaml.safe_load((agents / "agents.yaml").read_text())
     for agent, node in zip(data["agents"], ("sz1", "sz2"), strict=False):
         agent["node"] = node
     (agents / "agents.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
-    return PathSettings(trunk_map=REPO_PATHS.trunk_map, agents=str(agents), ivr_flows=REPO_PATHS.ivr_flows,
+    return PathSettings(trunk_map=str(trunk_map), agents=str(agents), ivr_flows=REPO_PATHS.ivr_flows,
                         prompts=REPO_PATHS.prompts, cases=REPO_PATHS.cases)
 
 
@@ -180,3 +186,59 @@ async def test_a_node_link_dropping_leaves_the_other_nodes_calls_alone(tmp_path:
         records = await pair.database.calls.calls(limit=10)
     assert sorted(r.linkedid.split("-")[0] for r in records) == ["sz1", "sz2"]
     assert all(r.answered and r.talk_time and r.talk_time > 20 for r in records)  # neither cut short by the drop
+
+
+async def test_a_call_sent_to_another_nodes_queue_is_one_record_with_who_answered_there(tmp_path: Path) -> None:
+    """12369 rings sz1's 12345 queue and, through the trunk between the nodes, sz2's, where agent 1002 answers:
+    sz2's part of the call (its own Linkedid) pops with the number the citizen dialled on sz1, and the two parts
+    are one record: sz1's ids, number and route, sz2's answer, both nodes' legs."""
+    async with two_nodes(tmp_path) as pair:
+        service, stop = pair.service, asyncio.Event()
+        link(pair.worlds["sz1"].pbx, pair.worlds["sz2"].pbx)
+        running = await _running(pair, stop)
+        agent = next(a for a in service.configuration.directory.agents if a.node == "sz2")
+        await service.desk.log_in(agent)  # only sz2's agent: sz1's queue rings nobody
+        await until(lambda: any(s.queues for s in service.board.all()), 5, "agent 1002 in sz2's queue")
+        near = pair.worlds["sz1"].call("12369", Citizen("13700001111", talk_seconds=10, patience=200))
+        await until(lambda: service.nodes.calls == 2, 10, "the call's two parts, one on each node")
+        far = next(c for c in service.nodes.live_calls() if c.linkedid.startswith("sz2-"))
+        await until(lambda: (service.nodes.live(far.linkedid) or far).unit != "", 5, "sz2's part told its origin")
+        seen_far = service.nodes.live(far.linkedid)
+        assert seen_far is not None
+        assert (seen_far.dialled_number, seen_far.unit, seen_far.treatment) == ("12369", "市生态环境局", "remote_seat")
+        await until(lambda: service.writer.written >= 1 and not service.nodes.calls and not service.crossings.waiting,
+                    30, "the call ended and written")
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        records = await pair.database.calls.calls(limit=10)
+        timeline = await pair.database.calls.timeline(near.linkedid)
+    assert [r.linkedid for r in records] == [near.linkedid]  # one record, the near part's
+    record = records[0]
+    assert (record.dialled_number, record.unit_id, record.treatment) == ("12369", "ecology-environment", "remote_seat")
+    assert record.answered_by == "PJSIP/agent1002" and record.answered_by_name == agent.name
+    assert record.queue == "q12345" and record.talk_time is not None and record.talk_time > 5
+    devices = {leg.device for leg in record.legs}
+    assert {"PJSIP/node-sz2", "PJSIP/agent1002"} <= devices
+    kinds = [event.kind for event in timeline]
+    assert "from_node" in kinds and kinds.count("offered") == 2  # both parts' timelines, under the one id
+    assert service.crossings.joined == 1
+
+
+async def test_a_peer_naming_no_linkedid_as_the_origin_is_logged_and_its_call_recorded_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What a peer node sends in X-CTI-Linkedid reaches cti as an AGI argument: anything but a Linkedid is
+    refused (logged with the channel), and the call it came with is still recorded, on its own."""
+    async with two_nodes(tmp_path) as pair:
+        service, stop = pair.service, asyncio.Event()
+        running = await _running(pair, stop)
+        sz2 = pair.worlds["sz2"]
+        arrived = sz2.pbx.inbound("q12345", ("13700002222", ""), device="PJSIP/node-sz1", context="from-node")
+        arrived.headers["X-CTI-Linkedid"] = "sz1-1.2 <script>"  # (a SIP header holds no line break)
+        await until(lambda: "not one; the call is recorded on its own" in caplog.text, 10, "the refusal logged")
+        await sz2.pbx.hangup(arrived, 16, request=True)
+        await until(lambda: service.writer.written == 1, 10, "the call recorded")
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        [record] = await pair.database.calls.calls(limit=10)
+    assert record.linkedid == arrived.linkedid and record.caller_number == "13700002222"
+    assert f"channel {arrived.name} gave 'sz1-1.2 <script>'" in caplog.text

@@ -57,17 +57,20 @@ class AgiCall:
 Router = Callable[[str, datetime], Decision]
 DecisionListener = Callable[[AgiCall, Decision, float], None]
 OutcomeListener = Callable[[AgiCall, str, Outcome, float], None]
+NodeListener = Callable[[AgiCall, str, float], None]  # the call, the near part's Linkedid as sent, the time
 
 
 class FastAgiServer:
     def __init__(self, router: Router, flows: Callable[[], dict[str, Flow]], *,
                  on_decision: DecisionListener | None = None, on_outcome: OutcomeListener | None = None,
+                 on_node: NodeListener | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  environment_timeout: float = ENVIRONMENT_TIMEOUT, reply_timeout: float = REPLY_TIMEOUT) -> None:
         self._route = router
         self._flows = flows
         self._on_decision = on_decision
         self._on_outcome = on_outcome
+        self._on_node = on_node
         self._now = now
         self._environment_timeout = environment_timeout
         self._reply_timeout = reply_timeout
@@ -116,6 +119,10 @@ class FastAgiServer:
             writer.close()
 
     async def _serve(self, call: AgiCall, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if call.script == "node":  # [from-node]: another node sent the call; nothing to ask the caller
+            if self._on_node is not None:
+                self._on_node(call, call.env.get("agi_arg_3", ""), self._now().timestamp())
+            return
         flows = self._flows()
         if call.script == "route":
             decision = self._route(call.number, self._now())

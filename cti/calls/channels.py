@@ -20,6 +20,18 @@ def is_local_outward_half(channel: str) -> bool:
     return channel.startswith("Local/") and channel.endswith(";1")
 
 
+# The trunk between two nodes of a centre: on each node the endpoint for node X is named node-X
+# (asterisk-conf/pjsip.conf), dialled as PJSIP/<queue>@node-X.
+NODE_ENDPOINT = "node-"
+# A Linkedid as Asterisk makes it: "[<systemname>-]<seconds>.<n>" (what a peer node may claim as a call's origin).
+LINKEDID = re.compile(r"(?:[A-Za-z0-9_.-]{1,32}-)?[0-9]{1,12}\.[0-9]{1,9}")
+
+
+def is_node_trunk(device: str) -> bool:
+    """Whether a device (PJSIP/node-sz2) or dial string (PJSIP/q12345@node-sz2) is the trunk to another node."""
+    return device.startswith(f"PJSIP/{NODE_ENDPOINT}") or f"@{NODE_ENDPOINT}" in device
+
+
 UNKNOWN_CALLER = ("", "<unknown>")
 # A number cti may dial (a callback) or name in an AMI header: digits, a leading + at most.
 DIALABLE = re.compile(r"\+?[0-9]{1,32}")

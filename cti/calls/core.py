@@ -13,6 +13,7 @@ from cti.calls.events import (
     CallAnswered,
     CallEnded,
     CallEvent,
+    CallFromNode,
     CallOffered,
     LegEnded,
     LegRinging,
@@ -24,6 +25,7 @@ from cti.calls.record import CallRecord, LiveCall
 from cti.calls.state import (
     FINISHED_MEMORY,
     HOTLINE_CONTEXTS,
+    INBOUND_CONTEXTS,
     Call,
     Channel,
     LegState,
@@ -39,7 +41,7 @@ from cti.calls.state import (
 class CallCore:
     """The state of the calls in progress, and the steps every handler takes."""
 
-    def __init__(self, inbound_contexts: tuple[str, ...] = ("from-carrier",),
+    def __init__(self, inbound_contexts: tuple[str, ...] = INBOUND_CONTEXTS,
                  outbound_contexts: tuple[str, ...] = ("callback",), *,
                  hotline_contexts: tuple[str, ...] = HOTLINE_CONTEXTS, names: Names = no_names) -> None:
         self.inbound_contexts = frozenset(inbound_contexts)
@@ -130,6 +132,11 @@ class CallCore:
             call.requested_recording = call.requested_recording or event.recording
             if call.linkedid in self.unrouted:
                 self.unrouted.remove(call.linkedid)
+        elif isinstance(event, CallFromNode):
+            call.origin = event.origin
+            if event.number:  # the far node's part: what the citizen dialled on the near one, not the trunk's exten
+                call.dialled_number, call.unit, call.unit_id, call.treatment = (
+                    event.number, event.unit, event.unit_id, event.treatment)
         self._emit(call, event)
 
     def _ring(self, call: Call, at: float, dest: str, channel: str, device: str, name: str,

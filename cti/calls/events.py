@@ -147,6 +147,20 @@ class RouteDecided(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CallFromNode(CallEvent):
+    """The call came from another node of the centre through the trunk between them: ``origin`` is the
+    Linkedid of its part there (the X-CTI-Linkedid header the near node sent), whose record this part joins.
+    The number dialled there, its unit and treatment come along when cti knew them, for the screen-pop."""
+
+    kind: ClassVar[str] = "from_node"
+    origin: str
+    number: str = ""
+    unit: str = ""
+    unit_id: str = ""
+    treatment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class IvrFinished(CallEvent):
     """An IVR flow ended: how it handed the call on, and the answers it read (a survey's)."""
 
@@ -172,7 +186,7 @@ EVENT_TYPES: dict[str, type[CallEvent]] = {
     cls.kind: cls
     for cls in (
         CallOffered, CallQueued, LegRinging, LegEnded, CallAnswered,
-        CallTransferred, TransferFailed, RecordingStarted, RouteDecided, IvrFinished, CallEnded,
+        CallTransferred, TransferFailed, RecordingStarted, RouteDecided, CallFromNode, IvrFinished, CallEnded,
         SupervisorListening, ListenStarted, ListenEnded,
     )
 }

@@ -63,6 +63,7 @@ class CallRecord:
     hangup_cause_text: str = ""
     recording: str = ""
     estimated: bool = False  # parts were inferred after an AMI outage
+    origin: str = ""  # a call's part on the node a trunk between nodes took it to: its near part's Linkedid
     timeline: tuple[CallEvent, ...] = field(default=(), compare=False)
 
     @property

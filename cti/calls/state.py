@@ -23,6 +23,8 @@ PENDING_NOTES = 1024
 # a day of a big city's calls before the oldest is dropped (a few hundred bytes each).
 UNSEEN_NOTES = 100_000
 # Where the shipped dialplan (asterisk-conf/extensions.conf) takes an inbound call after [from-carrier].
+# where citizens' calls arrive: from the carrier, and from another node through the trunk between nodes
+INBOUND_CONTEXTS = ("from-carrier", "from-node")
 HOTLINE_CONTEXTS = ("cti-next", "cti-queue", "emergency", "cti-seat", "conference")
 ENDED_UNSEEN = "began and ended while the AMI link was down"
 ENDED_AWAY = "ended while cti was not running"
@@ -118,6 +120,7 @@ class Call:
     conference_seen: set[str] = field(default_factory=set)
     recording: str = ""  # the file, once Asterisk reports MixMonitorStart for one of the call's legs
     requested_recording: str = ""  # the file the dialplan records into, from the route decision
+    origin: str = ""  # the Linkedid of the call's part on the node it came from (CallFromNode), else ""
     estimated: bool = False
     citizen_hangup: tuple[int | None, str] | None = None  # outbound: the dialled citizen's own cause
     shutdown: bool = False  # Asterisk hung the citizen up as it shut down (SoftHangupRequest Cause 4)
@@ -142,7 +145,7 @@ def to_record(call: Call, at: float, cause: int | None, cause_text: str) -> Call
         legs=tuple(Leg(leg.device, leg.name, leg.channel, leg.rang_at, leg.outcome, leg.ended_at, leg.attempts)
                    for leg in call.legs.values()),
         hangup_cause=cause, hangup_cause_text=cause_text, recording=recording_of(call),
-        estimated=call.estimated, timeline=tuple(call.timeline),
+        estimated=call.estimated, origin=call.origin, timeline=tuple(call.timeline),
     )
 
 

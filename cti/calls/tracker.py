@@ -43,6 +43,7 @@ from cti.calls.record import CallRecord, LiveCall
 from cti.calls.state import (
     ENDED_UNSEEN,
     HOTLINE_CONTEXTS,
+    INBOUND_CONTEXTS,
     PENDING_NOTES,
     UNSEEN_NOTES,
     Channel,
@@ -57,13 +58,13 @@ from cti.calls.state import (
 )
 from cti.calls.transfers import TransferTracking
 
-__all__ = ["ENDED_UNSEEN", "HOTLINE_CONTEXTS", "CallTracker", "NoteFactory"]
+__all__ = ["ENDED_UNSEEN", "HOTLINE_CONTEXTS", "INBOUND_CONTEXTS", "CallTracker", "NoteFactory"]
 
 
 class CallTracker(TransferTracking, Rebuilding):
     """Feed AMI events in stream order; collect domain events and finished records."""
 
-    def __init__(self, inbound_contexts: tuple[str, ...] = ("from-carrier",),
+    def __init__(self, inbound_contexts: tuple[str, ...] = INBOUND_CONTEXTS,
                  outbound_contexts: tuple[str, ...] = ("callback",), *,
                  hotline_contexts: tuple[str, ...] = HOTLINE_CONTEXTS, names: Names = no_names) -> None:
         super().__init__(inbound_contexts, outbound_contexts, hotline_contexts=hotline_contexts, names=names)

@@ -7,6 +7,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 
 from cti.agi.protocol import AgiReply, quote
+from cti.calls.channels import is_node_trunk
 from cti.ivr.flows import Answer, Dial, Flow, Hangup, Play, Queue, Read, Set
 
 PROMPT_FOLDER = "cti"  # prompts are installed as sounds/<language>/cti/<name>
@@ -69,8 +70,10 @@ class FlowRun:
             elif isinstance(step, Queue):
                 yield from self._hand_over("queue", {"CTI_QUEUE": self._fill(step.queue)})
             elif isinstance(step, Dial):
-                yield from self._hand_over("dial", {
-                    "CTI_DIAL": self._fill(step.targets), "CTI_DIAL_TIMEOUT": self._fill(step.timeout),
+                targets = self._fill(step.targets)
+                # [cti-next] node: the same Dial, its legs told the call's Linkedid for the node they reach
+                yield from self._hand_over("node" if is_node_trunk(targets) else "dial", {
+                    "CTI_DIAL": targets, "CTI_DIAL_TIMEOUT": self._fill(step.timeout),
                     "CTI_FALLBACK": self._fill(step.fallback), "CTI_QUEUE": self.variables.get("queue", "")})
             elif isinstance(step, Hangup):
                 yield from self._hand_over("hangup", {})

@@ -24,6 +24,9 @@ def resolve(pbx: Pbx, dial_string: str) -> tuple[str, Phone | None]:
     tech, _, resource = dial_string.partition("/")
     if "@" in resource:
         number, _, endpoint = resource.partition("@")
+        trunk = pbx.peers.get(endpoint)  # PJSIP/q12345@node-sz2: the trunk to another node, to that queue
+        if trunk is not None:
+            return f"{tech}/{endpoint}", trunk.phone(number)
         return f"{tech}/{endpoint}", pbx.endpoints.get(dial_string) or pbx.endpoints.get(f"{tech}/{endpoint}")
     return dial_string, pbx.endpoints.get(dial_string)
 

@@ -120,7 +120,10 @@ class ShippedDialplan:
         if context == "from-carrier" and exten.isdigit():
             return self.from_carrier
         if context == "cti-next":
-            return {"queue": self.next_queue, "dial": self.next_dial, "hangup": self.next_hangup}.get(exten)
+            return {"queue": self.next_queue, "dial": self.next_dial, "node": self.next_node,
+                    "hangup": self.next_hangup}.get(exten)
+        if context == "from-node" and exten.startswith("q"):
+            return self.from_node
         if context == "cti-queue" and exten.startswith("q"):
             return self.cti_queue
         if context in ("emergency", "phones") and exten in EMERGENCY:  # [phones] includes [emergency]
@@ -212,12 +215,34 @@ class ShippedDialplan:
 
     async def next_dial(self, pbx: Pbx, channel: Channel) -> None:
         """Dial(${CTI_DIAL},${CTI_DIAL_TIMEOUT},tToU(cti-record)), then the queue if cti said so."""
+        await self._dial_next(pbx, channel, "", None)
+
+    async def next_node(self, pbx: Pbx, channel: Channel) -> None:
+        """[cti-next] node: the same Dial with b(cti-to-node^s^1) on each leg."""
+        await self._dial_next(pbx, channel, "b(cti-to-node^s^1)", self.to_node_predial)
+
+    def to_node_predial(self, leg: Channel) -> None:
+        """[cti-to-node]: a PJSIP leg gets PJSIP_HEADER(add,X-CTI-Linkedid)=${CHANNEL(linkedid)}; Return()."""
+        leg.context, leg.exten, leg.priority = "cti-to-node", "s", 1
+        if leg.name.startswith("PJSIP/"):
+            leg.headers["X-CTI-Linkedid"] = leg.linkedid
+        leg.priority = 2
+
+    async def from_node(self, pbx: Pbx, channel: Channel) -> None:
+        """[from-node]: AGI(${CTI_AGI}/node,${EXTEN},${CHANNEL(linkedid)},${PJSIP_HEADER(read,X-CTI-Linkedid)}),
+        then Goto(cti-queue,${EXTEN},1)."""
+        origin = channel.headers.get("X-CTI-Linkedid", "")
+        await self._agi(pbx, channel, "node", channel.exten, channel.linkedid, origin)
+        await self._goto(pbx, channel, "cti-queue", channel.exten)
+
+    async def _dial_next(self, pbx: Pbx, channel: Channel, predial_option: str,
+                         predial: Callable[[Channel], None] | None) -> None:
         dial_string = channel.variables.get("CTI_DIAL", "")
         targets = [t for t in dial_string.split("&") if t]
         seconds = channel.variables.get("CTI_DIAL_TIMEOUT", "")
-        options = "tToU(cti-record)" if self.recording else "tTo"
+        options = ("tToU(cti-record)" if self.recording else "tTo") + predial_option
         gosub = (lambda leg: self.record(pbx, leg)) if self.recording else None
-        answered = await dial(pbx, channel, targets, float(seconds or 60), options="o", gosub=gosub,
+        answered = await dial(pbx, channel, targets, float(seconds or 60), options="o", gosub=gosub, predial=predial,
                               data=f"{dial_string},{seconds},{options}")
         if answered is None and channel.variables.get("CTI_FALLBACK") == "queue":
             await self._goto(pbx, channel, "cti-next", "queue")

@@ -73,6 +73,7 @@ class Channel(ChannelState):
     optimize: bool = False  # a Local pair without /n: optimized away once both sides are bridged
     dialler: Channel | None = None  # who dialled this leg (its DialState, DialEnd), None for a transfer's leg
     left_by: Channel | None = None  # the bridged peer whose hangup left this channel alone
+    headers: dict[str, str] = field(default_factory=dict)  # SIP headers: PJSIP_HEADER(add) on a leg, read on arrival
 
     @property
     def alive(self) -> bool:
@@ -138,6 +139,7 @@ class Pbx:
         self.persistent_members = False  # queues.conf [general] persistentmembers
         self.lifecycle: list[Callable[[str], Awaitable[None]]] = []  # told "stopped", then "started"
         self.endpoints: dict[str, Any] = {}  # device -> phone behaviour (cti.sim.phones)
+        self.peers: dict[str, Any] = {}  # endpoint node-<name> -> the trunk to that node (cti.sim.trunk)
         self.queues: dict[str, Any] = {}  # name -> cti.sim.ringing.Queue
         self.rooms: dict[str, Bridge] = {}  # ConfBridge rooms by name
         self.dtmf: dict[str, str] = {}  # digits played on a channel, for feature codes
