@@ -132,8 +132,10 @@ async def test_sqlite_locked_by_another_process_delays_records_and_cases_and_los
     database = await Database.open(f"sqlite:///{path}")
 
     async def outage() -> None:
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN EXCLUSIVE")  # longer than cti's busy_timeout (5 s): its writes fail, then retry
+        # longer than cti's busy_timeout (5 s): its writes fail, then retry. Taken off the event loop: a
+        # write cti began must be able to commit (through the loop) before the lock can be had
+        other = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
         await asyncio.sleep(6.0)
         other.execute("COMMIT")
         other.close()
