@@ -95,6 +95,29 @@ class Placed:
     ended: float | None = None
 
 
+class Traffic:
+    """The drill's clock (seconds since the traffic began) and the citizens' calls placed on it."""
+
+    def __init__(self, placed: list[Placed]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._loop.time()
+        self.placed = placed
+        self.watchers: list[asyncio.Task[None]] = []
+
+    def now(self) -> float:
+        return self._loop.time() - self._t0
+
+    def place(self, world: World, number: str, citizen: Any) -> None:
+        channel = world.call(number, citizen)
+        placed = Placed(channel.linkedid, number, self.now(), channel)
+        self.placed.append(placed)
+        self.watchers.append(asyncio.create_task(self._ended(placed)))
+
+    async def _ended(self, placed: Placed) -> None:
+        await placed.channel.gone.wait()
+        placed.ended = self.now()
+
+
 @dataclass
 class Window:
     """A stretch of the drill when the fault was on (seconds after the traffic began)."""
@@ -277,7 +300,6 @@ async def counts(database: Database) -> tuple[int, int, int]:
 async def drill(args: argparse.Namespace, folder: Path) -> Run:
     run = Run(args.fault, folder)
     started = time.monotonic()
-    loop = asyncio.get_running_loop()
     secret = secrets.token_hex(8)
     rng = random.Random(args.seed)
     agi_port, web_port = free_port(), free_port()
@@ -324,27 +346,16 @@ async def drill(args: argparse.Namespace, folder: Path) -> Run:
 
             mix = TrafficMix(rate=args.calls / args.period, talk=TALK, patience=PATIENCE)
             source = itertools.islice(arrivals(configuration.trunk_map, mix, rng), args.calls)
-            t0 = loop.time()
-
-            def now() -> float:
-                return loop.time() - t0
-
-            async def ended(placed: Placed) -> None:
-                await placed.channel.gone.wait()
-                placed.ended = now()
-
-            watchers = []
+            traffic = Traffic(run.placed)
+            now = traffic.now
             fault = asyncio.create_task(inject(args, run, cti, http, ami_proxy, db_proxy, folder, now))
             for arrival in source:
                 await asyncio.sleep(max(0.0, arrival.at - now()))
-                channel = world.call(arrival.number, arrival.citizen)
-                placed = Placed(channel.linkedid, arrival.number, now(), channel)
-                run.placed.append(placed)
-                watchers.append(asyncio.create_task(ended(placed)))
+                traffic.place(world, arrival.number, arrival.citizen)
             await fault
             while world.citizens and now() < args.period + 600:
                 await asyncio.sleep(0.5)
-            await asyncio.wait(watchers, timeout=10)
+            await asyncio.wait(traffic.watchers, timeout=10)
             run.notes.append(f"traffic: last call placed at {run.placed[-1].at:.1f} s, "
                              f"last ended at {max(p.ended or 0 for p in run.placed):.1f} s")
             run.settled = await settle(cti, http, database, args.settle)

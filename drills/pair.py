@@ -65,9 +65,9 @@ from drills.calls import (  # noqa: E402
     PATIENCE,
     TALK,
     Cti,
-    Placed,
     Run,
     Tally,
+    Traffic,
     create_pg_database,
     drop_pg_database,
     settle,
@@ -160,7 +160,6 @@ async def drill(args: argparse.Namespace, folder: Path) -> Pair:
     run = Run("pair", folder)
     pair = Pair(run)
     started = time.monotonic()
-    loop = asyncio.get_running_loop()
     secret = secrets.token_hex(8)
     pg_name = await create_pg_database(args.pg)
     url = f"{args.pg}/{pg_name}"
@@ -213,16 +212,8 @@ async def drill(args: argparse.Namespace, folder: Path) -> Pair:
 
             mix = TrafficMix(rate=args.calls / args.period, talk=args.talk, patience=PATIENCE)
             source = itertools.islice(arrivals(configuration.trunk_map, mix, worlds["sz1"].rng), args.calls)
-            t0 = loop.time()
-
-            def now() -> float:
-                return loop.time() - t0
-
-            async def ended(placed: Placed) -> None:
-                await placed.channel.gone.wait()
-                placed.ended = now()
-
-            watchers = []
+            traffic = Traffic(run.placed)
+            now = traffic.now
             kill_at = args.period * args.kill_at if not args.bench else float("inf")
             pair.tasks.append(asyncio.create_task(watch_records(pair, database, now)))
             killed = False
@@ -234,13 +225,10 @@ async def drill(args: argparse.Namespace, folder: Path) -> Pair:
                     killed = True
                     await kill(pair, ctis["A"], worlds["sz1"], agi["B"], database, now, kill_time)
                 world = worlds[NODES[n % 2]]
-                channel = world.call(arrival.number, arrival.citizen)
-                placed = Placed(channel.linkedid, arrival.number, now(), channel)
-                run.placed.append(placed)
-                watchers.append(asyncio.create_task(ended(placed)))
+                traffic.place(world, arrival.number, arrival.citizen)
             while any(world.citizens for world in worlds.values()) and now() < args.period + 600:
                 await asyncio.sleep(0.5)
-            await asyncio.wait(watchers, timeout=10)
+            await asyncio.wait(traffic.watchers, timeout=10)
             run.notes.append(f"traffic: last call placed at {run.placed[-1].at:.1f} s, "
                              f"last ended at {max(p.ended or 0 for p in run.placed):.1f} s")
             run.settled = await settle(ctis["B"], http, database, args.settle)
