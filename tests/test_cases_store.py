@@ -137,3 +137,19 @@ async def test_cases_for_ended_calls_are_opened_in_one_batch(database: Database)
     assert await store.case_of_call("6.2") == desk.id
     assert [m.linkedid for m in await store.missed()] == ["6.9"]
     assert await store.open_for_calls(batch, missed) == 0  # again: nothing new
+
+
+async def test_two_instances_opening_cases_for_the_same_calls_take_turns(database: Database) -> None:
+    """Every cti instance sees every call end and opens its cases: on PostgreSQL both transactions
+    run at once (each its own connection), and the second must find the first's cases, not fail
+    on their keys."""
+    if database.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite is one instance's database (README: several instances need PostgreSQL)")
+    store = database.cases
+    for round_ in range(5):
+        batch = [(new_case(caller_number=f"1390000{n:04d}"), created(new_case()), f"7.{round_}.{n}")
+                 for n in range(20)]
+        opened = await asyncio.gather(*(store.open_for_calls(batch, []) for _ in range(3)))
+        assert sorted(opened) == [0, 0, 20]
+        ids = {await store.case_of_call(f"7.{round_}.{n}") for n in range(20)}
+        assert len(ids) == 20 and None not in ids

@@ -18,7 +18,7 @@ from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
 from cti.store import case_tallies
 from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow, SmsInboundRow
 from cti.store.outbox import Message, OutboxStore
-from cti.store.sql import insert_new
+from cti.store.sql import CASE_INTAKE, insert_new, one_at_a_time
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Case))
 
@@ -69,9 +69,12 @@ class CaseStore:
         """In one transaction: a case for each call that has none yet, and the missed calls not yet
         listed. Returns how many cases were opened. A call given a case meanwhile (the desk's) keeps
         its own: if that happens between the check and the insert, the transaction fails and is
-        to be tried again."""
+        to be tried again. Every cti instance sees every call end: they take turns here, so the
+        second finds the first's cases instead of failing on them."""
         calls = [linkedid for _, _, linkedid in cases]
         async with self._sessions.begin() as session:
+            if (turn := one_at_a_time(self.engine.dialect.name, CASE_INTAKE)) is not None:
+                await session.execute(turn)
             taken = set(await session.scalars(select(CaseCallRow.linkedid).where(CaseCallRow.linkedid.in_(calls))))
             # once a call, even when told twice in a batch
             fresh = list({linkedid: (case, event, linkedid) for case, event, linkedid in cases

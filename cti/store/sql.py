@@ -7,13 +7,27 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Insert, Numeric, case, cast, func
+from sqlalchemy import ColumnElement, Insert, Numeric, TextClause, case, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:
     """``dialect``'s own ``insert`` of ``table``: the one with ``on_conflict_do_…`` and ``excluded``."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# What holds pg_advisory_xact_lock, one key each: two cti instances doing the same thing take turns
+MIGRATING = 12345
+CASE_INTAKE = 12346
+
+
+def one_at_a_time(dialect: str, key: int) -> TextClause | None:
+    """The statement that makes the rest of this transaction wait for any other instance's
+    transaction holding ``key`` (PostgreSQL's transaction advisory lock); None on SQLite, where
+    one writer at a time is the rule already."""
+    if dialect != "postgresql":
+        return None
+    return text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=key)
 
 
 def insert_new(dialect: str, table: Any, keys: Sequence[str] | None = None) -> Insert:

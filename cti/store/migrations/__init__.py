@@ -24,6 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from cti.store.models import Base, TokenRow
+from cti.store.sql import MIGRATING, one_at_a_time
 
 log = logging.getLogger(__name__)
 BASELINE = "0001"  # release 0.1.0
@@ -49,8 +50,8 @@ def migrate(connection: Connection) -> str:
     scripts = script()
     head = scripts.get_current_head()
     assert head is not None
-    if connection.dialect.name == "postgresql":  # two cti instances starting together: one migrates, then the other
-        connection.execute(text("SELECT pg_advisory_xact_lock(12345)"))
+    if (turn := one_at_a_time(connection.dialect.name, MIGRATING)) is not None:
+        connection.execute(turn)  # two cti instances starting together: one migrates, then the other
     at = current(connection)
     if at is None:
         if not set(inspect(connection).get_table_names()) & set(Base.metadata.tables):
