@@ -32,6 +32,11 @@ LIMIT = 7900  # bytes of a NOTIFY payload (PostgreSQL's limit is 8000)
 Receiver = Callable[[str, dict[str, Any]], None]  # kind, body
 
 
+def encode(instance: str, kind: str, body: dict[str, Any]) -> str:
+    """A message as NOTIFY carries it; over ``LIMIT`` bytes it is not sent."""
+    return json.dumps({"from": instance, "kind": kind, "body": body}, ensure_ascii=False, separators=(",", ":"))
+
+
 class Bus(Protocol):
     published: int
     received: int
@@ -74,8 +79,7 @@ class PostgresBus:
         self.dropped = 0  # messages not sent: too long, or the queue full while PostgreSQL was away
 
     def publish(self, kind: str, body: dict[str, Any]) -> None:
-        payload = json.dumps({"from": self.instance, "kind": kind, "body": body}, ensure_ascii=False,
-                             separators=(",", ":"))
+        payload = encode(self.instance, kind, body)
         if len(payload.encode()) > LIMIT:
             self.dropped += 1
             log.error("bus message %s of %d bytes is over NOTIFY's limit: not sent", kind, len(payload.encode()))

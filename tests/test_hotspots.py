@@ -12,11 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert
 
+from cti import bus
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import AlertRules
 from cti.cases.model import Case, CaseEvent
 from cti.hotspots import queries
 from cti.hotspots.detect import (
+    BURST_CASE_IDS,
+    Alert,
     AlertBook,
     BurstRules,
     RecentCase,
@@ -108,6 +111,15 @@ def test_normal_poisson_days_rarely_raise_a_spike() -> None:
 def recent(i: int, caller: str, place: str, content: str, minutes: int = 0) -> RecentCase:
     return RecentCase(i, caller, place, "request", NOW - timedelta(minutes=minutes), tuple(topic_words(content)))
 
+
+
+def test_a_blackouts_burst_names_its_first_cases_and_its_alert_fits_a_message_between_instances() -> None:
+    cases = [recent(100_000 + i, f"138{i:08d}", "盐湖区", "突然停电了，整栋楼没有电", i % 60) for i in range(2000)]
+    [burst] = bursts(cases, BurstRules())
+    assert burst.details["cases"] == 2000 and burst.details["callers"] == 2000
+    assert burst.details["case_ids"] == list(range(100_000, 100_000 + BURST_CASE_IDS))
+    message = Alert(burst.id, burst, NOW, NOW).message("raised", NOW)
+    assert len(bus.encode("vm:1:ab", "alert", message).encode()) <= bus.LIMIT
 
 def test_a_burst_within_an_hour() -> None:
     cases = [

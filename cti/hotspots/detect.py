@@ -67,6 +67,11 @@ class BurstRules:
     critical_callers: int = 10
 
 
+# The case ids a burst's details name: its first ones. The alert travels to every supervisor's socket, the
+# webhook and the other instances (cti.bus, a NOTIFY of at most 8000 bytes): a blackout's thousand cases would
+# not fit, and ``cases`` counts them all.
+BURST_CASE_IDS = 100
+
 @dataclass(frozen=True, slots=True)
 class RepeatRules:
     hours: float = 72.0
@@ -156,7 +161,8 @@ def bursts(cases: Sequence[RecentCase], rules: BurstRules) -> list[Detection]:
                 "critical" if len(who) >= rules.critical_callers else "warning",
                 f"{place}集中反映「{'、'.join(words)}」：{len(who)} 位来电人，{len(cluster)} 件",
                 {"place": place, "words": words, "callers": len(who), "cases": len(cluster),
-                 "case_ids": sorted(c.id for c in cluster), "category": categories.most_common(1)[0][0],
+                 "case_ids": sorted(c.id for c in cluster)[:BURST_CASE_IDS],
+                 "category": categories.most_common(1)[0][0],
                  "minutes": rules.minutes, "since": first.isoformat()}, first))
             # by the same test, not ``c not in cluster``: that compares every case with every case of the
             # cluster, field by field, and held the event loop for seconds at 100 calls a second
