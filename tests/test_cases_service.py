@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from cti.ami.message import AmiMessage
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import HandlingUnit
+from cti.cases.channels import is_reference
 from cti.cases.model import Case, CaseError
 from cti.cases.service import CaseService, case_json, mask
 from cti.configuration import load_configuration
@@ -221,6 +223,25 @@ async def test_ended_calls_get_their_cases_in_batches(sqlite_db: Database) -> No
     assert await sqlite_db.cases.case_of_call("4.1") == desk.id
     assert len(await sqlite_db.cases.missed(limit=1000)) == 50
 
+
+
+class Clashing(random.Random):
+    """Case numbers drawn the same three times, then as usual."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.draws = [482_027, 482_027, 482_027]
+
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
+        return self.draws.pop(0) if self.draws else super().randrange(*args, **kwargs)
+
+
+async def test_the_cases_of_ended_calls_get_free_numbers_when_the_draws_clash(sqlite_db: Database) -> None:
+    cases = service(sqlite_db, Clock(MONDAY))
+    cases._rng = Clashing()
+    await cases.on_calls_ended([record(f"9.{n}", answered=True) for n in range(3)])  # one batch, no retry
+    numbers = [case.reference for case in await sqlite_db.cases.find()]
+    assert len(numbers) == 3 and len(set(numbers)) == 3 and all(n and is_reference(n) for n in numbers)
 
 async def test_a_batch_that_cannot_be_written_is_tried_again_not_dropped(sqlite_db: Database) -> None:
     cases = service(sqlite_db, Clock(MONDAY))

@@ -4,7 +4,9 @@ channels, the case number a citizen quotes, the SMS gateway's signed payload, a 
 - The case number to quote (工单号, ``reference``): the local day the case was opened and seven digits, six
   random and a Luhn check digit, ``20261201-4830271``. It says nothing of how many cases there are or which came
   before (the database id stays internal), a digit misheard on the phone fails the check, and digits are what a
-  citizen can read out. Unique in the database; a clash (one in a million a day per case) is drawn again.
+  citizen can read out. Unique in the database; a clash is drawn again (for a batch of ended calls' cases,
+  within its transaction). A day has a million numbers: a big city's tens of thousands of cases take a few per
+  cent of them, so clashes happen daily and cost a redraw.
 - The gateway's webhook is signed: ``X-CTI-Timestamp`` (Unix seconds) and ``X-CTI-Signature: sha256=<hex>``,
   HMAC-SHA256 with the shared secret over ``<timestamp>.`` followed by the raw body. A timestamp more than
   ``max_skew`` seconds away is refused (a recorded request replayed later); within it, a replay carries a

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 SYSTEM = "cti"
 NOT_MISSED = ("retired_notice", "guidance", "not_routed")  # the IVR served these callers: nothing to call back
 SMS_GATEWAY = "sms-gateway"  # the outbox's "unit" of the SMS to citizens
-REFERENCE_TRIES = 5  # case numbers drawn before giving up (a clash is one in a million a day per case)
+REFERENCE_TRIES = 5  # case numbers drawn before giving up (cti.cases.channels: how often they clash)
 Send = Callable[[dict[str, Any]], Awaitable[AmiMessage]]
 
 
@@ -143,6 +143,12 @@ class CaseService:
         existing = await self.store.case_of_call(linkedid)
         if existing is not None:
             raise CaseError("call_has_case", f"call {linkedid} already belongs to case {existing}")
+
+    def _renumbered(self, case: Case) -> Case:
+        """The case with another case number (its own was taken)."""
+        log.info("case number %s was taken: drawing another", case.reference)
+        return dataclasses.replace(case, reference=new_reference(case.created_at.astimezone(self.zone).date(),
+                                                                 self._rng))
 
     def _new(self, *, caller_number: str, caller_name: str, category: str, content: str, actor: str, role: str,
              location: str = "", confidential: bool = False, linkedid: str = "", legacy_number: str = "",
@@ -314,7 +320,7 @@ class CaseService:
                                          record.dialled_number, datetime.fromtimestamp(record.arrived_at, UTC),
                                          record.queue_wait))
         if opened or missed:
-            await self.store.open_for_calls(opened, missed)
+            await self.store.open_for_calls(opened, missed, self._renumbered)
 
     async def resolve_missed(self, linkedid: str, state: str, actor: str, case_id: int | None = None) -> MissedCall:
         if state not in ("called_back", "unreachable"):

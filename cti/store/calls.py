@@ -15,7 +15,7 @@ from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
 from cti.store import tallies as call_tallies
 from cti.store.models import CallEventRow, CallInProgressRow, CallRow
 from cti.store.outbox import Message, OutboxStore
-from cti.store.sql import insert_new, upsert
+from cti.store.sql import CALL_WRITES, insert_new, one_at_a_time, upsert
 
 
 def async_url(url: str) -> str:
@@ -58,11 +58,14 @@ class CallStore:
         them (a stored call always has its message); a Linkedid already stored is left as it
         is, so writing the same call twice is harmless (so is its message, under its key).
         The new calls are added to the statistics' tallies (cti.store.tallies) in the same transaction.
-        Returns how many calls were new."""
+        Returns how many calls were new. Every cti instance writes every call: they take turns, since two
+        transactions inserting the same calls and moving the same tallies in another order deadlock."""
         if not records:
             return 0
         by_id = {r.linkedid: r for r in records}
         async with self._sessions.begin() as session:
+            if (turn := one_at_a_time(self._dialect, CALL_WRITES)) is not None:
+                await session.execute(turn)
             inserted = set(await session.scalars(
                 insert_new(self._dialect, CallRow, ["linkedid"]).returning(CallRow.linkedid),
                 [_call_row(r) for r in by_id.values()]))

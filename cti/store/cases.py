@@ -7,7 +7,7 @@ case at once cannot both win; the second gets a clear conflict."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,12 +65,15 @@ class CaseStore:
             await session.execute(insert_new(self.engine.dialect.name, SmsInboundRow, ["message_id"]),
                                   [{**sms, "outcome": outcome, "case_id": case_id}])
 
-    async def open_for_calls(self, cases: Sequence[tuple[Case, CaseEvent, str]], missed: Sequence[MissedCall]) -> int:
+    async def open_for_calls(self, cases: Sequence[tuple[Case, CaseEvent, str]], missed: Sequence[MissedCall],
+                             redraw: Callable[[Case], Case] | None = None) -> int:
         """In one transaction: a case for each call that has none yet, and the missed calls not yet
         listed. Returns how many cases were opened. A call given a case meanwhile (the desk's) keeps
         its own: if that happens between the check and the insert, the transaction fails and is
         to be tried again. Every cti instance sees every call end: they take turns here, so the
-        second finds the first's cases instead of failing on them."""
+        second finds the first's cases instead of failing on them. A case number another case has
+        is drawn again by ``redraw`` first (a busy day's thousands of numbers make a clash likely in
+        a big batch, and one clash would fail the whole batch)."""
         calls = [linkedid for _, _, linkedid in cases]
         async with self._sessions.begin() as session:
             if (turn := one_at_a_time(self.engine.dialect.name, CASE_INTAKE)) is not None:
@@ -79,6 +82,8 @@ class CaseStore:
             # once a call, even when told twice in a batch
             fresh = list({linkedid: (case, event, linkedid) for case, event, linkedid in cases
                           if linkedid not in taken}.values())
+            if fresh and redraw is not None:
+                fresh = await _numbers_free(session, fresh, redraw)
             if fresh:  # Core inserts, many rows a statement: the ORM's unit of work per row showed in profiles
                 ids = list(await session.scalars(
                     insert(CaseRow).returning(CaseRow.id, sort_by_parameter_order=True),
@@ -246,3 +251,27 @@ def _event_row(event: CaseEvent) -> CaseEventRow:
 
 def _missed(row: MissedCallRow) -> MissedCall:
     return MissedCall(**{f.name: getattr(row, f.name) for f in dataclasses.fields(MissedCall)})
+
+
+Opening = tuple[Case, CaseEvent, str]  # a case for a call, its creation, the call's Linkedid
+REDRAWS = 5  # rounds of drawing clashing case numbers again; still clashing, the insert fails and is retried
+
+
+async def _numbers_free(session: Any, cases: list[Opening], redraw: Callable[[Case], Case]) -> list[Opening]:
+    """``cases`` with every case number free: one that another case has, or one of ``cases`` before it, drawn
+    again (and checked again: a new draw may clash too)."""
+    for _ in range(REDRAWS):
+        wanted = [case.reference for case, _, _ in cases if case.reference]
+        taken = set(await session.scalars(select(CaseRow.reference).where(CaseRow.reference.in_(wanted))))
+        seen: set[str] = set()
+        drawn = 0
+        for i, (case, event, linkedid) in enumerate(cases):
+            if case.reference and (case.reference in taken or case.reference in seen):
+                case = redraw(case)
+                cases[i] = (case, event, linkedid)
+                drawn += 1
+            seen.add(case.reference or "")
+        if not drawn:
+            break
+    return cases
+

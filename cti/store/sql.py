@@ -19,6 +19,7 @@ def dialect_insert(dialect: str, table: Any) -> Any:
 # What holds pg_advisory_xact_lock, one key each: two cti instances doing the same thing take turns
 MIGRATING = 12345
 CASE_INTAKE = 12346
+CALL_WRITES = 12347
 
 
 def one_at_a_time(dialect: str, key: int) -> TextClause | None:
