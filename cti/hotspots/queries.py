@@ -4,7 +4,9 @@ from the GROUP BY's distinct locations, which are few beside the cases."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,16 +65,46 @@ async def call_cells(engine: AsyncEngine, now: datetime, length: timedelta, week
     return {key: (now_, base) for key, (now_, base) in cells.items()}
 
 
-async def recent_cases(engine: AsyncEngine, since: datetime, *, unit: str | None = None) -> list[RecentCase]:
-    """The cases opened since ``since``, with their topic words."""
+RECENT_CASES = 5000  # the newest cases of the burst window a sweep reads
+
+
+class TopicWords:
+    """Each recent case's topic words, segmented once, off the event loop: a sweep reads the last hour's cases every
+    minute, and jieba takes about half a millisecond a case — seconds for a busy hour's thousands, which held the
+    event loop (and the wallboard) once a minute. Keyed by the case and its content (an edited case is segmented
+    anew); cases older than the window read are forgotten."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[str, datetime, tuple[str, ...]]] = {}  # id: content, created_at, words
+
+    async def of(self, cases: Sequence[tuple[int, str, datetime]], since: datetime) -> list[tuple[str, ...]]:
+        new = [case for case in cases if not self._has(case[0], case[1])]
+        if new:
+            segmented = await asyncio.to_thread(lambda: [tuple(topic_words(content)) for _, content, _ in new])
+            for (i, content, at), words in zip(new, segmented, strict=True):
+                self._known[i] = (content, at, words)
+        found = [self._known[i][2] for i, _, _ in cases]
+        self._known = {i: known for i, known in self._known.items() if known[1] >= since}
+        return found
+
+    def _has(self, case_id: int, content: str) -> bool:
+        known = self._known.get(case_id)
+        return known is not None and known[0] == content
+
+
+async def recent_cases(engine: AsyncEngine, since: datetime, words: TopicWords, *,
+                       unit: str | None = None) -> list[RecentCase]:
+    """The newest cases opened since ``since`` (at most RECENT_CASES), with their topic words."""
     filters = [K.created_at >= since, K.state != "merged"]
     if unit is not None:
         filters.append(K.unit == unit)
     query = select(K.id, K.caller_number, K.location, K.category, K.created_at, K.content).where(*filters)
     async with engine.connect() as connection:
-        rows = list(await connection.execute(query.order_by(K.id).limit(5000)))
-    return [RecentCase(r.id, r.caller_number, district(r.location or ""), r.category, r.created_at,
-                       tuple(topic_words(r.content or ""))) for r in rows]
+        rows = list(await connection.execute(query.order_by(K.id.desc()).limit(RECENT_CASES)))
+    rows.reverse()  # oldest first, as they came
+    found = await words.of([(r.id, r.content or "", r.created_at) for r in rows], since)
+    return [RecentCase(r.id, r.caller_number, district(r.location or ""), r.category, r.created_at, topic)
+            for r, topic in zip(rows, found, strict=True)]
 
 
 async def repeat_callers(engine: AsyncEngine, since: datetime, least: int, *,

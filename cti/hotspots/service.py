@@ -43,6 +43,7 @@ class HotspotService:
         self.notify = notify  # the hub's on_alert
         self.clock = clock
         self.book = AlertBook()
+        self.words = queries.TopicWords()
         self.store = AlertStore(engine, outbox)
         self._loaded = False  # the alerts in force read back from the database (a restart raises none again)
         self.last_sweep: datetime | None = None
@@ -62,7 +63,8 @@ class HotspotService:
         hour = timedelta(minutes=spike.call_window_minutes)
         found += spikes(await queries.call_cells(self.engine, now, hour, spike.weeks, unit=unit), spike,
                         now - hour, what="来电")
-        recent = await queries.recent_cases(self.engine, now - timedelta(minutes=rules.burst.minutes), unit=unit)
+        recent = await queries.recent_cases(self.engine, now - timedelta(minutes=rules.burst.minutes), self.words,
+                                            unit=unit)
         found += bursts(recent, rules.burst)
         callers = await queries.repeat_callers(self.engine, now - timedelta(hours=rules.repeat.hours),
                                                rules.repeat.calls, unit=unit)
