@@ -2,14 +2,15 @@
 call, at 100 arrivals a second, with the board open on a supervisor's socket.
 
 Set up as bench/pops.py: this process is the PBX (cti.sim, the shipped dialplan, robot agents who answer in a
-second) and the citizens; the other is ``cti serve`` on SQLite. A supervisor's socket receives the board
+second) and the citizens; ``cti serve`` on SQLite is another; the supervisor's socket a third (``--reader``),
+so that the simulator's busy event loop does not delay the reading it measures. The socket receives the board
 (``wallboard``, then ``wallboard_update``, coalesced to one every ``wallboard.interval``, 0.2 s). A latency
 runs from the moment the simulator writes the AgentConnect event of an answer to the moment the first update
-showing that call on its agent reaches the socket; both instants are read in this process. An update holds
-only the agents that changed, so that first update is the first holding the agent with the call. *Keeps up*
-is the share of the answers during the measured window that the board showed, and the updates' rate; the
-part of the latency after cti built the update (its ``now`` to the socket's read, one clock) tells cti's
-delay from the delivery's, and the updates' numbers are checked to run on (no gap).
+showing that call on its agent reaches the socket, both read on the machine's monotonic clock (one for every
+process). An update holds only the agents that changed, so that first update is the first holding the agent
+with the call. *Keeps up* is the share of the answers during the measured window that the board showed, and
+the updates' rate; the part of the latency after cti built the update (its ``now`` to the socket's read, the
+wall clock) tells cti's delay from the delivery's, and the updates' numbers are checked to run on (no gap).
 
     .venv/bin/python bench/wallboard.py [--rate 100] [--talk 10] [--agents 1500] [--seconds 60]
 """
@@ -50,35 +51,49 @@ async def supervisor_token(url: str) -> str:
     return token
 
 
-async def board(base: str, token: str, answered: dict[str, float], latencies: list[float], sizes: list[int],
-                transit: list[float], seen: dict[str, int], measuring: asyncio.Event,
-                session: aiohttp.ClientSession) -> None:
-    """The supervisor's socket. An update holds only the agents that changed (cti.web.wallboard), so the first
-    one holding an agent with the call is the first showing it; the numbers (seq) are checked to run on."""
-    async with session.ws_connect(base.replace("http", "ws") + "/api/ws", max_msg_size=0) as ws:
+async def board(base: str, token: str, out: Path) -> None:
+    """The supervisor's socket (the ``--reader`` process): a line of JSON per update to ``out`` — when it
+    arrived (monotonic), its size, built → received (wall clock), its number, the calls on its agents. An
+    update holds only the agents that changed (cti.web.wallboard), so the first one holding an agent with the
+    call is the first showing it."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            base.replace("http", "ws") + "/api/ws", max_msg_size=0) as ws:
         await ws.send_json({"type": "auth", "token": token})
-        seq = None
-        async for frame in ws:
-            arrived, wall = time.perf_counter(), time.time()
-            if frame.type != aiohttp.WSMsgType.TEXT:
-                continue
-            message = json.loads(frame.data)
-            if message["type"] == "wallboard":
-                seq = message["seq"]
-                continue
-            if message["type"] != "wallboard_update":
-                continue
-            seen["gaps"] += seq is not None and message["seq"] != seq + 1
-            seq = message["seq"]
-            if not measuring.is_set():
-                continue
-            sizes.append(len(frame.data))
-            transit.append(wall - message["now"])  # from the update built in cti to here (the same clock)
-            for agent in message["agents"]:
-                call = agent.get("call")
-                emitted = answered.pop(call["linkedid"], None) if call else None
-                if emitted is not None:
-                    latencies.append(arrived - emitted)
+        with out.open("w") as lines:
+            async for frame in ws:
+                arrived, wall = time.monotonic(), time.time()
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                message = json.loads(frame.data)
+                if message["type"] not in ("wallboard", "wallboard_update"):
+                    continue
+                calls = [agent["call"]["linkedid"] for agent in message.get("agents", ()) if agent.get("call")]
+                lines.write(json.dumps({"at": arrived, "size": len(frame.data), "transit": wall - message["now"],
+                                        "seq": message["seq"], "snapshot": message["type"] == "wallboard",
+                                        "calls": calls}) + "\n")
+                lines.flush()
+
+
+def read_board(out: Path, answered: dict[str, float], window: tuple[float, float]) -> dict[str, list[float]]:
+    """The reader's lines: latencies of the answers stamped in ``window``, the window's updates' sizes and
+    transit, and the gaps in their numbers."""
+    found: dict[str, list[float]] = {"latencies": [], "sizes": [], "transit": [], "gaps": [0.0]}
+    seq = None
+    for line in out.read_text().splitlines():
+        update = json.loads(line)
+        if not update["snapshot"]:
+            found["gaps"][0] += seq is not None and update["seq"] != seq + 1
+        seq = update["seq"]
+        if update["snapshot"] or not window[0] <= update["at"] <= window[1] + 1.0:
+            continue
+        if update["at"] <= window[1]:
+            found["sizes"].append(update["size"])
+            found["transit"].append(update["transit"])
+        for linkedid in update["calls"]:
+            emitted = answered.pop(linkedid, None)
+            if emitted is not None:
+                found["latencies"].append(update["at"] - emitted)
+    return found
 
 
 async def main() -> None:
@@ -89,7 +104,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--profile", help="run cti serve under cProfile, writing its statistics here")
+    parser.add_argument("--reader", nargs=3, metavar=("BASE", "TOKEN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reader:  # the supervisor's socket, in a process of its own
+        await board(args.reader[0], args.reader[1], Path(args.reader[2]))
+        return
     folder = Path(tempfile.mkdtemp(prefix="cti-wallboard-"))
     settings_path = workspace(folder, args.agents)
     settings = load_settings(settings_path, environ={})
@@ -104,18 +123,15 @@ async def main() -> None:
 
     def stamp(name: str, privilege: str, fields: list[tuple[str, str]]) -> None:
         if name == "AgentConnect" and measuring.is_set():
-            answered[dict(fields)["Linkedid"]] = time.perf_counter()
+            answered[dict(fields)["Linkedid"]] = time.monotonic()
             counted["answers"] += 1
 
     world.pbx.sinks.append(stamp)  # after the AMI server's own sink: the event is on its way
     ami_port = await world.start()
     env = {**os.environ, "CTI_SETTINGS": str(settings_path), "CTI_AMI_PORT": str(ami_port),
            "CTI_AMI_SECRET": secret, "CTI_AGI_PORT": str(agi_port), "CTI_WEB_PORT": str(web_port)}
-    latencies: list[float] = []
-    sizes: list[int] = []
-    transit: list[float] = []
-    seen = {"gaps": 0}
     base = f"http://127.0.0.1:{web_port}"
+    updates = folder / "board.jsonl"
     with (folder / "serve.log").open("w") as log:
         profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
         server = subprocess.Popen([sys.executable, *profile, "-m", "cti.cli", "--log-level", "warning", "serve"],
@@ -123,22 +139,25 @@ async def main() -> None:
         try:
             async with aiohttp.ClientSession() as session:
                 await wait_for_web(session, base)
-                watching = asyncio.create_task(board(base, token, answered, latencies, sizes, transit, seen, measuring,
-                                                      session))
-                traffic = asyncio.create_task(citizens(world, configuration, args.rate, args.talk))
-                await asyncio.sleep(args.warmup)
-                live_at_start = len(world.citizens)
-                measuring.set()
-                await asyncio.sleep(args.seconds)
-                measuring.clear()
-                live_at_end = len(world.citizens)
-                await asyncio.sleep(1.0)  # the last answers' updates
-                traffic.cancel()
-                watching.cancel()
+            reader = subprocess.Popen([sys.executable, __file__, "--reader", base, token, str(updates)], cwd=ROOT)
+            traffic = asyncio.create_task(citizens(world, configuration, args.rate, args.talk))
+            await asyncio.sleep(args.warmup)
+            live_at_start = len(world.citizens)
+            window = (time.monotonic(), time.monotonic() + args.seconds)
+            measuring.set()
+            await asyncio.sleep(args.seconds)
+            measuring.clear()
+            live_at_end = len(world.citizens)
+            await asyncio.sleep(1.0)  # the last answers' updates
+            traffic.cancel()
+            reader.terminate()
+            reader.wait(20)
         finally:
             server.terminate()
             server.wait(20)
             await world.close()
+    found = read_board(updates, answered, window)
+    latencies, sizes, transit = found["latencies"], found["sizes"], found["transit"]
     print(f"machine: {describe()}")
     print(f"{args.rate:.0f} arrivals/s, {args.talk:.0f} s talk, {args.agents} robot agents (ring 1 s), one wallboard "
           f"open; live calls {live_at_start} → {live_at_end} during the {args.seconds:.0f} s measured")
@@ -150,7 +169,7 @@ async def main() -> None:
               f"{statistics.fmean(latencies) * 1000:6.1f} ms")
         print(f"updates: {len(sizes) / args.seconds:.1f} a second, median {statistics.median(sizes) / 1024:.1f} KiB; "
               f"built → received p50 {percentile(transit, 50) * 1000:.1f} ms, p99 {percentile(transit, 99) * 1000:.1f} "
-              f"ms; sequence gaps {seen['gaps']}")
+              f"ms; sequence gaps {found['gaps'][0]:.0f}")
     else:
         print(f"the board showed none of the {counted['answers']:,} answers")
     problems = (folder / "serve.log").read_text()
