@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -74,25 +75,33 @@ async def board(base: str, token: str, out: Path) -> None:
                 lines.flush()
 
 
-def read_board(out: Path, answered: dict[str, float], window: tuple[float, float]) -> dict[str, list[float]]:
-    """The reader's lines: latencies of the answers stamped in ``window``, the window's updates' sizes and
-    transit, and the gaps in their numbers."""
-    found: dict[str, list[float]] = {"latencies": [], "sizes": [], "transit": [], "gaps": [0.0]}
+@dataclass
+class BoardRead:
+    """What the reader's lines say of the measured window."""
+
+    latencies: list[float] = field(default_factory=list)  # answer → board, of the answers stamped in it
+    sizes: list[int] = field(default_factory=list)  # of its updates
+    transit: list[float] = field(default_factory=list)  # built → received, of its updates
+    gaps: int = 0  # updates whose number does not follow the one before
+
+
+def read_board(out: Path, answered: dict[str, float], window: tuple[float, float]) -> BoardRead:
+    found = BoardRead()
     seq = None
     for line in out.read_text().splitlines():
         update = json.loads(line)
         if not update["snapshot"]:
-            found["gaps"][0] += seq is not None and update["seq"] != seq + 1
+            found.gaps += seq is not None and update["seq"] != seq + 1
         seq = update["seq"]
         if update["snapshot"] or not window[0] <= update["at"] <= window[1] + 1.0:
             continue
         if update["at"] <= window[1]:
-            found["sizes"].append(update["size"])
-            found["transit"].append(update["transit"])
+            found.sizes.append(update["size"])
+            found.transit.append(update["transit"])
         for linkedid in update["calls"]:
             emitted = answered.pop(linkedid, None)
             if emitted is not None:
-                found["latencies"].append(update["at"] - emitted)
+                found.latencies.append(update["at"] - emitted)
     return found
 
 
@@ -157,7 +166,7 @@ async def main() -> None:
             server.wait(20)
             await world.close()
     found = read_board(updates, answered, window)
-    latencies, sizes, transit = found["latencies"], found["sizes"], found["transit"]
+    latencies, sizes, transit = found.latencies, found.sizes, found.transit
     print(f"machine: {describe()}")
     print(f"{args.rate:.0f} arrivals/s, {args.talk:.0f} s talk, {args.agents} robot agents (ring 1 s), one wallboard "
           f"open; live calls {live_at_start} → {live_at_end} during the {args.seconds:.0f} s measured")
@@ -169,7 +178,7 @@ async def main() -> None:
               f"{statistics.fmean(latencies) * 1000:6.1f} ms")
         print(f"updates: {len(sizes) / args.seconds:.1f} a second, median {statistics.median(sizes) / 1024:.1f} KiB; "
               f"built → received p50 {percentile(transit, 50) * 1000:.1f} ms, p99 {percentile(transit, 99) * 1000:.1f} "
-              f"ms; sequence gaps {found['gaps'][0]:.0f}")
+              f"ms; sequence gaps {found.gaps}")
     else:
         print(f"the board showed none of the {counted['answers']:,} answers")
     problems = (folder / "serve.log").read_text()

@@ -224,7 +224,6 @@ async def test_ended_calls_get_their_cases_in_batches(sqlite_db: Database) -> No
     assert len(await sqlite_db.cases.missed(limit=1000)) == 50
 
 
-
 class Clashing(random.Random):
     """Case numbers drawn the same three times, then as usual."""
 
@@ -242,6 +241,7 @@ async def test_the_cases_of_ended_calls_get_free_numbers_when_the_draws_clash(sq
     await cases.on_calls_ended([record(f"9.{n}", answered=True) for n in range(3)])  # one batch, no retry
     numbers = [case.reference for case in await sqlite_db.cases.find()]
     assert len(numbers) == 3 and len(set(numbers)) == 3 and all(n and is_reference(n) for n in numbers)
+
 
 async def test_a_batch_that_cannot_be_written_is_tried_again_not_dropped(sqlite_db: Database) -> None:
     cases = service(sqlite_db, Clock(MONDAY))

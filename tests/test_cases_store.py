@@ -139,7 +139,6 @@ async def test_cases_for_ended_calls_are_opened_in_one_batch(database: Database)
     assert await store.open_for_calls(batch, missed) == 0  # again: nothing new
 
 
-
 async def test_a_batchs_case_numbers_that_are_taken_are_drawn_again_in_it(database: Database) -> None:
     """A busy day's thousands of case numbers make a clash likely in a batch of hundreds: it is drawn again
     in the batch's transaction (checked again, since a new draw may clash too), not left to fail the batch."""
@@ -159,6 +158,7 @@ async def test_a_batchs_case_numbers_that_are_taken_are_drawn_again_in_it(databa
     assert sorted(c.reference or "" for c in numbers if c) == ["20261203-2000007", "20261203-3000005",
                                                                 "20261203-4000003"]
     assert redrawn == ["20261203-1000009", "20261203-4000003", "20261203-1000009"]
+
 
 async def test_two_instances_opening_cases_for_the_same_calls_take_turns(database: Database) -> None:
     """Every cti instance sees every call end and opens its cases: on PostgreSQL both transactions

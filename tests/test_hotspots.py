@@ -66,6 +66,7 @@ def test_topic_words_of_complaints(content: str, words: set[str]) -> None:
 
 # -- the spike test ---------------------------------------------------------------------------------------
 
+
 def test_the_binomial_tail_is_exact() -> None:
     assert binomial_tail(0, 5, 0.5) == 1.0
     assert binomial_tail(6, 5, 0.5) == 0.0
@@ -114,7 +115,6 @@ def recent(i: int, caller: str, place: str, content: str, minutes: int = 0) -> R
     return RecentCase(i, caller, place, "request", NOW - timedelta(minutes=minutes), tuple(topic_words(content)))
 
 
-
 def test_a_blackouts_burst_names_its_first_cases_and_its_alert_fits_a_message_between_instances() -> None:
     cases = [recent(100_000 + i, f"138{i:08d}", "盐湖区", "突然停电了，整栋楼没有电", i % 60) for i in range(2000)]
     [burst] = bursts(cases, BurstRules())
@@ -122,6 +122,7 @@ def test_a_blackouts_burst_names_its_first_cases_and_its_alert_fits_a_message_be
     assert burst.details["case_ids"] == list(range(100_000, 100_000 + BURST_CASE_IDS))
     message = Alert(burst.id, burst, NOW, NOW).message("raised", NOW)
     assert len(bus.encode("vm:1:ab", "alert", message).encode()) <= bus.LIMIT
+
 
 def test_a_burst_within_an_hour() -> None:
     cases = [
@@ -168,7 +169,6 @@ async def add_call(database: Database, linkedid: str, caller: str, at: datetime,
                                           unit_id=unit, queue="hotline")])
 
 
-
 async def test_a_sweep_segments_each_recent_case_once_off_the_event_loop_and_reads_the_newest(
         database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """jieba takes about half a millisecond a case: a busy hour's thousands, segmented on the event loop each
@@ -200,6 +200,7 @@ async def test_a_sweep_segments_each_recent_case_once_off_the_event_loop_and_rea
     later = await queries.recent_cases(database.engine, NOW - timedelta(minutes=48), words)  # an hour on
     assert [c.id for c in later] == [c.id for c in made[2:]]
     assert set(words._known) == {c.id for c in made[2:]}  # the ones out of the window forgotten
+
 
 async def test_the_detectors_on_the_database(database: Database) -> None:
     # the baseline: one water complaint in 盐湖区 on each of the 8 Thursdays before, at noon

@@ -27,6 +27,7 @@ from typing import Any
 CHANNELS = {"phone": "电话", "sms": "短信", "web": "网页"}
 MEDIA = ("sms", "web")  # GB/T 33358: "短信等其他媒体" are to be answered within ANSWER_WITHIN seconds
 ANSWER_WITHIN = 180.0  # 3 minutes: a person (agent or supervisor) took a step on the case within it
+REFERENCE_DRAWS = 5  # case numbers drawn for a case before giving up (a clash: see the case number above)
 _REFERENCE = re.compile(r"^([0-9]{8})-([0-9]{7})$")
 SIGNATURE_PREFIX = "sha256="
 

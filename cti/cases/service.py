@@ -25,7 +25,15 @@ from cti.calls.channels import DIALABLE
 from cti.calls.events import RouteDecided
 from cti.calls.record import CallRecord
 from cti.cases.catalogue import Catalogue
-from cti.cases.channels import CHANNELS, InboundSms, new_reference, receipt_text, survey_answer, survey_text
+from cti.cases.channels import (
+    CHANNELS,
+    REFERENCE_DRAWS,
+    InboundSms,
+    new_reference,
+    receipt_text,
+    survey_answer,
+    survey_text,
+)
 from cti.cases.model import (
     CATEGORIES,
     MOVES,
@@ -51,7 +59,6 @@ log = logging.getLogger(__name__)
 SYSTEM = "cti"
 NOT_MISSED = ("retired_notice", "guidance", "not_routed")  # the IVR served these callers: nothing to call back
 SMS_GATEWAY = "sms-gateway"  # the outbox's "unit" of the SMS to citizens
-REFERENCE_TRIES = 5  # case numbers drawn before giving up (cti.cases.channels: how often they clash)
 Send = Callable[[dict[str, Any]], Awaitable[AmiMessage]]
 
 
@@ -111,7 +118,7 @@ class CaseService:
             raise CaseError("invalid", "a case needs its content (what the caller asks or reports)", 422)
         if linkedid:
             await self._call_free(linkedid)
-        for attempt in range(1, REFERENCE_TRIES + 1):
+        for attempt in range(1, REFERENCE_DRAWS + 1):
             case, event = self._new(caller_number=caller_number, caller_name=caller_name, category=category,
                                     content=content.strip(), actor=actor, role=role, location=location,
                                     confidential=confidential, linkedid=linkedid, legacy_number=legacy_number,
@@ -125,7 +132,7 @@ class CaseService:
             except IntegrityError:
                 if sms is not None and await self.store.sms_seen(sms.message_id) is not None:
                     raise  # the same SMS reported twice at once: the caller finds the other's case
-                if attempt == REFERENCE_TRIES:
+                if attempt == REFERENCE_DRAWS:
                     raise
                 log.warning("case number %s was taken: drawing another", case.reference)
         if unit:
@@ -147,14 +154,17 @@ class CaseService:
     def _renumbered(self, case: Case) -> Case:
         """The case with another case number (its own was taken)."""
         log.info("case number %s was taken: drawing another", case.reference)
-        return dataclasses.replace(case, reference=new_reference(case.created_at.astimezone(self.zone).date(),
-                                                                 self._rng))
+        return dataclasses.replace(case, reference=self._reference(case.created_at))
+
+    def _reference(self, at: datetime) -> str:
+        """A case number for a case opened at ``at`` (its local day)."""
+        return new_reference(at.astimezone(self.zone).date(), self._rng)
 
     def _new(self, *, caller_number: str, caller_name: str, category: str, content: str, actor: str, role: str,
              location: str = "", confidential: bool = False, linkedid: str = "", legacy_number: str = "",
              auto: bool = False, channel: str = "phone") -> tuple[Case, CaseEvent]:
         at = self.clock()
-        reference = new_reference(at.astimezone(self.zone).date(), self._rng)
+        reference = self._reference(at)
         case = Case(id=0, caller_number=caller_number, caller_name=caller_name, category=category, content=content,
                     created_at=at, created_by=actor, location=location, legacy_number=legacy_number,
                     confidential=confidential, auto=auto, channel=channel, reference=reference)

@@ -72,6 +72,7 @@ class BurstRules:
 # not fit, and ``cases`` counts them all.
 BURST_CASE_IDS = 100
 
+
 @dataclass(frozen=True, slots=True)
 class RepeatRules:
     hours: float = 72.0

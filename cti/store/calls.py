@@ -15,7 +15,7 @@ from cti.calls.record import CallRecord, Leg, LiveCall, Transfer
 from cti.store import tallies as call_tallies
 from cti.store.models import CallEventRow, CallInProgressRow, CallRow
 from cti.store.outbox import Message, OutboxStore
-from cti.store.sql import CALL_WRITES, insert_new, one_at_a_time, upsert
+from cti.store.sql import CALL_WRITES, insert_new, take_turn, upsert
 
 
 def async_url(url: str) -> str:
@@ -64,8 +64,7 @@ class CallStore:
             return 0
         by_id = {r.linkedid: r for r in records}
         async with self._sessions.begin() as session:
-            if (turn := one_at_a_time(self._dialect, CALL_WRITES)) is not None:
-                await session.execute(turn)
+            await take_turn(session, self._dialect, CALL_WRITES)
             inserted = set(await session.scalars(
                 insert_new(self._dialect, CallRow, ["linkedid"]).returning(CallRow.linkedid),
                 [_call_row(r) for r in by_id.values()]))

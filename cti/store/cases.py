@@ -12,15 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cti.cases.channels import REFERENCE_DRAWS
 from cti.cases.model import Case, CaseError, CaseEvent, MissedCall
 from cti.store import case_tallies
 from cti.store.models import CaseCallRow, CaseEventRow, CaseRow, MissedCallRow, SmsInboundRow
 from cti.store.outbox import Message, OutboxStore
-from cti.store.sql import CASE_INTAKE, insert_new, one_at_a_time
+from cti.store.sql import CASE_INTAKE, insert_new, take_turn
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Case))
+
+Opening = tuple[Case, CaseEvent, str]  # a case for a call, its creation, the call's Linkedid
 
 
 class CaseStore:
@@ -65,7 +68,7 @@ class CaseStore:
             await session.execute(insert_new(self.engine.dialect.name, SmsInboundRow, ["message_id"]),
                                   [{**sms, "outcome": outcome, "case_id": case_id}])
 
-    async def open_for_calls(self, cases: Sequence[tuple[Case, CaseEvent, str]], missed: Sequence[MissedCall],
+    async def open_for_calls(self, cases: Sequence[Opening], missed: Sequence[MissedCall],
                              redraw: Callable[[Case], Case] | None = None) -> int:
         """In one transaction: a case for each call that has none yet, and the missed calls not yet
         listed. Returns how many cases were opened. A call given a case meanwhile (the desk's) keeps
@@ -76,8 +79,7 @@ class CaseStore:
         a big batch, and one clash would fail the whole batch)."""
         calls = [linkedid for _, _, linkedid in cases]
         async with self._sessions.begin() as session:
-            if (turn := one_at_a_time(self.engine.dialect.name, CASE_INTAKE)) is not None:
-                await session.execute(turn)
+            await take_turn(session, self.engine.dialect.name, CASE_INTAKE)
             taken = set(await session.scalars(select(CaseCallRow.linkedid).where(CaseCallRow.linkedid.in_(calls))))
             # once a call, even when told twice in a batch
             fresh = list({linkedid: (case, event, linkedid) for case, event, linkedid in cases
@@ -253,14 +255,11 @@ def _missed(row: MissedCallRow) -> MissedCall:
     return MissedCall(**{f.name: getattr(row, f.name) for f in dataclasses.fields(MissedCall)})
 
 
-Opening = tuple[Case, CaseEvent, str]  # a case for a call, its creation, the call's Linkedid
-REDRAWS = 5  # rounds of drawing clashing case numbers again; still clashing, the insert fails and is retried
-
-
-async def _numbers_free(session: Any, cases: list[Opening], redraw: Callable[[Case], Case]) -> list[Opening]:
+async def _numbers_free(session: AsyncSession, cases: list[Opening], redraw: Callable[[Case], Case]) -> list[Opening]:
     """``cases`` with every case number free: one that another case has, or one of ``cases`` before it, drawn
-    again (and checked again: a new draw may clash too)."""
-    for _ in range(REDRAWS):
+    again (and checked again: a new draw may clash too). Still clashing after REFERENCE_DRAWS rounds, the insert
+    fails and the batch is tried again."""
+    for _ in range(REFERENCE_DRAWS):
         wanted = [case.reference for case, _, _ in cases if case.reference]
         taken = set(await session.scalars(select(CaseRow.reference).where(CaseRow.reference.in_(wanted))))
         seen: set[str] = set()
@@ -270,8 +269,8 @@ async def _numbers_free(session: Any, cases: list[Opening], redraw: Callable[[Ca
                 case = redraw(case)
                 cases[i] = (case, event, linkedid)
                 drawn += 1
-            seen.add(case.reference or "")
+            if case.reference:
+                seen.add(case.reference)
         if not drawn:
             break
     return cases
-

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Insert, Numeric, TextClause, case, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:
@@ -29,6 +30,12 @@ def one_at_a_time(dialect: str, key: int) -> TextClause | None:
     if dialect != "postgresql":
         return None
     return text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=key)
+
+
+async def take_turn(session: AsyncSession, dialect: str, key: int) -> None:
+    """Wait, in ``session``'s transaction, for any other instance's transaction holding ``key`` (one_at_a_time)."""
+    if (turn := one_at_a_time(dialect, key)) is not None:
+        await session.execute(turn)
 
 
 def insert_new(dialect: str, table: Any, keys: Sequence[str] | None = None) -> Insert:
